@@ -1,0 +1,1 @@
+"""Talking to a camera: SADP discovery, ISAPI over HTTP, firmware profiles."""

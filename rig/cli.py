@@ -1,0 +1,39 @@
+"""The ``rig`` command: one subcommand per module in rig.commands, each with its own --help."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from rig import __version__
+
+#: Subcommand modules, in the order ``rig --help`` lists them. Each defines
+#: ``register(subparsers)`` and sets ``func(args) -> int`` on the parser it adds.
+COMMANDS = ("discover", "verify", "sim")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rig",
+        description="Factory-reset Hikvision IP cameras on a bench and prove each one is back "
+                    "at factory defaults.")
+    parser.add_argument("--version", action="version", version=f"rig {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"rig.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("rig: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the rig CLI, one module each (see rig.cli.COMMANDS)."""

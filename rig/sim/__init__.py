@@ -1,0 +1,1 @@
+"""The simulated bench: virtual cameras (and, later, switch, GPIO, relay boards) on real sockets."""
