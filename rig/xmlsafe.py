@@ -27,7 +27,8 @@ def local_name(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def parse(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES, what: str = "XML") -> ET.Element:
+def parse(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES,
+          what: str = "XML") -> ET.Element:
     """Parse untrusted XML and return its root element.
 
     Raises XmlError for oversized input, DTDs/entities and malformed documents. ``what`` names the

@@ -107,7 +107,8 @@ def decrypt_password(random_hex: str, field: str, variant: str = "challenge",
         if not blob or len(blob) % 16:
             raise ValueError("ciphertext is not a whole number of AES blocks")
         if variant == "v3":
-            dec = Cipher(algorithms.AES(aes_key), modes.CBC(bytes.fromhex(iv_hex or ""))).decryptor()
+            iv = bytes.fromhex(iv_hex or "")
+            dec = Cipher(algorithms.AES(aes_key), modes.CBC(iv)).decryptor()
             unpadder = sym_padding.PKCS7(128).unpadder()
             plain = unpadder.update(dec.update(blob) + dec.finalize()) + unpadder.finalize()
         else:
@@ -142,4 +143,5 @@ def is_risk_password(password: str) -> bool:
 def _kinds(password: str) -> int:
     """How many of lower case, upper case, digits and symbols the password uses."""
     groups = (string.ascii_lowercase, string.ascii_uppercase, string.digits)
-    return sum(any(c in g for c in password) for g in groups) + any(not c.isalnum() for c in password)
+    symbols = any(not c.isalnum() for c in password)
+    return sum(any(c in g for c in password) for g in groups) + symbols
