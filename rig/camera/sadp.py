@@ -177,6 +177,10 @@ def _parse_root(data: bytes, expected: str, where: str):
         root = xmlsafe.parse(data, max_bytes=MAX_DATAGRAM, what=where)
     except xmlsafe.XmlError as exc:
         raise SadpError(str(exc)) from None
+    except (ValueError, LookupError) as exc:
+        # expat raises these (not ParseError) for a hostile encoding declaration:
+        # encoding="bogus" → LookupError, "shift_jis" → ValueError, "idna" → UnicodeError.
+        raise SadpError(f"{where}: unusable XML ({type(exc).__name__}: {exc})") from None
     name = xmlsafe.local_name(root.tag)
     if name != expected:
         raise SadpError(f"{where}: root element is <{name}>, expected <{expected}>")
@@ -184,7 +188,8 @@ def _parse_root(data: bytes, expected: str, where: str):
 
 
 def _port(text: str | None) -> int | None:
-    if not text or not text.isdigit():
+    # isdigit() alone accepts "²" (int() then raises ValueError) and "٣" (read as 3).
+    if not text or not (text.isascii() and text.isdigit()):
         return None
     value = int(text)
     return value if 0 < value < 65536 else None

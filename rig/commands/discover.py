@@ -1,0 +1,83 @@
+"""``rig discover``: list the cameras on the bench network, as SADP sees them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from rig.camera.discovery import DiscoveryError, DiscoveryResult, run_discovery
+from rig.camera.sadp import SadpDevice
+
+DESCRIPTION = """\
+Send a SADP inquiry (Hikvision's discovery protocol, UDP multicast 239.255.255.250:37020) and
+list every camera that answers: MAC, serial, model, IPv4, HTTP port, firmware, whether it is
+activated and whether it is in its login lock. Cameras answer whatever their IP settings, so this
+also finds units on 192.168.1.64 that the bench cannot reach over HTTP yet."""
+
+EPILOG = """\
+exit status: 0 when at least one unit answered, 1 when none did, 2 for a usage or
+configuration error (unknown interface, address not on this host, bad timeout)."""
+
+COLUMNS = ("MAC", "SERIAL", "MODEL", "IPV4", "HTTP", "FIRMWARE", "ACTIVATED", "LOCK")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``discover`` subcommand to the rig CLI."""
+    parser = sub.add_parser("discover", help="find cameras on the bench network by SADP",
+                            description=DESCRIPTION, epilog=EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--interface", "-i", metavar="IF",
+                       help="probe on this interface only (e.g. eth1); default: every interface "
+                            "that is up with an IPv4 address")
+    where.add_argument("--bind", "-b", metavar="ADDR",
+                       help="probe from this IPv4 address of this host only (e.g. 127.0.0.1 "
+                            "for the simulated bench)")
+    parser.add_argument("--timeout", "-t", type=float, default=3.0, metavar="S",
+                        help="seconds to listen for replies (default: %(default)s)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document (devices, skipped replies, interfaces)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one discovery and print it; see EPILOG for the exit status."""
+    try:
+        result = run_discovery(args.timeout, interface=args.interface, bind=args.bind)
+    except DiscoveryError as exc:
+        print(f"rig discover: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(format_table(result))
+        for message in result.send_errors:
+            print(f"rig discover: warning: {message}", file=sys.stderr)
+    return 0 if result.devices else 1
+
+
+def format_table(result: DiscoveryResult) -> str:
+    """One row per unit, then a summary line (and a hint when replies were skipped)."""
+    lines: list[str] = []
+    if result.devices:
+        rows = [COLUMNS, *(_row(device) for device in result.devices)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+        lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths,
+                                                                     strict=True)).rstrip()
+                  for row in rows]
+    lines.append(f"{len(result.devices)} unit(s) found in {result.elapsed:.1f} s")
+    if result.skipped:
+        lines.append(f"{len(result.skipped)} datagram(s) skipped (see --json for why)")
+    return "\n".join(lines)
+
+
+def _row(device: SadpDevice) -> Sequence[str]:
+    return (device.mac, device.serial or "-", device.model or "-", device.ipv4 or "-",
+            str(device.http_port) if device.http_port is not None else "-",
+            device.firmware or "-", _yes_no(device.activated), _yes_no(device.device_lock))
+
+
+def _yes_no(value: bool | None) -> str:
+    return "?" if value is None else ("yes" if value else "no")
