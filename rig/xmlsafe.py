@@ -45,6 +45,10 @@ def parse(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES,
         raise XmlError(f"{what}: refused unsafe XML ({type(exc).__name__})") from exc
     except ET.ParseError as exc:
         raise XmlError(f"{what}: malformed XML ({exc})") from exc
+    except (ValueError, LookupError) as exc:
+        # expat raises these, not ParseError, for a hostile encoding declaration:
+        # encoding="bogus" → LookupError, "shift_jis" → ValueError, "idna" → UnicodeError.
+        raise XmlError(f"{what}: unusable XML ({type(exc).__name__}: {exc})") from exc
 
 
 def children_text(element: ET.Element) -> dict[str, str]:
