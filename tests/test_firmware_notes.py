@@ -263,7 +263,19 @@ BROKEN = {
     "bad-activation": (r"^activation = .*$", 'activation = ["v4"]', "activation"),
     "bad-reply": (r"^sadp_reply = .*$", 'sadp_reply = ["broadcast"]', "sadp_reply"),
     "bad-restore-part": (r"^basic_keeps = .*$", 'basic_keeps = ["firmware"]', "basic_keeps"),
+    "bool-as-text": (r"^default_dhcp = .*$", 'default_dhcp = "false"', "default_dhcp"),
+    "attempts-fraction": (r"^lockout_attempts = .*$", "lockout_attempts = 6.5",
+                          "lockout_attempts"),
+    "range-reversed": (r'^firmware_max = .*$', 'firmware_max = "V5.2.0"', "firmware_max"),
+    "inactive-without-activation": (r"^activation = .*$", "activation = []", "activation"),
 }
+
+
+def test_profile_set_refuses_two_families_with_one_name(tmp_path: Path) -> None:
+    for name in ("a.toml", "b.toml"):
+        (tmp_path / name).write_text(GOOD.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(ProfileError, match="already used"):
+        ProfileSet.load(tmp_path)
 
 
 def test_unmodified_copy_loads(tmp_path: Path) -> None:

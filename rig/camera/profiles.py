@@ -181,6 +181,11 @@ def _build(path: Path, v: dict[str, Any]) -> FirmwareProfile:
                 raise fail(key, f"{item!r} is not one of {', '.join(allowed)}")
         return tuple(items) if many else raw
 
+    for key in ("default_dhcp", "ipv6", "sadp_writes_flase", "activate_status"):
+        if not isinstance(v[key], bool):
+            raise fail(key, f"must be true or false, not {v[key]!r}")
+    if not isinstance(v["lockout_attempts"], int) or isinstance(v["lockout_attempts"], bool):
+        raise fail("lockout_attempts", "must be a whole number")
     hold = v["hold_seconds"]
     if (not isinstance(hold, list) or len(hold) != 2 or not all(
             isinstance(x, int | float) and x > 0 for x in hold) or hold[0] > hold[1]):
@@ -196,28 +201,33 @@ def _build(path: Path, v: dict[str, Any]) -> FirmwareProfile:
             raise fail("uncertain", f"{key!r} is not a profile field")
     if not v["sadp_reply"]:
         raise fail("sadp_reply", "name at least one of multicast, unicast")
+    low, high = version("firmware_min"), version("firmware_max")
+    if low is not None and high is not None and not low < high:
+        raise fail("firmware_max", f"{high} must be above firmware_min {low}")
     password = v.get("default_password")
+    if password in (None, "") and not v["activation"]:
+        raise fail("activation", "a family without a factory password must name an activation")
     return FirmwareProfile(
         name=str(v["name"]), title=str(v["title"]),
-        firmware_min=version("firmware_min"), firmware_max=version("firmware_max"),
+        firmware_min=low, firmware_max=high,
         sample_firmware=str(v["sample_firmware"]), sample_dsp=str(v["sample_dsp"]),
         sample_model=str(v["sample_model"]), device_type=str(v["device_type"]),
         hold_seconds=(float(hold[0]), float(hold[1])),
         boot_seconds=float(v["boot_seconds"]),
         default_ipv4=str(v["default_ipv4"]), default_mask=str(v["default_mask"]),
-        default_gateway=str(v["default_gateway"]), default_dhcp=bool(v["default_dhcp"]),
-        ipv6=bool(v["ipv6"]), default_user=str(v["default_user"]),
+        default_gateway=str(v["default_gateway"]), default_dhcp=v["default_dhcp"],
+        ipv6=v["ipv6"], default_user=str(v["default_user"]),
         default_password=None if password in (None, "") else str(password),
         basic_keeps=choices("basic_keeps", RESTORE_PARTS),
         full_keeps=choices("full_keeps", RESTORE_PARTS),
         factory_reset_reboot=choices("factory_reset_reboot", REBOOT_STYLES, many=False),
-        lockout_attempts=int(v["lockout_attempts"]),
+        lockout_attempts=v["lockout_attempts"],
         lockout_seconds=float(v["lockout_seconds"]),
         sadp_reply=choices("sadp_reply", REPLY_STYLES),
-        sadp_writes_flase=bool(v["sadp_writes_flase"]),
+        sadp_writes_flase=v["sadp_writes_flase"],
         sadp_layout=choices("sadp_layout", SADP_LAYOUTS, many=False),
         sadp_omit=tuple(str(x) for x in v.get("sadp_omit", [])),
-        activate_status=bool(v["activate_status"]),
+        activate_status=v["activate_status"],
         activation=choices("activation", ACTIVATION_VARIANTS),
         inactive_http_status=int(v["inactive_http_status"]),
         isapi_namespace=str(v["isapi_namespace"]),
@@ -245,7 +255,14 @@ class ProfileSet:
         files = sorted(directory.glob("*.toml"))
         if not files:
             raise ProfileError(f"no firmware profiles (*.toml) in {directory}")
-        return cls(tuple(load_profile(p) for p in files))
+        profiles = tuple(load_profile(p) for p in files)
+        seen: dict[str, Path] = {}
+        for path, profile in zip(files, profiles, strict=True):
+            if profile.name in seen:
+                raise ProfileError(f"{path}: name: {profile.name!r} is already used by "
+                                   f"{seen[profile.name]}")
+            seen[profile.name] = path
+        return cls(profiles)
 
     @property
     def names(self) -> list[str]:
