@@ -336,3 +336,13 @@ def test_sadp_silent_fault():
     boot(cam, clock)
     assert cam.probe_match(Probe(uuid="13A888A9-F1B1-4020-AE9F-05607682D23B",
                                  types="inquiry")) is None
+
+
+def test_booted_power_on_is_running_at_once_and_ignores_the_button():
+    cam, clock = make()
+    cam.set_button(True)
+    cam.set_power(True, booted=True)
+    assert cam.state is CameraState.RUNNING
+    clock.advance(cam.profile.hold_seconds[1])
+    assert cam.state is CameraState.RUNNING and not any(
+        what == "factory reset by button" for _, what in cam.events)

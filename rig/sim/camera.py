@@ -197,8 +197,12 @@ class VirtualCamera:
 
     # --- physical inputs ------------------------------------------------------------------------
 
-    def set_power(self, on: bool) -> None:
-        """Power applied or removed (relay, serial relay channel or PoE port)."""
+    def set_power(self, on: bool, *, booted: bool = False) -> None:
+        """Power applied or removed (relay, serial relay channel or PoE port).
+
+        ``booted`` starts the unit as if it had been powered long enough to finish booting (a
+        simulated bench that should be usable at once); the button is not sampled then.
+        """
         with self._lock:
             now = self._advance()
             if on == self._powered:
@@ -207,8 +211,11 @@ class VirtualCamera:
             if on:
                 self._power_on_at = now
                 self._log(now, "power on")
-                self._pending.reset_check_at = now + self.scaled(self.profile.hold_seconds[0])
                 self._start_boot(now)
+                if booted and not self.faults.never_boots:
+                    self._finish_boot(now)
+                else:
+                    self._pending.reset_check_at = now + self.scaled(self.profile.hold_seconds[0])
             else:
                 self._log(now, "power off")
                 self._state = CameraState.OFF

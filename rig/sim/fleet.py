@@ -1,0 +1,130 @@
+"""Virtual cameras on the network: each unit's model, web server and SADP responder together.
+
+A ``CameraHost`` puts one VirtualCamera on one address (127.0.1.N on a loopback bench, or
+192.168.1.64 inside its own network namespace). A ``CameraFleet`` starts many, with distinct
+MACs and serials, so that discovery and verification face a bench's worth of units.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+from rig.camera.profiles import ProfileSet
+from rig.sim.camera import SimFaults, VirtualCamera
+from rig.sim.isapi_server import IsapiServer
+from rig.sim.sadp_responder import SadpResponder
+
+#: Hikvision's OUI as seen in capture A (reference §1.3); simulated units use it too.
+HIKVISION_OUI = "44:47:cc"
+
+
+def sim_mac(index: int, block: int = 0xF0) -> str:
+    """Deterministic MAC of simulated unit ``index`` (``block`` keeps fleets apart)."""
+    return f"{HIKVISION_OUI}:{block & 0xFF:02x}:{(index >> 8) & 0xFF:02x}:{index & 0xFF:02x}"
+
+
+def sim_serial(model: str, mac: str) -> str:
+    """A serial in the real shape: model + manufacturing date + letters + digits."""
+    tail = int(mac.replace(":", "")[-6:], 16)
+    return f"{model}20240115AAWRE{tail:08d}"
+
+
+class CameraHost:
+    """One virtual camera reachable on the network (HTTP + SADP) at ``camera.address``."""
+
+    def __init__(self, camera: VirtualCamera, *, sadp_interface: str) -> None:
+        self.camera = camera
+        self.sadp_interface = sadp_interface
+        self._http: IsapiServer | None = None
+        self._sadp: SadpResponder | None = None
+
+    def start(self) -> CameraHost:
+        try:
+            self._http = IsapiServer(self.camera)
+            self._http.serve_in_thread()
+            self._sadp = SadpResponder(self.camera.probe_match,
+                                       lambda: self.camera.sadp_reply_styles,
+                                       bind_address=self.camera.address,
+                                       interface_address=self.sadp_interface)
+            self._sadp.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self._sadp is not None:
+            self._sadp.stop()
+            self._sadp = None
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+
+@dataclass
+class CameraFleet:
+    """Many virtual cameras, started together and always stopped together."""
+
+    hosts: list[CameraHost]
+
+    @property
+    def cameras(self) -> list[VirtualCamera]:
+        return [h.camera for h in self.hosts]
+
+    @classmethod
+    def start(cls, count: int, *, profiles: Sequence[str] = ("current",),
+              base: str = "127.0.1.", first: int = 10, http_port: int = 8080,
+              time_scale: float = 1.0, powered: bool = True, booted: bool = False,
+              sadp_interface: str = "127.0.0.1", mac_block: int = 0xF0,
+              faults: Mapping[int, SimFaults] | None = None,
+              profile_set: ProfileSet | None = None) -> CameraFleet:
+        """Start ``count`` units on ``base + (first + i)``; profiles are cycled over the units.
+
+        ``booted`` brings powered units up at once instead of after their boot time.
+        Each unit's factory-default IPv4 is the address it was given, so a loopback bench keeps
+        units apart after a full reset (inside namespaces every unit is on 192.168.1.64 anyway).
+        """
+        if not 1 <= count <= 250 or not 0 < first or first + count - 1 > 254:
+            raise ValueError(f"cannot place {count} units from {base}{first} in one /24")
+        profile_set = profile_set or ProfileSet.load()
+        chosen = [profile_set.get(name) for name in profiles]
+        fleet = cls(hosts=[])
+        try:
+            for i in range(count):
+                profile = chosen[i % len(chosen)]
+                address = f"{base}{first + i}"
+                mac = sim_mac(first + i, mac_block)
+                serial = sim_serial(profile.sample_model, mac)
+                camera = VirtualCamera(profile, mac=mac, serial=serial, address=address,
+                                       http_port=http_port,
+                                       default_ipv4=address, time_scale=time_scale,
+                                       faults=(faults or {}).get(i, SimFaults()))
+                fleet.hosts.append(CameraHost(camera, sadp_interface=sadp_interface).start())
+                if powered:
+                    camera.set_power(True, booted=booted)
+        except BaseException:
+            fleet.stop()
+            raise
+        return fleet
+
+    def wait_running(self, timeout: float) -> bool:
+        """True once every powered unit runs; False if ``timeout`` (real seconds) passes first."""
+        deadline = time.monotonic() + timeout
+        for camera in self.cameras:
+            if camera.powered and not camera.wait_running(max(deadline - time.monotonic(), 0)):
+                return False
+        return True
+
+    def stop(self) -> None:
+        for host in self.hosts:
+            host.stop()
+
+    def __enter__(self) -> CameraFleet:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
