@@ -28,7 +28,7 @@ import struct
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rig.camera.sadp import (
     GROUP,
@@ -105,7 +105,7 @@ class DiscoveryResult:
     timeout: float
     elapsed: float
     probes_sent: int
-    send_errors: tuple[str, ...] = field(default=())
+    send_errors: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """The ``rig discover --json`` document."""
@@ -147,7 +147,8 @@ def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: s
             or not (timeout > 0 and math.isfinite(timeout))):
         raise DiscoveryError(f"timeout must be a positive number of seconds, not {timeout!r}")
     if bind is not None:
-        interfaces = [Interface(_interface_owning(_check_bind_address(bind)), bind)]
+        address = _check_bind_address(bind)
+        interfaces = [Interface(_interface_owning(address), address)]
     elif interface is not None:
         interfaces = [Interface(interface, interface_ipv4(interface))]
     else:
@@ -161,7 +162,6 @@ def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: s
     sockets: list[socket.socket] = []
     try:
         senders: list[tuple[Interface, socket.socket]] = []
-        used: list[Interface] = []
         for iface in interfaces:
             try:
                 send_sock = _open_interface_sockets(iface.address, group, port, sockets)
@@ -171,7 +171,6 @@ def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: s
                 log.warning("SADP discovery: skipping interface %s: %s", iface.name, exc)
                 continue
             senders.append((iface, send_sock))
-            used.append(iface)
         if not senders:
             raise DiscoveryError("could not open SADP sockets on any interface")
         collector = _Collector(probe_uuid)
@@ -183,8 +182,8 @@ def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: s
             sock.close()
     return DiscoveryResult(
         devices=collector.sorted_devices(), skipped=tuple(collector.skipped),
-        interfaces=tuple(used), probe_uuid=probe_uuid, timeout=float(timeout),
-        elapsed=time.monotonic() - started, probes_sent=probes_sent,
+        interfaces=tuple(iface for iface, _ in senders), probe_uuid=probe_uuid,
+        timeout=float(timeout), elapsed=time.monotonic() - started, probes_sent=probes_sent,
         send_errors=tuple(send_errors))
 
 
