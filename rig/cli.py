@@ -10,7 +10,7 @@ from rig import __version__
 
 #: Subcommand modules, in the order ``rig --help`` lists them. Each defines
 #: ``register(subparsers)`` and sets ``func(args) -> int`` on the parser it adds.
-COMMANDS = ("discover", "verify", "sim")
+COMMANDS = ("discover", "verify", "check", "sim")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,402 @@
+"""The bench file (TOML): what exists on the bench — slots, their power and button, the PoE switch,
+serial relay boards, the network — checked on load with errors that name the key.
+
+This module only describes resources (labgrid's word); drivers that use them live in
+rig.actuators and are built from a Bench by rig.wiring. An example file per bench type is in
+hardware/benches/.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rig.camera.profiles import ProfileError, ProfileSet
+from rig.camera.sadp import SadpError, normalize_mac
+
+GPIO_FACTORIES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
+SNMP_VERSIONS = ("2c", "3")
+AUTH_PROTOCOLS = ("sha", "sha224", "sha256", "sha384", "sha512")
+PRIV_PROTOCOLS = ("aes", "aes192", "aes256")
+RELAY_PROTOCOLS = ("lcus", "numato", "kmtronic")
+IDENTITY_STRATEGIES = ("serialised", "ipv6-link-local", "vlan")
+METHODS = ("auto", "hard", "poe-cycle", "web-basic", "web-full")
+POWER_KINDS = ("gpio", "relay", "poe")
+BUTTON_KINDS = ("gpio", "relay")
+
+
+class BenchError(ValueError):
+    """A bench file that does not describe a usable bench. The message names file and key."""
+
+
+@dataclass(frozen=True)
+class GpioOutput:
+    kind = "gpio"
+    pin: int
+    active_high: bool = True
+
+
+@dataclass(frozen=True)
+class RelayOutput:
+    kind = "relay"
+    board: str
+    channel: int
+
+
+@dataclass(frozen=True)
+class PoeOutput:
+    kind = "poe"
+    switch: str
+    port: int
+
+
+PowerSpec = GpioOutput | RelayOutput | PoeOutput
+ButtonSpec = GpioOutput | RelayOutput
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A credential given inline or, better, by the name of an environment variable."""
+
+    value: str | None = None
+    env: str | None = None
+
+    def get(self) -> str:
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise BenchError(f"environment variable {self.env} is not set")
+            return value
+        return self.value or ""
+
+    def __repr__(self) -> str:   # never print a secret
+        return f"Secret(env={self.env!r})" if self.env else "Secret(***)"
+
+
+@dataclass(frozen=True)
+class SwitchConfig:
+    name: str
+    host: str
+    port: int = 161
+    version: str = "2c"
+    community: Secret = Secret("private")
+    user: str | None = None
+    auth_key: Secret | None = None
+    priv_key: Secret | None = None
+    auth_protocol: str = "sha"
+    priv_protocol: str = "aes"
+    mib: str = "rfc3621"
+    group: int = 1
+    timeout: float = 2.0
+    retries: int = 1
+    power_budget_watts: float | None = None
+
+
+@dataclass(frozen=True)
+class RelayBoardConfig:
+    name: str
+    port: str
+    protocol: str
+    channels: int
+    baudrate: int | None = None
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    interface: str | None = None          # the bench NIC; SADP is sent only there
+    address: str | None = None            # the controller's own address on the bench
+    identity: str = "serialised"
+    http_port: int = 80
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    power: PowerSpec
+    button: ButtonSpec | None
+    profile: str | None = None
+    mac: str | None = None
+    serial: str | None = None
+    vlan: int | None = None
+
+
+@dataclass(frozen=True)
+class Bench:
+    path: Path
+    name: str
+    gpio_factory: str
+    solenoid_max_on_seconds: float
+    network: NetworkConfig
+    switches: dict[str, SwitchConfig]
+    relay_boards: dict[str, RelayBoardConfig]
+    slots: tuple[Slot, ...]
+    default_profile: str
+    default_method: str
+    max_solenoids_on: int
+    settle_seconds: float
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def slot(self, name: str) -> Slot:
+        for slot in self.slots:
+            if slot.name == name:
+                return slot
+        raise BenchError(f"{self.path}: no slot named {name!r}; slots: "
+                         f"{', '.join(s.name for s in self.slots)}")
+
+    def select(self, names: list[str] | None) -> tuple[Slot, ...]:
+        return self.slots if not names else tuple(self.slot(n) for n in names)
+
+
+class _Table:
+    """One TOML table being read: typed getters that name the key on error, and a final check
+    that no unknown key was left (a typo must not be silently ignored)."""
+
+    def __init__(self, path: Path, where: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise BenchError(f"{path}: {where or 'top level'}: must be a table")
+        self.path, self.where, self.data, self.used = path, where, data, set()
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def fail(self, name: str, why: str) -> BenchError:
+        return BenchError(f"{self.path}: {self.key(name)}: {why}")
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ...,
+            what: str = "") -> Any:
+        self.used.add(name)
+        if name not in self.data:
+            if default is ...:
+                raise self.fail(name, f"missing (required{': ' + what if what else ''})")
+            return default
+        value = self.data[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            expected = what or " or ".join(k.__name__ for k in kinds)
+            raise self.fail(name, f"{value!r} is not {expected}")
+        return value
+
+    def number(self, name: str, default: Any = ..., low: float = 0, high: float | None = None,
+               integer: bool = False) -> Any:
+        value = self.get(name, int if integer else (int, float), default,
+                         "a whole number" if integer else "a number")
+        if value is default and default is not ...:
+            return value
+        if value < low or (high is not None and value > high):
+            bound = f"{low} to {high}" if high is not None else f"at least {low}"
+            raise self.fail(name, f"{value} is out of range ({bound})")
+        return value
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: Any = ...) -> Any:
+        value = self.get(name, str, default)
+        if value is not default and value not in allowed:
+            raise self.fail(name, f"{value!r} is not one of: {', '.join(allowed)}")
+        return value
+
+    def secret(self, name: str, default: Any = ...) -> Secret | None:
+        env_name = f"{name}_env"
+        if env_name in self.data:
+            self.used.add(name)
+            return Secret(env=self.get(env_name, str))
+        self.used.add(env_name)
+        value = self.get(name, str, default)
+        return value if value is None or isinstance(value, Secret) else Secret(value)
+
+    def sub(self, name: str, default: Any = ...) -> _Table | None:
+        value = self.get(name, dict, default)
+        return None if value is None else _Table(self.path, self.key(name), value)
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            allowed = ", ".join(sorted(self.used))
+            raise self.fail(unknown[0], f"unknown key; allowed here: {allowed}")
+
+
+def load_bench(path: str | Path, profiles: ProfileSet | None = None) -> Bench:
+    """Read and check a bench file. Raises BenchError naming the file, key and what is wrong."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BenchError(f"{path}: no such bench file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BenchError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        profiles = profiles or ProfileSet.load()
+    except ProfileError as exc:
+        raise BenchError(f"firmware profiles: {exc}") from None
+    return _Reader(path, profiles).bench(data)
+
+
+class _Reader:
+    def __init__(self, path: Path, profiles: ProfileSet) -> None:
+        self.path, self.profiles = path, profiles
+
+    def bench(self, data: dict) -> Bench:
+        top = _Table(self.path, "", data)
+        head = top.sub("bench", {}) or _Table(self.path, "bench", {})
+        name = head.get("name", str, self.path.stem)
+        gpio_factory = head.choice("gpio_factory", GPIO_FACTORIES, "lgpio")
+        cap = head.number("solenoid_max_on_seconds", 45.0, low=1, high=180)
+        max_on = head.number("max_solenoids_on", 8, low=1, high=256, integer=True)
+        settle = head.number("settle_seconds", 5.0, low=0, high=120)
+        head.done()
+        network = self.network(top.sub("network", {}) or _Table(self.path, "network", {}))
+        defaults = top.sub("defaults", {}) or _Table(self.path, "defaults", {})
+        default_profile = defaults.get("profile", str, "current")
+        self.check_profile(defaults, "profile", default_profile)
+        default_method = defaults.choice("method", METHODS, "auto")
+        defaults.done()
+        switches = {n: self.switch(n, t) for n, t in self.named(top, "switches")}
+        boards = {n: self.board(n, t) for n, t in self.named(top, "relay_boards")}
+        raw_slots = top.get("slots", list, what="a list of [[slots]] tables")
+        top.done()
+        if not raw_slots:
+            raise BenchError(f"{self.path}: slots: the bench has no slots")
+        slots = tuple(self.slot(i, raw, switches, boards) for i, raw in enumerate(raw_slots))
+        self.check_unique(slots)
+        return Bench(path=self.path, name=name, gpio_factory=gpio_factory,
+                     solenoid_max_on_seconds=float(cap), network=network, switches=switches,
+                     relay_boards=boards, slots=slots, default_profile=default_profile,
+                     default_method=default_method, max_solenoids_on=max_on,
+                     settle_seconds=float(settle))
+
+    def named(self, top: _Table, key: str) -> list[tuple[str, _Table]]:
+        table = top.sub(key, {})
+        assert table is not None
+        out = [(name, _Table(self.path, f"{key}.{name}", value))
+               for name, value in table.data.items()]
+        table.used.update(table.data)
+        return out
+
+    def check_profile(self, table: _Table, key: str, name: str) -> None:
+        if name not in self.profiles.names:
+            raise table.fail(key, f"unknown firmware profile {name!r}; known: "
+                                  f"{', '.join(self.profiles.names)}")
+
+    def network(self, t: _Table) -> NetworkConfig:
+        interface = t.get("interface", str, None)
+        address = t.get("address", str, None)
+        if address is not None:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise t.fail("address", f"{address!r} is not an IP address") from None
+        identity = t.choice("identity", IDENTITY_STRATEGIES, "serialised")
+        http_port = t.number("http_port", 80, low=1, high=65535, integer=True)
+        t.done()
+        return NetworkConfig(interface=interface, address=address, identity=identity,
+                             http_port=http_port)
+
+    def switch(self, name: str, t: _Table) -> SwitchConfig:
+        version = t.choice("version", SNMP_VERSIONS, "2c")
+        config = SwitchConfig(
+            name=name, host=t.get("host", str, what="the switch's management address"),
+            port=t.number("port", 161, low=1, high=65535, integer=True), version=version,
+            community=t.secret("community", Secret("private")),
+            user=t.get("user", str, None), auth_key=t.secret("auth_key", None),
+            priv_key=t.secret("priv_key", None),
+            auth_protocol=t.choice("auth_protocol", AUTH_PROTOCOLS, "sha"),
+            priv_protocol=t.choice("priv_protocol", PRIV_PROTOCOLS, "aes"),
+            mib=t.get("mib", str, "rfc3621"),
+            group=t.number("group", 1, low=1, high=64, integer=True),
+            timeout=float(t.number("timeout", 2.0, low=0.1, high=60)),
+            retries=t.number("retries", 1, low=0, high=5, integer=True),
+            power_budget_watts=t.number("power_budget_watts", None, low=1))
+        if version == "3" and not (config.user and config.auth_key and config.priv_key):
+            raise t.fail("version", "SNMP v3 needs user, auth_key and priv_key (authPriv)")
+        t.done()
+        return config
+
+    def board(self, name: str, t: _Table) -> RelayBoardConfig:
+        config = RelayBoardConfig(
+            name=name, port=t.get("port", str, what="a device path such as /dev/serial/by-id/…"),
+            protocol=t.choice("protocol", RELAY_PROTOCOLS),
+            channels=t.number("channels", low=1, high=64, integer=True),
+            baudrate=t.number("baudrate", None, low=300, high=1_000_000, integer=True))
+        t.done()
+        return config
+
+    def output(self, t: _Table, kinds: tuple[str, ...], switches: dict, boards: dict):
+        kind = t.choice("kind", kinds)
+        if kind == "gpio":
+            spec: PowerSpec = GpioOutput(pin=t.number("pin", low=0, high=27, integer=True),
+                                         active_high=t.get("active_high", bool, True))
+        elif kind == "relay":
+            board = t.get("board", str)
+            if board not in boards:
+                raise t.fail("board", f"no relay board {board!r}; defined: "
+                                      f"{', '.join(boards) or 'none ([relay_boards.NAME])'}")
+            channel = t.number("channel", low=1, high=boards[board].channels, integer=True)
+            spec = RelayOutput(board=board, channel=channel)
+        else:
+            switch = t.get("switch", str)
+            if switch not in switches:
+                raise t.fail("switch", f"no switch {switch!r}; defined: "
+                                       f"{', '.join(switches) or 'none ([switches.NAME])'}")
+            spec = PoeOutput(switch=switch, port=t.number("port", low=1, high=512, integer=True))
+        t.done()
+        return spec
+
+    def slot(self, index: int, raw: Any, switches: dict, boards: dict) -> Slot:
+        t = _Table(self.path, f"slots[{index}]", raw)
+        name = str(t.get("name", (str, int), what="a slot name"))
+        power_table = t.sub("power", None)
+        if power_table is None:
+            raise t.fail("power", "missing (required: { kind = gpio | relay | poe, … })")
+        power = self.output(power_table, POWER_KINDS, switches, boards)
+        button_table = t.sub("button", None)
+        button = (self.output(button_table, BUTTON_KINDS, switches, boards)
+                  if button_table is not None else None)
+        profile = t.get("profile", str, None)
+        if profile is not None:
+            self.check_profile(t, "profile", profile)
+        mac = t.get("mac", str, None)
+        if mac is not None:
+            try:
+                mac = normalize_mac(mac)
+            except SadpError:
+                raise t.fail("mac", f"{mac!r} is not a MAC address") from None
+        slot = Slot(name=name, power=power, button=button, profile=profile, mac=mac,
+                    serial=t.get("serial", str, None),
+                    vlan=t.number("vlan", None, low=1, high=4094, integer=True))
+        t.done()
+        return slot
+
+    def check_unique(self, slots: tuple[Slot, ...]) -> None:
+        """Two slots may not share a name, an output (pin, relay channel, port) or a unit."""
+        owners: dict[str, str] = {}
+        for slot in slots:
+            claims = [f"the slot name {slot.name!r}"]
+            claims += [self.describe(o) for o in (slot.power, slot.button) if o is not None]
+            claims += [f"unit {unit}" for unit in (slot.mac, slot.serial) if unit]
+            for claim in claims:
+                if claim in owners:
+                    raise BenchError(f"{self.path}: slots {owners[claim]!r} and {slot.name!r} "
+                                     f"both use {claim}")
+                owners[claim] = slot.name
+
+    @staticmethod
+    def describe(output: PowerSpec) -> str:
+        if isinstance(output, GpioOutput):
+            return f"GPIO {output.pin}"
+        if isinstance(output, RelayOutput):
+            return f"relay board {output.board} channel {output.channel}"
+        return f"switch {output.switch} port {output.port}"
+
+
+def describe_output(output: PowerSpec | None) -> str:
+    """Short human description of a power or button output ("GPIO 17 (active-low)", …)."""
+    if output is None:
+        return "-"
+    text = _Reader.describe(output)
+    if isinstance(output, GpioOutput) and not output.active_high:
+        text += " (active-low)"
+    return text
