@@ -1,0 +1,177 @@
+"""``rig verify``: ask one camera over HTTP whether it is back at its factory defaults."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import sys
+
+from rig.camera.factory_state import HttpEvidence, check_http
+from rig.camera.isapi import Credentials, IsapiClient
+from rig.camera.profiles import ProfileError, ProfileSet
+
+DESCRIPTION = """\
+Check over HTTP (ISAPI) whether a Hikvision camera is at factory defaults, spending at most one
+login attempt (each failed login counts toward the camera's illegal-login lock).
+
+Firmware V5.3 and later is inactive from the factory: GET /SDK/activateStatus says so without a
+login. Older firmware ships active with admin/12345: then one login with that (or with --user /
+--password) tells. With a working login, model, serial, MAC, firmware and IPv4 settings are shown.
+HTTP cannot tell apart two units on the same address: check one unit at a time."""
+
+EPILOG = """\
+exit status: 0 factory default, 1 not factory default, 2 usage error, 3 unreachable or
+undecided (error, login locked on an unknown firmware)."""
+
+EXIT_DEFAULT, EXIT_NOT_DEFAULT, EXIT_USAGE, EXIT_UNKNOWN = 0, 1, 2, 3
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``verify`` subcommand to the rig CLI."""
+    parser = sub.add_parser("verify",
+                            help="check over HTTP whether a camera is at factory defaults",
+                            description=DESCRIPTION, epilog=EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("target", type=parse_target, metavar="HOST[:PORT]",
+                        help="IPv4 address, host name or [IPv6] address, optionally with the "
+                             "HTTP port (default 80), e.g. 192.168.1.64 or [fe80::1%%eth1]:80")
+    parser.add_argument("--user", metavar="U",
+                        help="user for the one login (default: admin when --password is given)")
+    parser.add_argument("--password", metavar="P",
+                        help="password for the one login, instead of the factory admin/12345")
+    parser.add_argument("--no-default-login", dest="try_default", action="store_false",
+                        help="never try the factory login admin/12345 (spend no login unless "
+                             "--password is given)")
+    parser.add_argument("--timeout", type=_positive_seconds, default=5.0, metavar="S",
+                        help="connect and read timeout per request, seconds (default: "
+                             "%(default)s)")
+    parser.add_argument("--json", action="store_true", help="print the evidence as JSON")
+    parser.set_defaults(func=run)
+
+
+def parse_target(text: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` → (host, port). IPv6 needs brackets when a port follows."""
+    text = text.strip()
+    port_text: str | None = None
+    if text.startswith("["):
+        host, closed, rest = text[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise argparse.ArgumentTypeError(f"{text!r}: write IPv6 as [ADDRESS] or "
+                                             "[ADDRESS]:PORT")
+        port_text = rest[1:] if rest else None
+        _check_ipv6(host, text)
+    elif text.count(":") > 1:
+        host = text                     # a bare IPv6 address, no port
+        _check_ipv6(host, text)
+    else:
+        host, colon, port_text = text.partition(":")
+        if not colon:
+            port_text = None
+    if not host or any(c.isspace() or c in "/?#@" for c in host):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a host name or address")
+    if port_text is None:
+        return host, 80
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: port must be a number from 1 to 65535")
+    return host, int(port_text)
+
+
+def _check_ipv6(host: str, text: str) -> None:
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: {host!r} is not an IPv6 address") from None
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 600:
+        raise argparse.ArgumentTypeError("timeout must be more than 0 and at most 600 seconds")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the camera and print the evidence; see EPILOG for the exit status."""
+    if args.user is not None and args.password is None:
+        print("rig verify: error: --user needs --password", file=sys.stderr)
+        return EXIT_USAGE
+    credentials = (Credentials(args.user or "admin", args.password)
+                   if args.password is not None else None)
+    try:
+        profiles = ProfileSet.load()
+    except ProfileError as exc:
+        print(f"rig verify: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    host, port = args.target
+    with IsapiClient(host, port, timeout=args.timeout) as client:
+        evidence = check_http(client, profiles, credentials=credentials,
+                              try_default=args.try_default)
+    print(json.dumps(evidence.to_json(), indent=2) if args.json else format_evidence(evidence))
+    return exit_status(evidence)
+
+
+def exit_status(evidence: HttpEvidence) -> int:
+    if evidence.factory_default is True:
+        return EXIT_DEFAULT
+    if evidence.factory_default is False:
+        return EXIT_NOT_DEFAULT
+    return EXIT_UNKNOWN
+
+
+def format_evidence(evidence: HttpEvidence) -> str:
+    """The verdict line first, then what it rests on, for a person at the bench."""
+    lines = [f"{'target:':<19}{evidence.target}", evidence.verdict]
+
+    def add(label: str, value: object) -> None:
+        lines.append(f"  {label + ':':<17}{value}")
+
+    if evidence.reason not in evidence.verdict:      # unreachable/error: the verdict says it all
+        add("reason", evidence.reason)
+
+    status = evidence.activate_status
+    if status is not None:
+        add("activateStatus", "no such endpoint (legacy firmware)" if not status.supported else
+            f"Activated={_text(status.activated)}"
+            + (f", supportVersion={status.support_version}" if status.support_version else ""))
+    check = evidence.user_check
+    if evidence.login is not None:
+        login = evidence.login if evidence.default_login else f"as {evidence.login}"
+        if check is None:
+            add("login", f"{login}: no answer")
+        else:
+            result = "accepted" if check.ok else f"rejected (HTTP {check.http_status})"
+            add("login", f"{login}: {result}")
+            add("lock", f"{check.lock_status or '-'}, retries left "
+                        f"{_text(check.retry_login_time)}, unlock in {_text(check.unlock_time)} s")
+            if check.is_default_password is not None:
+                add("default pw", _text(check.is_default_password))
+    add("logins spent", evidence.login_attempts)
+    info = evidence.device_info
+    if info is not None:
+        add("model", info.model or "-")
+        add("serial", info.serial_number or "-")
+        add("MAC", info.mac_address or "-")
+        add("firmware", " ".join(p for p in (info.firmware_version, info.firmware_released_date)
+                                 if p) or "-")
+    if evidence.profile:
+        add("profile", evidence.profile)
+    net = evidence.network
+    if net is not None:
+        mode = {True: "DHCP", False: "static", None: "addressing unknown"}[net.dhcp]
+        add("IPv4", f"{net.ip_address or '-'}/{net.subnet_mask or '-'} gateway "
+                    f"{net.gateway or '-'} ({mode})")
+    for note in evidence.notes:
+        add("note", note)
+    return "\n".join(lines)
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
