@@ -134,9 +134,7 @@ class ResponseStatus:
 
     @classmethod
     def from_xml(cls, root: ET.Element) -> ResponseStatus:
-        if xmlsafe.local_name(root.tag) != "ResponseStatus":
-            raise ValueError(f"root element is <{xmlsafe.local_name(root.tag)}>, "
-                             "not <ResponseStatus>")
+        _require_root(root, "ResponseStatus")
         fields = xmlsafe.children_text(root)
         return cls._build(fields.get("statusCode"), fields.get("statusString"),
                           fields.get("subStatusCode"), fields.get("requestURL"))
@@ -170,9 +168,7 @@ class ActivateStatus:
 
     @classmethod
     def from_xml(cls, root: ET.Element) -> ActivateStatus:
-        name = xmlsafe.local_name(root.tag)
-        if name != "ActivateStatus":
-            raise ValueError(f"root element is <{name}>, not <ActivateStatus>")
+        _require_root(root, "ActivateStatus")
         fields = xmlsafe.children_text(root)
         return cls(activated=xmlsafe.parse_bool(fields.get("Activated")),
                    support_version=_int(fields.get("supportVersion")), supported=True)
@@ -205,14 +201,12 @@ class UserCheck:
     @classmethod
     def from_xml(cls, root: ET.Element, http_status: int) -> UserCheck:
         """A ``<userCheck>`` body (any namespace), or the ResponseStatus some firmware sends."""
-        name = xmlsafe.local_name(root.tag)
-        if name == "ResponseStatus":
+        if xmlsafe.local_name(root.tag) == "ResponseStatus":
             status = ResponseStatus.from_xml(root)
             ok = http_status == 200 and status.status_code == 1
             return cls(ok=ok, http_status=http_status, status_value=200 if ok else http_status,
                        status_string=status.status_string)
-        if name.lower() != "usercheck":
-            raise ValueError(f"root element is <{name}>, not <userCheck>")
+        _require_root(root, "userCheck")
         f = xmlsafe.children_text(root)
         status_value = _int(f.get("statusValue"))
         return cls(ok=http_status == 200 and status_value == 200, http_status=http_status,
@@ -250,9 +244,7 @@ class DeviceInfo:
 
     @classmethod
     def from_xml(cls, root: ET.Element) -> DeviceInfo:
-        name = xmlsafe.local_name(root.tag)
-        if name != "DeviceInfo":
-            raise ValueError(f"root element is <{name}>, not <DeviceInfo>")
+        _require_root(root, "DeviceInfo")
         f = xmlsafe.children_text(root)
         mac = f.get("macAddress") or None
         if mac is not None:
@@ -288,9 +280,7 @@ class Ipv4Settings:
 
     @classmethod
     def from_xml(cls, root: ET.Element) -> Ipv4Settings:
-        name = xmlsafe.local_name(root.tag)
-        if name != "IPAddress":
-            raise ValueError(f"root element is <{name}>, not <IPAddress>")
+        _require_root(root, "IPAddress")
         raw = _flatten(root)
         addressing = (raw.get("addressingType") or "").lower()
         dhcp = {"dynamic": True, "static": False}.get(addressing)
@@ -300,6 +290,14 @@ class Ipv4Settings:
     def to_json(self) -> dict[str, Any]:
         return {"dhcp": self.dhcp, "ip_address": self.ip_address,
                 "subnet_mask": self.subnet_mask, "gateway": self.gateway}
+
+
+def _require_root(root: ET.Element, name: str) -> None:
+    """Refuse a body whose root is another element (any namespace; firmware varies the case of
+    ``userCheck``)."""
+    found = xmlsafe.local_name(root.tag)
+    if found.lower() != name.lower():
+        raise ValueError(f"root element is <{found}>, not <{name}>")
 
 
 def _int(value: Any) -> int | None:
