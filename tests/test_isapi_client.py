@@ -582,7 +582,7 @@ def test_hang_up_without_reply_is_not_retried():
 
 def test_client_refuses_bad_construction():
     for kwargs in ({"host": ""}, {"host": "x", "port": 0}, {"host": "x", "timeout": 0},
-                   {"host": "x", "scheme": "ftp"}):
+                   {"host": "x", "scheme": "ftp"}, {"host": "fe80::1%eth1"}):
         with pytest.raises(ValueError):
             IsapiClient(**kwargs)
     assert IsapiClient("[::1]", 8080).target == "[::1]:8080"

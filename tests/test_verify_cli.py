@@ -65,7 +65,8 @@ def test_parse_target(text, expected):
 
 
 @pytest.mark.parametrize("text", ["", "[::1", "[::1]8080", "[nothex]:80", "1.2.3.4:0",
-                                  "1.2.3.4:65536", "1.2.3.4:http", "a b:80", "http://x/"])
+                                  "1.2.3.4:65536", "1.2.3.4:http", "a b:80", "http://x/",
+                                  "[fe80::1%eth1]:80"])
 def test_parse_target_refuses(text):
     with pytest.raises(argparse.ArgumentTypeError):
         parse_target(text)

@@ -394,6 +394,10 @@ class IsapiClient:
             host = host[1:-1]
         if not host:
             raise ValueError("camera host is empty")
+        if "%" in host:
+            # requests/urllib3 cannot put a zone id in a URL (they try to resolve it as a name).
+            raise ValueError(f"IPv6 zone ids are not supported ({host!r}); use a global or "
+                             "unique-local address")
         if scheme not in ("http", "https"):
             raise ValueError(f"scheme must be http or https, not {scheme!r}")
         if not 0 < port < 65536:

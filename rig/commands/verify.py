@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", type=parse_target, metavar="HOST[:PORT]",
                         help="IPv4 address, host name or [IPv6] address, optionally with the "
-                             "HTTP port (default 80), e.g. 192.168.1.64 or [fe80::1%%eth1]:80")
+                             "HTTP port (default 80), e.g. 192.168.1.64 or [fd00::64]:80")
     parser.add_argument("--user", metavar="U",
                         help="user for the one login (default: admin when --password is given)")
     parser.add_argument("--password", metavar="P",
@@ -78,6 +78,9 @@ def parse_target(text: str) -> tuple[str, int]:
 
 
 def _check_ipv6(host: str, text: str) -> None:
+    if "%" in host:
+        raise argparse.ArgumentTypeError(f"{text!r}: IPv6 zone ids (%IF) are not supported; use "
+                                         "a global or unique-local address")
     try:
         ipaddress.IPv6Address(host)
     except ValueError:
