@@ -1,18 +1,22 @@
 """SADP discovery against real responders on real sockets, always pinned to loopback.
 
-Every responder here binds an address in 127.0.1.200–254 (other test modules use 127.0.1.10+) and
-joins the group on 127.0.0.1; discovery runs with bind="127.0.0.1" or interface="lo" only. Other
-SADP traffic on the host (another test run, a simulated fleet) may be heard too, so assertions
-look at this module's units (MACs 02:5a:d9:c0:00:xx) and this module's sources only.
+Every responder here binds an address in 127.0.1.200–254 (other test modules use 127.0.1.10+;
+test_sim_cli's `rig sim camera` holds .230–.232, so this module leaves .223–.239 free) and joins
+the group on 127.0.0.1; discovery runs with bind="127.0.0.1" or interface="lo" only. Other
+SADP traffic on the host may be heard too (a simulated fleet, or this very module running in
+another process on a shared machine), so every run draws its own MAC prefix and assertions look
+at this run's units and this module's sources only.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import secrets
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -34,9 +38,15 @@ from rig.sim.sadp_responder import SadpResponder
 
 BASE = "127.0.1."
 LOOPBACK = "127.0.0.1"
-MAC_PREFIX = "02:5a:d9:c0:00:"
+#: Locally administered MACs, different in every run (see the module docstring).
+MAC_PREFIX = "02:5a:{:02x}:{:02x}:{:02x}:".format(*secrets.token_bytes(3))
 INJECTOR = BASE + "254"
 FOREIGN_UUID = "00000000-1111-4222-8333-444444444444"
+
+
+def hyphens(mac: str) -> str:
+    """The MAC as SADP firmware writes it (44-47-cc-…)."""
+    return mac.replace(":", "-")
 
 
 @dataclass
@@ -66,7 +76,7 @@ class Unit:
         return [("Uuid", probe_uuid), ("Types", "inquiry"), ("DeviceType", "142378"),
                 ("DeviceDescription", "DS-2CD2143G2-I"), ("DeviceSN", self.serial),
                 ("CommandPort", "8000"), ("HttpPort", str(8000 + self.n)),
-                ("MAC", self.mac.replace(":", "-")), ("IPv4Address", self.address),
+                ("MAC", hyphens(self.mac)), ("IPv4Address", self.address),
                 ("IPv4SubnetMask", "255.0.0.0"), ("SoftwareVersion", f"V5.7.{self.n}build 230101"),
                 ("Activated", "true" if self.activated else "false"),
                 ("DeviceLock", "flase"), *self.extra]
@@ -187,7 +197,7 @@ def test_probe_is_resent_so_one_lost_probe_does_not_lose_the_unit(start_responde
         return None if seen.count(probe.uuid) == 1 else unit.answer(probe, sender)
 
     start_responder(deaf_to_the_first_probe, ("multicast",), unit.address)
-    probe_uuid = "0f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a00"
+    probe_uuid = str(uuid.uuid4())  # lowercase on purpose; fresh so no other run shares it
     result = run_discovery(0.6, bind=LOOPBACK, probe_uuid=probe_uuid)
     assert result.probe_uuid == probe_uuid.upper()
     assert unit.mac in ours(result.devices)
@@ -213,15 +223,16 @@ def test_discovery_keeps_to_its_window() -> None:
 
 # --- what discovery must survive ----------------------------------------------------------------
 
-TRUNCATED = build_probe_match([("Uuid", FOREIGN_UUID), ("MAC", "02-5a-d9-c0-00-f0"),
+TRUNCATED = build_probe_match([("Uuid", FOREIGN_UUID), ("MAC", hyphens(MAC_PREFIX + "f0")),
                                ("DeviceSN", "TRUNCATED")])[:60]
-FOREIGN = build_probe_match([("Uuid", FOREIGN_UUID), ("MAC", "02-5a-d9-c0-00-f1"),
+FOREIGN = build_probe_match([("Uuid", FOREIGN_UUID), ("MAC", hyphens(MAC_PREFIX + "f1")),
                              ("DeviceSN", "FOREIGN")])
 LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE ProbeMatch [<!ENTITY a "aaaaaaaaaa">'
           + b"".join(b'<!ENTITY %s "%s">' % (bytes([98 + i]), b"&%s;" % bytes([97 + i]) * 10)
                      for i in range(8))
           + b"]><ProbeMatch><Uuid>" + FOREIGN_UUID.encode()
-          + b"</Uuid><MAC>02-5a-d9-c0-00-f2</MAC><DeviceSN>&i;</DeviceSN></ProbeMatch>")
+          + b"</Uuid><MAC>" + hyphens(MAC_PREFIX + "f2").encode()
+          + b"</MAC><DeviceSN>&i;</DeviceSN></ProbeMatch>")
 OVERSIZED = FOREIGN.replace(b"</ProbeMatch>",
                             b"<Pad>" + b"x" * MAX_DATAGRAM + b"</Pad></ProbeMatch>")
 EXPECTED_REASONS = {"reply to another probe": FOREIGN, "malformed XML": TRUNCATED,
@@ -339,7 +350,7 @@ def probe_bytes(types: str = "inquiry", mac: str | None = None) -> tuple[str, by
 
 
 def test_responder_answers_a_unicast_probe_from_its_own_address(start_units, client) -> None:
-    (unit,) = start_units(Unit(30, ("unicast",)))
+    (unit,) = start_units(Unit(44, ("unicast",)))
     probe_uuid, data = probe_bytes()
     client.sendto(data, (unit.address, PORT))
     reply, source = client.recvfrom(65536)
@@ -350,7 +361,7 @@ def test_responder_answers_a_unicast_probe_from_its_own_address(start_units, cli
 
 
 def test_responder_multicast_reply_goes_to_the_group(start_units, client) -> None:
-    (unit,) = start_units(Unit(31, ("multicast",)))
+    (unit,) = start_units(Unit(45, ("multicast",)))
     listener = open_group_socket(LOOPBACK)
     try:
         listener.settimeout(1.0)
@@ -371,7 +382,7 @@ def test_responder_multicast_reply_goes_to_the_group(start_units, client) -> Non
 
 
 def test_responder_ignores_what_is_not_an_inquiry_and_keeps_going(start_units, client) -> None:
-    (unit,) = start_units(Unit(32, ("unicast",)))
+    (unit,) = start_units(Unit(46, ("unicast",)))
     target = (unit.address, PORT)
     client.sendto(b"\x00garbage", target)
     client.sendto(FOREIGN, target)  # someone else's ProbeMatch
@@ -388,10 +399,10 @@ def test_responder_ignores_what_is_not_an_inquiry_and_keeps_going(start_units, c
 
 
 def test_probe_for_a_mac_is_left_to_the_answer_callable(start_responder, client) -> None:
-    unit = Unit(33, ("unicast",))
+    unit = Unit(47, ("unicast",))
 
     def only_for_me(probe: Probe, sender: tuple[str, int]) -> bytes | None:
-        if probe.mac not in (None, "ff-ff-ff-ff-ff-ff", unit.mac.replace(":", "-")):
+        if probe.mac not in (None, "ff-ff-ff-ff-ff-ff", hyphens(unit.mac)):
             return None
         return unit.answer(probe, sender)
 
@@ -401,13 +412,13 @@ def test_probe_for_a_mac_is_left_to_the_answer_callable(start_responder, client)
     broadcast_uuid, data = probe_bytes(mac="ff-ff-ff-ff-ff-ff")
     client.sendto(data, target)
     assert parse_probe_match(client.recvfrom(65536)[0]).uuid == broadcast_uuid
-    mine_uuid, data = probe_bytes(mac=unit.mac.replace(":", "-"))
+    mine_uuid, data = probe_bytes(mac=hyphens(unit.mac))
     client.sendto(data, target)
     assert parse_probe_match(client.recvfrom(65536)[0]).uuid == mine_uuid
 
 
 def test_responder_survives_a_failing_answer_and_silence(start_responder, client) -> None:
-    unit = Unit(34, ("unicast",))
+    unit = Unit(48, ("unicast",))
     calls: list[str] = []
 
     def moody(probe: Probe, sender: tuple[str, int]) -> bytes | None:
@@ -429,7 +440,7 @@ def test_responder_survives_a_failing_answer_and_silence(start_responder, client
 
 
 def test_responder_stops_promptly_closes_its_sockets_and_restarts(client) -> None:
-    unit = Unit(35, ("unicast",))
+    unit = Unit(49, ("unicast",))
     responder = SadpResponder(unit.answer, lambda: unit.styles, bind_address=unit.address,
                               interface_address=LOOPBACK)
     with responder:

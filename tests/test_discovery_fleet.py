@@ -4,12 +4,14 @@ Sixteen units on 127.0.1.170–185 (other test modules use 127.0.1.10+, .60, .10
 three firmware families, one unit provisioned by hand: discovery must find every one exactly once
 with its own MAC, serial and activation state (unknown for legacy firmware, whose ProbeMatch has no
 <Activated>), through the API and through ``rig discover``.
-Other SADP traffic on the host may add units; assertions look at this fleet's MACs only.
+Other SADP traffic on the host may add units; assertions look at this fleet's MACs only, and the
+web servers take ephemeral ports so that a second run on the same host cannot collide.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -21,13 +23,15 @@ from rig.sim.fleet import CameraFleet
 
 COUNT = 16
 FIRST = 170
-MAC_BLOCK = 0xD5  # keeps this fleet's MACs apart from fleets other test modules start
+#: The fleet's MAC block, drawn per run: keeps its MACs apart from fleets that other test modules
+#: (or this module, in another process on a shared machine) start. 0xF0, the default, is avoided.
+MAC_BLOCK = 0x10 + secrets.randbelow(0xE0)
 
 
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[CameraFleet]:
     with CameraFleet.start(count=COUNT, profiles=("current", "legacy", "g5"), base="127.0.1.",
-                           first=FIRST, http_port=8080, time_scale=1000.0, powered=True,
+                           first=FIRST, http_port=0, time_scale=1000.0, powered=True,
                            sadp_interface="127.0.0.1", mac_block=MAC_BLOCK) as fleet:
         assert fleet.wait_running(timeout=5)
         # A used unit among factory-fresh ones, so activation is not just the profile default.
