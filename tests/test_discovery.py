@@ -463,6 +463,30 @@ def test_responder_stops_promptly_closes_its_sockets_and_restarts(client) -> Non
         responder.stop()
 
 
+def test_responder_can_be_stopped_from_its_own_answer_callable(client) -> None:
+    # A camera losing power while it answers: stop() runs on the responder thread itself.
+    unit = Unit(43, ("unicast",))
+    holder: list[SadpResponder] = []
+
+    def power_off_while_answering(probe: Probe, sender: tuple[str, int]) -> bytes | None:
+        holder[0].stop()
+        return unit.answer(probe, sender)
+
+    responder = SadpResponder(power_off_while_answering, lambda: unit.styles,
+                              bind_address=unit.address, interface_address=LOOPBACK)
+    holder.append(responder)
+    with responder:
+        client.sendto(probe_bytes()[1], (unit.address, PORT))
+        deadline = time.monotonic() + 1.0
+        while responder._sockets and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not responder.running and unit.probes
+    threads = [t for t in threading.enumerate() if t.name == f"sadp-responder-{unit.address}"]
+    for thread in threads:
+        thread.join(1.0)  # it ends by itself once answer() returns
+        assert not thread.is_alive()
+
+
 def test_responder_on_a_foreign_address_fails_to_start_cleanly() -> None:
     responder = SadpResponder(lambda probe, sender: None, lambda: (), bind_address="198.51.100.7",
                               interface_address=LOOPBACK)

@@ -96,8 +96,9 @@ class SadpResponder:
                 wake[1].send(b"x")
             except OSError:
                 pass
-            thread.join(timeout=0.4)
-            if thread.is_alive():
+            if thread is not threading.current_thread():  # stop() from inside answer() is allowed
+                thread.join(timeout=0.4)
+            if thread.is_alive() and thread is not threading.current_thread():
                 log.warning("SADP responder %s: thread did not stop in time", self.bind_address)
             for sock in (*sockets, *wake):
                 sock.close()
