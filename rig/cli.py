@@ -8,9 +8,9 @@ import sys
 
 from rig import __version__
 
-#: Subcommand modules, in the order ``rig --help`` lists them. Each defines
+#: Subcommand modules, in the order ``rig --help`` lists them. Each defines (one or more)
 #: ``register(subparsers)`` and sets ``func(args) -> int`` on the parser it adds.
-COMMANDS = ("discover", "verify", "check", "sim")
+COMMANDS = ("discover", "verify", "check", "power", "sim")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -209,13 +209,19 @@ class OutputGuard:
             raise KeyboardInterrupt
         sys.exit(128 + signum)
 
-    def close(self) -> None:
-        self.make_all_safe()
+    def uninstall(self) -> None:
+        """Restore the previous handlers without touching the outputs (they are where the
+        operator asked them to be)."""
         if self._installed:
             for signum, handler in self._previous.items():
                 signal.signal(signum, handler)  # type: ignore[arg-type]
             atexit.unregister(self.make_all_safe)
             self._installed = False
+
+    def close(self) -> None:
+        """Outputs to their safe state, then the previous handlers back."""
+        self.make_all_safe()
+        self.uninstall()
 
     def __enter__(self) -> OutputGuard:
         return self.install()

@@ -1,0 +1,218 @@
+"""``rig power``, ``rig press`` and ``rig safe``: drive one slot's hands by hand, from a bench file.
+
+These are the technician's tools for setting up and checking a bench: switch a slot's camera
+power, read it back, press a reset button for a few seconds, or put every output of the bench in
+its rest state (the unattended service runs ``rig safe`` after it stops).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from rig.actuators.base import ActuatorError, OutputGuard, PowerState
+from rig.actuators.gpio import GpioPower
+from rig.bench import Bench, BenchError, PoeOutput, describe_output, load_bench
+from rig.wiring import BenchHardware
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    power = sub.add_parser(
+        "power", help="switch a slot's camera power on, off, cycle it, or read it back",
+        description="Switch or read the power of bench slots (GPIO relay, serial relay channel "
+                    "or PoE port). SLOT is a slot name, a comma-separated list, or 'all'.")
+    power.add_argument("slot", help="slot name(s), comma-separated, or 'all'")
+    power.add_argument("action", choices=("on", "off", "cycle", "status"))
+    _bench_argument(power)
+    power.add_argument("--off-seconds", type=float, default=None,
+                       help="cycle: how long power stays off (default: the bench's settle time)")
+    power.add_argument("--hold", action="store_true",
+                       help="keep GPIO outputs in the new state until Ctrl-C (a GPIO line only "
+                            "holds while rig runs)")
+    power.add_argument("--json", action="store_true", help="print the readings as JSON")
+    power.set_defaults(func=run_power)
+
+    press = sub.add_parser(
+        "press", help="press a slot's reset button with its solenoid for a few seconds",
+        description="Energise a slot's reset-button solenoid for SECONDS and release it. A press "
+                    "longer than the bench's solenoid cap is refused before anything moves.")
+    press.add_argument("slot", help="slot name")
+    press.add_argument("--seconds", type=float, required=True, help="how long to press")
+    _bench_argument(press)
+    press.set_defaults(func=run_press)
+
+    safe = sub.add_parser(
+        "safe", help="put every output of a bench in its rest state (after a crash or stop)",
+        description="Release every solenoid, turn back on every PoE port of the bench, and "
+                    "switch relay-driven camera power off (the relays' unpowered state).")
+    safe.add_argument("bench_file", metavar="BENCH", help="bench file (TOML)")
+    safe.set_defaults(func=run_safe)
+
+
+def _bench_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bench", default=os.environ.get("RIG_BENCH"),
+                        help="bench file (TOML); default: $RIG_BENCH")
+
+
+def _load(args: argparse.Namespace, command: str) -> Bench | None:
+    path = getattr(args, "bench", None) or getattr(args, "bench_file", None)
+    if not path:
+        print(f"rig {command}: error: no bench file: give --bench FILE or set RIG_BENCH",
+              file=sys.stderr)
+        return None
+    try:
+        return load_bench(path)
+    except BenchError as exc:
+        print(f"rig {command}: error: {exc}", file=sys.stderr)
+        return None
+
+
+def _slot_names(bench: Bench, text: str) -> list[str]:
+    names = [s.name for s in bench.slots] if text == "all" else [
+        n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        bench.slot(name)          # BenchError names the known slots
+    return names
+
+
+def run_power(args: argparse.Namespace) -> int:
+    bench = _load(args, "power")
+    if bench is None:
+        return 2
+    try:
+        names = _slot_names(bench, args.slot)
+    except BenchError as exc:
+        print(f"rig power: error: {exc}", file=sys.stderr)
+        return 2
+    guard = OutputGuard().install()
+    hardware = BenchHardware(bench, guard=guard)
+    readings: dict[str, dict] = {}
+    failed = False
+    try:
+        for name in names:
+            try:
+                readings[name] = _act(hardware, name, args, bench)
+            except (ActuatorError, ValueError) as exc:
+                failed = True
+                readings[name] = {"error": str(exc)}
+        _print(readings, args.json)
+        gpio = any(isinstance(hardware.slot(n).power, GpioPower) for n in names
+                   if "error" not in readings[n])
+        if gpio and args.action in ("on", "cycle"):
+            if args.hold:
+                print("holding GPIO outputs; Ctrl-C to release", file=sys.stderr)
+                _wait_forever()
+            else:
+                print("note: GPIO-driven power returns to its rest state (off) when rig exits; "
+                      "use --hold to keep it on", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # An explicit on/off is what the operator asked for: leave it, except GPIO lines,
+        # which cannot outlive this process. On errors and signals the guard rests everything.
+        hardware.close(rest=failed)
+        if failed:
+            guard.close()
+        else:
+            guard.uninstall()
+    return 1 if failed else 0
+
+
+def _act(hardware: BenchHardware, name: str, args: argparse.Namespace, bench: Bench) -> dict:
+    power = hardware.slot(name).power
+    if args.action == "on":
+        power.on()
+    elif args.action == "off":
+        power.off()
+    elif args.action == "cycle":
+        power.off()
+        time.sleep(bench.settle_seconds if args.off_seconds is None else args.off_seconds)
+        power.on()
+    reading = power.read()
+    expected = {"on": PowerState.ON, "off": PowerState.OFF, "cycle": PowerState.ON}
+    if args.action in expected and reading.state not in (expected[args.action],
+                                                         PowerState.UNKNOWN):
+        raise ActuatorError(power.name, f"read back {reading.state.value} after {args.action}")
+    return {"output": describe_output(bench.slot(name).power), "state": reading.state.value,
+            "drawing_power": reading.drawing_power, "detail": reading.detail}
+
+
+def _print(readings: dict[str, dict], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"slots": readings}, indent=2))
+        return
+    for name, r in readings.items():
+        if "error" in r:
+            print(f"{name:<8} ERROR  {r['error']}")
+            continue
+        drawing = {True: "drawing power", False: "not drawing power",
+                   None: ""}[r["drawing_power"]]
+        line = f"{name:<8} {r['state'].upper():<7} {r['output']:<34} {drawing} {r['detail']}"
+        print(line.rstrip())
+
+
+def _wait_forever() -> None:
+    while True:
+        time.sleep(3600)
+
+
+def run_press(args: argparse.Namespace) -> int:
+    bench = _load(args, "press")
+    if bench is None:
+        return 2
+    try:
+        slot = bench.slot(args.slot)
+    except BenchError as exc:
+        print(f"rig press: error: {exc}", file=sys.stderr)
+        return 2
+    if slot.button is None:
+        print(f"rig press: error: slot {slot.name} has no button solenoid in {bench.path}",
+              file=sys.stderr)
+        return 2
+    with OutputGuard() as guard:
+        hardware = BenchHardware(bench, guard=guard)
+        try:
+            button = hardware.slot(slot.name).button
+            assert button is not None
+            button.press(args.seconds)
+        except ValueError as exc:
+            print(f"rig press: error: {exc}", file=sys.stderr)
+            return 2
+        except ActuatorError as exc:
+            print(f"rig press: error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            hardware.close(rest=True)
+    print(f"{slot.name}: pressed {args.seconds:g} s ({describe_output(slot.button)}), released")
+    return 0
+
+
+def run_safe(args: argparse.Namespace) -> int:
+    bench = _load(args, "safe")
+    if bench is None:
+        return 2
+    errors: list[str] = []
+    hardware = BenchHardware(bench)
+    try:
+        for slot in bench.slots:
+            try:
+                hw = hardware.slot(slot.name)
+                if hw.button is not None:
+                    hw.button.release()
+                if isinstance(slot.power, PoeOutput):
+                    hw.power.on()          # a switch powers its ports unless told otherwise
+                else:
+                    hw.power.off()         # a relay's unpowered state
+            except (ActuatorError, ValueError) as exc:
+                errors.append(f"slot {slot.name}: {exc}")
+    finally:
+        hardware.close(rest=True)
+    for error in errors:
+        print(f"rig safe: error: {error}", file=sys.stderr)
+    if not errors:
+        print(f"bench {bench.name}: {len(bench.slots)} slot(s) at rest: solenoids released, "
+              "PoE ports on, relay power off")
+    return 1 if errors else 0
