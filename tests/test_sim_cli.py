@@ -12,14 +12,14 @@ from rig.camera.discovery import discover
 
 def test_sim_camera_process_serves_until_sigterm():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rig.cli", "sim", "camera", "--count", "3", "--first", "230",
+        [sys.executable, "-m", "rig.cli", "sim", "camera", "--count", "3", "--first", "240",
          "--http-port", "0", "--json", "--duration", "60"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         units = json.loads(proc.stdout.readline())["cameras"]
-        assert [u["address"] for u in units] == ["127.0.1.230", "127.0.1.231", "127.0.1.232"]
+        assert [u["address"] for u in units] == ["127.0.1.240", "127.0.1.241", "127.0.1.242"]
         assert [u["profile"] for u in units] == ["current", "legacy", "g5"]
-        found = {d.mac: d for d in discover(timeout=1.0, bind="127.0.0.1")}
+        found = {d.mac: d for d in discover(timeout=2.0, bind="127.0.0.1")}
         for unit in units:
             assert found[unit["mac"]].serial == unit["serial"]
             assert found[unit["mac"]].http_port == unit["http_port"]
@@ -28,7 +28,7 @@ def test_sim_camera_process_serves_until_sigterm():
     finally:
         proc.kill()
         proc.wait()
-    assert not any(d.ipv4 and d.ipv4.startswith("127.0.1.23")
+    assert not any(d.ipv4 and d.ipv4.startswith("127.0.1.24")
                    for d in discover(timeout=0.5, bind="127.0.0.1"))
 
 
