@@ -1,0 +1,92 @@
+"""``rig report RUN``: write one recorded run as CSV, JSON or a self-contained HTML page."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rig.commands.history import open_store
+from rig.records import UnknownRun
+from rig.report import FORMATS, render
+
+DESCRIPTION = """\
+Write the record of one run: CSV (one row per unit: verdict, fault, failed check, reason, MAC,
+serial, times), JSON (the whole record with every step and every piece of evidence) or HTML (one
+self-contained page: summary, verdict table, a timeline of each unit's steps, its evidence).
+RUN is a run id from `rig history`, or "last"."""
+
+EPILOG = """\
+Without --output, CSV and JSON go to standard output and HTML to rig-report-RUN.html in the
+current directory (its path is printed); --output - writes any format to standard output.
+The record store is --db, else $RIG_DB, else ~/.local/share/rig/rig.sqlite.
+exit status: 0 written, 2 unknown run, no record store, or the output cannot be written."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``report`` subcommand to the rig CLI."""
+    parser = sub.add_parser("report", help="write a run's report (CSV, JSON or HTML)",
+                            description=DESCRIPTION, epilog=EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_ref", metavar="RUN", type=_run_ref,
+                        help='run id (see rig history) or "last"')
+    parser.add_argument("--db", metavar="PATH",
+                        help="record store (default: $RIG_DB or ~/.local/share/rig/rig.sqlite)")
+    parser.add_argument("--format", "-f", choices=FORMATS, default="html",
+                        help="report format (default: %(default)s)")
+    parser.add_argument("--output", "-o", metavar="FILE",
+                        help='write to FILE ("-" for standard output)')
+    parser.set_defaults(func=run)
+
+
+def _run_ref(text: str) -> int | str:
+    if text == "last":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a run id (a number) or "last"')
+    return int(text)
+
+
+def run(args: argparse.Namespace) -> int:
+    store = open_store(args.db, "report")
+    if store is None:
+        return 2
+    with store:
+        run_id = store.last_run_id() if args.run_ref == "last" else args.run_ref
+        if run_id is None:
+            print(f"rig report: error: no runs recorded in {store.path}", file=sys.stderr)
+            return 2
+        try:
+            record = store.load_run(run_id)
+        except UnknownRun:
+            last = store.last_run_id()
+            print(f"rig report: error: no run {run_id} in {store.path} (latest run: {last}; "
+                  "see rig history)", file=sys.stderr)
+            return 2
+    text = render(record, args.format)
+    output = args.output
+    if output is None and args.format == "html":
+        output = f"rig-report-{run_id}.html"
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        _write(Path(output), text)
+    except OSError as exc:
+        print(f"rig report: error: cannot write {output}: {exc}", file=sys.stderr)
+        return 2
+    print(output)
+    return 0
+
+
+def _write(path: Path, text: str) -> None:
+    """Write through a temporary file and rename, so a crash never leaves half a report."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        # newline="": the CSV writer already ends rows with \r\n, as RFC 4180 asks.
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
