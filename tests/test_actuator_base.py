@@ -124,3 +124,11 @@ def test_signal_releases_the_solenoid(tmp_path, signame):
         proc.kill()
     assert state.read_text() == "off"
     assert proc.returncode != 0
+
+
+def test_a_normal_press_is_not_reported_as_a_watchdog_release():
+    button = RecordingButton(max_on_seconds=5.0, cooldown_ratio=0)
+    for _ in range(5):
+        button.press(0.05)
+        assert not button.watchdog_fired
+    assert button.log == ["on", "off"] * 5

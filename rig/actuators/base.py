@@ -113,15 +113,17 @@ class CappedButton:
     def hold(self, seconds: float) -> Iterator[None]:
         """Energise for at most ``seconds`` (≤ cap) while the block runs; released on exit.
 
-        The watchdog releases at ``seconds`` even if the block is still running, so a hung step
-        cannot cook the coil.
+        The watchdog releases just after ``seconds`` (never after the cap) even if the block is
+        still running, so a hung step cannot cook the coil.
         """
         with self._lock:
             self.check(seconds)
             if self.energised:
                 raise ActuatorError(self.name, "already energised")
             self.watchdog_fired = False
-            self._watchdog = threading.Timer(seconds, self._on_watchdog)
+            # A little past the hold so a normal release wins the race, never past the cap.
+            limit = min(seconds * 1.02 + 0.05, self.max_on_seconds)
+            self._watchdog = threading.Timer(limit, self._on_watchdog)
             self._watchdog.daemon = True
             try:
                 self._energised_at = self._clock()

@@ -8,6 +8,7 @@ the loopback interface and ISAPI over HTTP, so ``rig discover --bind 127.0.0.1``
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import sys
@@ -17,9 +18,12 @@ from types import FrameType
 from rig.camera.profiles import ProfileError, ProfileSet
 from rig.sim.fleet import CameraFleet
 
+#: Other simulated parts, one module each with ``register(sim_subparsers)``.
+_PARTS = ("sim_relay",)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("sim", help="run the simulated bench (virtual cameras)",
+    parser = sub.add_parser("sim", help="run parts of the simulated bench (cameras, relay board)",
                             description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sim_sub = parser.add_subparsers(dest="sim_command", metavar="PART", required=True)
     cam = sim_sub.add_parser(
@@ -45,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="stop after this many seconds instead of waiting for Ctrl-C")
     cam.add_argument("--json", action="store_true", help="print the units as JSON")
     cam.set_defaults(func=run_cameras)
+    for part in _PARTS:
+        importlib.import_module(f"rig.commands.{part}").register(sim_sub)
 
 
 def run_cameras(args: argparse.Namespace) -> int:
