@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rig.actuators.base import ActuatorError, CappedButton, OutputGuard, PowerControl
 from rig.actuators.gpio import GpioPower, GpioSolenoid, make_pin_factory
-from rig.actuators.poe import PoeSwitch
 from rig.actuators.serial_relay import SerialRelayBoard
 from rig.bench import Bench, BenchError, GpioOutput, PoeOutput, RelayOutput, Slot
+
+if TYPE_CHECKING:
+    from rig.actuators.poe import PoeSwitch
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class BenchHardware:
 
     def switch(self, name: str) -> PoeSwitch:
         if name not in self._switches:
+            from rig.actuators.poe import PoeSwitch  # pysnmp costs ~0.1 s: only when needed
+
             cfg = self.bench.switches[name]
             try:
                 self._switches[name] = PoeSwitch(

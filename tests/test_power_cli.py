@@ -78,3 +78,70 @@ def test_press_on_a_slot_without_a_button(gpio_bench, capsys):
 def test_safe_rests_every_output(gpio_bench, capsys):
     assert main(["safe", gpio_bench]) == 0
     assert "2 slot(s) at rest" in capsys.readouterr().out
+
+
+def test_power_through_a_serial_relay_board_reaches_the_camera(tmp_path, capsys):
+    from rig.camera.profiles import ProfileSet
+    from rig.sim.camera import CameraState, VirtualCamera
+    from rig.sim.serial_board import SimulatedRelayBoard
+
+    camera = VirtualCamera(ProfileSet.load().get("current"), mac="44:47:cc:0b:00:01",
+                           serial="S1", address="127.0.1.1", time_scale=1000)
+    link = tmp_path / "usb-relay"
+    with SimulatedRelayBoard("numato", channels=4, link=link) as board:
+        board.attach(1, camera.set_power)
+        board.attach(2, camera.set_button)
+        bench = tmp_path / "bench.toml"
+        bench.write_text(f"""
+[bench]
+solenoid_max_on_seconds = 2
+[relay_boards.r]
+port = "{link}"
+protocol = "numato"
+channels = 4
+[[slots]]
+name = "7"
+power = {{ kind = "relay", board = "r", channel = 1 }}
+button = {{ kind = "relay", board = "r", channel = 2 }}
+""", encoding="utf-8")
+        assert main(["power", "7", "on", "--bench", str(bench)]) == 0
+        assert capsys.readouterr().out.split()[:2] == ["7", "ON"]   # Numato reads back
+        assert camera.wait_running(2) and camera.state is CameraState.RUNNING
+        assert main(["press", "7", "--seconds", "0.05", "--bench", str(bench)]) == 0
+        assert board.state(2) is False and board.state(1) is True   # released; power kept
+        assert main(["power", "7", "off", "--bench", str(bench)]) == 0
+        assert camera.state is CameraState.OFF
+        assert main(["safe", str(bench)]) == 0
+        assert board.states[1] is False and board.states[2] is False
+
+
+def test_power_through_a_poe_switch_over_snmp_reaches_the_camera(tmp_path, capsys):
+    from rig.camera.profiles import ProfileSet
+    from rig.sim.camera import CameraState, VirtualCamera
+    from rig.sim.switch import VirtualSwitch
+
+    camera = VirtualCamera(ProfileSet.load().get("g5"), mac="44:47:cc:0b:00:02",
+                           serial="S2", address="127.0.1.1", time_scale=1000)
+    with VirtualSwitch(8, bind="127.0.0.1") as switch:
+        switch.attach(3, camera)
+        assert camera.wait_running(2)
+        bench = tmp_path / "bench.toml"
+        bench.write_text(f"""
+[switches.sw]
+host = "127.0.0.1"
+port = {switch.udp_port}
+community = "private"
+timeout = 1.0
+[[slots]]
+name = "P3"
+power = {{ kind = "poe", switch = "sw", port = 3 }}
+""", encoding="utf-8")
+        assert main(["power", "P3", "off", "--bench", str(bench)]) == 0
+        assert capsys.readouterr().out.split()[:2] == ["P3", "OFF"]
+        assert camera.state is CameraState.OFF          # an explicit off stays off
+        assert main(["power", "P3", "status", "--bench", str(bench), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["slots"]["P3"]["drawing_power"] is False
+        assert main(["safe", str(bench)]) == 0           # rest state: PoE ports on
+        assert camera.wait_running(2)
+    assert main(["power", "P3", "status", "--bench", str(bench)]) == 1   # switch gone
+    assert "timeout" in capsys.readouterr().out

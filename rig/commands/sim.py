@@ -19,12 +19,13 @@ from rig.camera.profiles import ProfileError, ProfileSet
 from rig.sim.fleet import CameraFleet
 
 #: Other simulated parts, one module each with ``register(sim_subparsers)``.
-_PARTS = ("sim_relay",)
+_PARTS = ("sim_switch", "sim_relay")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("sim", help="run parts of the simulated bench (cameras, relay board)",
-                            description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = sub.add_parser(
+        "sim", help="run parts of the simulated bench (cameras, PoE switch, relay board)",
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sim_sub = parser.add_subparsers(dest="sim_command", metavar="PART", required=True)
     cam = sim_sub.add_parser(
         "camera", help="start virtual cameras on loopback addresses and run until stopped",
