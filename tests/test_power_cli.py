@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from rig.cli import main
+from rig.records import RecordStore
+
+
+@pytest.fixture(autouse=True)
+def record_store(tmp_path, monkeypatch):
+    """Every command records into a store of this test's own."""
+    path = tmp_path / "records.sqlite"
+    monkeypatch.setenv("RIG_DB", str(path))
+    return path
 
 GPIO_BENCH = """
 [bench]
@@ -145,3 +155,34 @@ power = {{ kind = "poe", switch = "sw", port = 3 }}
         assert camera.wait_running(2)
     assert main(["power", "P3", "status", "--bench", str(bench)]) == 1   # switch gone
     assert "timeout" in capsys.readouterr().out
+    assert main(["safe", str(bench)]) == 1          # cannot rest the port: said and recorded
+    assert "slot P3" in capsys.readouterr().err
+    with RecordStore.open(os.environ["RIG_DB"]) as store:
+        [entry] = store.open_outputs()
+        assert (entry.kind, entry.target) == ("left-engaged", "switch sw port 3")
+        assert "could not rest" in entry.note
+
+
+def test_manual_operations_are_recorded_with_the_outputs_they_leave(gpio_bench, record_store,
+                                                                   capsys):
+    assert main(["power", "2", "off", "--bench", gpio_bench]) == 0
+    with RecordStore.open(record_store) as store:
+        [entry] = store.open_outputs()
+        assert (entry.slot, entry.kind, entry.target) == ("2", "power-off", "GPIO 27")
+    assert main(["press", "1", "--seconds", "0.05", "--bench", gpio_bench]) == 0
+    assert main(["power", "2", "on", "--bench", gpio_bench]) == 0
+    with RecordStore.open(record_store) as store:
+        assert store.open_outputs() == []
+        runs = store.history()
+        assert [r.run.method for r in runs] == ["manual: power on", "manual: press 0.05 s",
+                                                "manual: power off"]
+        assert all(r.run.status == "passed" for r in runs)
+
+
+def test_an_unusable_record_store_stops_the_command_before_any_output_moves(gpio_bench,
+                                                                            tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    assert main(["power", "1", "on", "--bench", gpio_bench, "--db",
+                 str(blocker / "records.sqlite")]) == 2
+    assert "record store" in capsys.readouterr().err

@@ -16,7 +16,40 @@ import time
 from rig.actuators.base import ActuatorError, OutputGuard, PowerState
 from rig.actuators.gpio import GpioPower
 from rig.bench import Bench, BenchError, PoeOutput, describe_output, load_bench
+from rig.records import RecordError, RecordStore, RunStatus, file_sha256
 from rig.wiring import BenchHardware
+
+
+class Journal:
+    """A manual operation recorded as a run, with every output it leaves off or energised in the
+    outputs ledger, so ``rig history``, reports and recovery after a crash know about it."""
+
+    def __init__(self, store: RecordStore, bench: Bench, method: str) -> None:
+        self.store = store
+        self.run_id = store.start_run(bench.name, method=method, bench_path=bench.path,
+                                      bench_sha256=file_sha256(bench.path), argv=sys.argv)
+
+    def engaged(self, slot: str, kind: str, target: str, note: str) -> int:
+        return self.store.output_engaged(self.run_id, slot, kind, target, note)
+
+    def cleared(self, target: str, note: str) -> None:
+        """Clear every open ledger line for ``target``, whichever run left it."""
+        for entry in self.store.open_outputs():
+            if entry.target == target:
+                self.store.output_cleared(entry.id, note)
+
+    def finish(self, ok: bool, note: str = "") -> None:
+        self.store.finish_run(self.run_id, RunStatus.PASSED if ok else RunStatus.FAILED, note)
+        self.store.close()
+
+
+def _journal(args: argparse.Namespace, bench: Bench, method: str, command: str) -> Journal | None:
+    """Open the record store first: rig does not drive hardware it cannot record."""
+    try:
+        return Journal(RecordStore.open(args.db), bench, method)
+    except (RecordError, OSError, ValueError) as exc:
+        print(f"rig {command}: error: record store: {exc}", file=sys.stderr)
+        return None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,12 +82,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Release every solenoid, turn back on every PoE port of the bench, and "
                     "switch relay-driven camera power off (the relays' unpowered state).")
     safe.add_argument("bench_file", metavar="BENCH", help="bench file (TOML)")
+    _db_argument(safe)
     safe.set_defaults(func=run_safe)
 
 
 def _bench_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bench", default=os.environ.get("RIG_BENCH"),
                         help="bench file (TOML); default: $RIG_BENCH")
+    _db_argument(parser)
+
+
+def _db_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=None,
+                        help="record store (default: $RIG_DB or ~/.local/share/rig/rig.sqlite)")
 
 
 def _load(args: argparse.Namespace, command: str) -> Bench | None:
@@ -87,17 +127,27 @@ def run_power(args: argparse.Namespace) -> int:
     except BenchError as exc:
         print(f"rig power: error: {exc}", file=sys.stderr)
         return 2
+    journal = _journal(args, bench, f"manual: power {args.action}", "power")
+    if journal is None:
+        return 2
     guard = OutputGuard().install()
     hardware = BenchHardware(bench, guard=guard)
     readings: dict[str, dict] = {}
     failed = False
     try:
         for name in names:
+            target = describe_output(bench.slot(name).power)
+            entry = (journal.engaged(name, "power-off", target, "turned off by the operator")
+                     if args.action == "off" else None)
             try:
                 readings[name] = _act(hardware, name, args, bench)
+                if args.action in ("on", "cycle"):
+                    journal.cleared(target, "turned on by the operator")
             except (ActuatorError, ValueError) as exc:
                 failed = True
                 readings[name] = {"error": str(exc)}
+                if entry is not None and args.action == "off":
+                    journal.cleared(target, f"power off failed, output unchanged: {exc}")
         _print(readings, args.json)
         gpio = any(isinstance(hardware.slot(n).power, GpioPower) for n in names
                    if "error" not in readings[n])
@@ -118,6 +168,7 @@ def run_power(args: argparse.Namespace) -> int:
             guard.close()
         else:
             guard.uninstall()
+        journal.finish(not failed)
     return 1 if failed else 0
 
 
@@ -172,12 +223,21 @@ def run_press(args: argparse.Namespace) -> int:
         print(f"rig press: error: slot {slot.name} has no button solenoid in {bench.path}",
               file=sys.stderr)
         return 2
+    journal = _journal(args, bench, f"manual: press {args.seconds:g} s", "press")
+    if journal is None:
+        return 2
+    target = describe_output(slot.button)
+    ok = False
     with OutputGuard() as guard:
         hardware = BenchHardware(bench, guard=guard)
+        button = None
         try:
             button = hardware.slot(slot.name).button
             assert button is not None
+            button.check(args.seconds)
+            journal.engaged(slot.name, "solenoid-on", target, f"pressed for {args.seconds:g} s")
             button.press(args.seconds)
+            ok = True
         except ValueError as exc:
             print(f"rig press: error: {exc}", file=sys.stderr)
             return 2
@@ -186,6 +246,11 @@ def run_press(args: argparse.Namespace) -> int:
             return 1
         finally:
             hardware.close(rest=True)
+            if button is not None and button.energised:
+                print(f"rig press: error: {target} may still be energised", file=sys.stderr)
+            else:
+                journal.cleared(target, "released")
+            journal.finish(ok)
     print(f"{slot.name}: pressed {args.seconds:g} s ({describe_output(slot.button)}), released")
     return 0
 
@@ -193,6 +258,9 @@ def run_press(args: argparse.Namespace) -> int:
 def run_safe(args: argparse.Namespace) -> int:
     bench = _load(args, "safe")
     if bench is None:
+        return 2
+    journal = _journal(args, bench, "manual: safe", "safe")
+    if journal is None:
         return 2
     errors: list[str] = []
     hardware = BenchHardware(bench)
@@ -202,14 +270,19 @@ def run_safe(args: argparse.Namespace) -> int:
                 hw = hardware.slot(slot.name)
                 if hw.button is not None:
                     hw.button.release()
+                    journal.cleared(describe_output(slot.button), "released by rig safe")
                 if isinstance(slot.power, PoeOutput):
                     hw.power.on()          # a switch powers its ports unless told otherwise
                 else:
                     hw.power.off()         # a relay's unpowered state
+                journal.cleared(describe_output(slot.power), "at rest after rig safe")
             except (ActuatorError, ValueError) as exc:
                 errors.append(f"slot {slot.name}: {exc}")
+                journal.engaged(slot.name, "left-engaged", describe_output(slot.power),
+                                f"rig safe could not rest this output: {exc}")
     finally:
         hardware.close(rest=True)
+        journal.finish(not errors, "; ".join(errors))
     for error in errors:
         print(f"rig safe: error: {error}", file=sys.stderr)
     if not errors:
