@@ -10,12 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import signal
 import sys
-import threading
-from types import FrameType
 
 from rig.camera.profiles import ProfileError, ProfileSet
+from rig.commands._serve import until_stopped
 from rig.sim.fleet import CameraFleet
 
 #: Other simulated parts, one module each with ``register(sim_subparsers)``.
@@ -67,31 +65,27 @@ def run_cameras(args: argparse.Namespace) -> int:
     except (ProfileError, ValueError, OSError) as exc:
         print(f"rig sim camera: error: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = signal.signal(signal.SIGTERM, on_signal)
     try:
-        units = [{"address": c.address, "http_port": c.http_port, "mac": c.mac,
-                  "serial": c.serial, "profile": c.profile.name, "firmware":
-                  c.profile.sample_firmware, "activated": c.activated} for c in fleet.cameras]
-        if args.json:
-            print(json.dumps({"cameras": units}))
-        else:
-            print(f"{'ADDRESS':<15} {'HTTP':>5}  {'MAC':<17}  {'PROFILE':<8} SERIAL")
-            for u in units:
-                print(f"{u['address']:<15} {u['http_port']:>5}  {u['mac']:<17}  "
-                      f"{u['profile']:<8} {u['serial']}")
-            print(f"{len(units)} virtual camera(s) running; SADP on {args.sadp_interface}. "
-                  "Ctrl-C to stop.")
-        sys.stdout.flush()
-        try:
-            stop.wait(args.duration)
-        except KeyboardInterrupt:
-            pass
+        with until_stopped(args.duration) as wait:
+            _announce(fleet, args)
+            wait()
     finally:
-        signal.signal(signal.SIGTERM, previous)
         fleet.stop()
     return 0
+
+
+def _announce(fleet: CameraFleet, args: argparse.Namespace) -> None:
+    """Print the units, as a table or one line of JSON."""
+    units = [{"address": c.address, "http_port": c.http_port, "mac": c.mac,
+              "serial": c.serial, "profile": c.profile.name, "firmware":
+              c.profile.sample_firmware, "activated": c.activated} for c in fleet.cameras]
+    if args.json:
+        print(json.dumps({"cameras": units}))
+    else:
+        print(f"{'ADDRESS':<15} {'HTTP':>5}  {'MAC':<17}  {'PROFILE':<8} SERIAL")
+        for u in units:
+            print(f"{u['address']:<15} {u['http_port']:>5}  {u['mac']:<17}  "
+                  f"{u['profile']:<8} {u['serial']}")
+        print(f"{len(units)} virtual camera(s) running; SADP on {args.sadp_interface}. "
+              "Ctrl-C to stop.")
+    sys.stdout.flush()

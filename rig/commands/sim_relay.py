@@ -11,12 +11,10 @@ Wired in by ``rig.commands.sim``: ``register(sim_sub)`` adds the ``relay`` parse
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Callable
-from types import FrameType
 
+from rig.commands._serve import until_stopped
 from rig.sim.serial_board import FIRMWARES, SimulatedRelayBoard
 
 _POWER_ON = {"off": False, "on": True, "keep": None}
@@ -53,29 +51,20 @@ def run_relay(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"rig sim relay: error: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
     def reporter(channel: int) -> Callable[[bool], None]:
         def report(on: bool) -> None:
             print(f"channel {channel} {'on' if on else 'off'}", flush=True)
         return report
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
     try:
-        for channel in range(1, args.channels + 1):
-            board.attach(channel, reporter(channel))
-        where = f"{board.path}" + (f" (link {board.link})" if board.link else "")
-        print(f"{args.protocol} relay board, {args.channels} channel(s), on {where}. "
-              "Ctrl-C to stop.", flush=True)
-        try:
-            stop.wait(args.duration)
-        except KeyboardInterrupt:
-            pass
+        with until_stopped(args.duration) as wait:
+            for channel in range(1, args.channels + 1):
+                board.attach(channel, reporter(channel))
+            where = f"{board.path}" + (f" (link {board.link})" if board.link else "")
+            print(f"{args.protocol} relay board, {args.channels} channel(s), on {where}. "
+                  "Ctrl-C to stop.", flush=True)
+            wait()
     finally:
-        signal.signal(signal.SIGTERM, previous)
         board.stop()
     return 0
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
-from types import FrameType
 from typing import Any
+
+from rig.commands._serve import until_stopped
 
 DEFAULT_V3_USER = "rig"
 DEFAULT_V3_AUTH_KEY = "rig-auth-key-1"
@@ -68,25 +67,12 @@ def run_switch(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"rig sim switch: error: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = signal.signal(signal.SIGTERM, on_signal)
     try:
-        info = describe(switch)
-        if args.json:
-            print(json.dumps({"switch": info}))
-        else:
-            print(render(info))
-        sys.stdout.flush()
-        try:
-            stop.wait(args.duration)
-        except KeyboardInterrupt:
-            pass
+        with until_stopped(args.duration) as wait:
+            info = describe(switch)
+            print(json.dumps({"switch": info}) if args.json else render(info), flush=True)
+            wait()
     finally:
-        signal.signal(signal.SIGTERM, previous)
         switch.stop()
     return 0
 
