@@ -122,6 +122,8 @@ class Slot:
     mac: str | None = None
     serial: str | None = None
     vlan: int | None = None
+    address: str | None = None        # where the unit answers after a reset, when not the
+    #                                   profile's 192.168.1.64 (a loopback simulated bench)
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ class Bench:
     default_method: str
     max_solenoids_on: int
     settle_seconds: float
+    time_scale: float = 1.0           # > 1 only for simulated benches: compresses every wait
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def slot(self, name: str) -> Slot:
@@ -247,6 +250,7 @@ class _Reader:
         cap = head.number("solenoid_max_on_seconds", 45.0, low=1, high=180)
         max_on = head.number("max_solenoids_on", 8, low=1, high=256, integer=True)
         settle = head.number("settle_seconds", 5.0, low=0, high=120)
+        time_scale = head.number("time_scale", 1.0, low=1, high=100_000)
         head.done()
         network = self.network(top.sub("network", {}) or _Table(self.path, "network", {}))
         defaults = top.sub("defaults", {}) or _Table(self.path, "defaults", {})
@@ -266,7 +270,7 @@ class _Reader:
                      solenoid_max_on_seconds=float(cap), network=network, switches=switches,
                      relay_boards=boards, slots=slots, default_profile=default_profile,
                      default_method=default_method, max_solenoids_on=max_on,
-                     settle_seconds=float(settle))
+                     settle_seconds=float(settle), time_scale=float(time_scale))
 
     def named(self, top: _Table, key: str) -> list[tuple[str, _Table]]:
         table = top.sub(key, {})
@@ -364,9 +368,16 @@ class _Reader:
                 mac = normalize_mac(mac)
             except SadpError:
                 raise t.fail("mac", f"{mac!r} is not a MAC address") from None
+        address = t.get("address", str, None)
+        if address is not None:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise t.fail("address", f"{address!r} is not an IP address") from None
         slot = Slot(name=name, power=power, button=button, profile=profile, mac=mac,
                     serial=t.get("serial", str, None),
-                    vlan=t.number("vlan", None, low=1, high=4094, integer=True))
+                    vlan=t.number("vlan", None, low=1, high=4094, integer=True),
+                    address=address)
         t.done()
         return slot
 

@@ -117,6 +117,11 @@ BROKEN = {
     "name-shared": (r'^name = "A3"$', 'name = "A1"', "both use the slot name 'A1'"),
     "v3-without-keys": (r'^priv_key = .*$', "", "switches.main.version: SNMP v3 needs"),
     "bad-protocol": (r'^protocol = .*$', 'protocol = "morse"', "relay_boards.b1.protocol"),
+    "slot-address": (r'^name = "A3"$', 'name = "A3"\naddress = "127.0.1"',
+                     "slots[2].address: '127.0.1' is not an IP address"),
+    "time-scale-below-one": (r"^solenoid_max_on_seconds = .*$",
+                             "solenoid_max_on_seconds = 40\ntime_scale = 0.5",
+                             "bench.time_scale: 0.5 is out of range"),
     "not-toml": (r"^\[bench\]$", "[bench", "not valid TOML"),
 }
 
