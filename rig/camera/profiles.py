@@ -59,6 +59,9 @@ class FirmwareVersion:
         return f"{text}build {self.build}" if self.build else text
 
 
+#: deviceName of every family after a reset (reference §2.7: "IP CAMERA", "hangzhou", ...).
+DEFAULT_DEVICE_NAME = "IP CAMERA"
+
 RESTORE_PARTS = ("network", "users", "parameters")
 REPLY_STYLES = ("multicast", "unicast")
 REBOOT_STYLES = ("self", "reboot-required")

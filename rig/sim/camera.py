@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from rig.camera import activation
-from rig.camera.profiles import FirmwareProfile
+from rig.camera.profiles import DEFAULT_DEVICE_NAME, FirmwareProfile
 from rig.camera.sadp import Probe, build_probe_match, normalize_mac
 
 #: The bootloader samples the button shortly after power-on: a press up to this late still counts.
@@ -41,7 +41,6 @@ REBOOT_DELAY_S = 1.0
 CHALLENGE_TTL_S = 60.0
 #: SADP elements real firmware writes as "flase" when false (captures A and B, reference §1.3).
 FLASE_FIELDS = frozenset({"HCPlatformEnable", "DeviceLock"})
-DEFAULT_DEVICE_NAME = "IP CAMERA"
 
 
 class CameraState(enum.Enum):
