@@ -10,7 +10,7 @@ from rig import __version__
 
 #: Subcommand modules, in the order ``rig --help`` lists them. Each defines (one or more)
 #: ``register(subparsers)`` and sets ``func(args) -> int`` on the parser it adds.
-COMMANDS = ("discover", "verify", "check", "power", "sim", "history", "report")
+COMMANDS = ("discover", "verify", "check", "run", "power", "history", "report", "sim")
 
 
 def build_parser() -> argparse.ArgumentParser:

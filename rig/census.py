@@ -1,0 +1,160 @@
+"""The bench's SADP census: one background prober that every slot reads from.
+
+Slots wait for their unit to go quiet after power-off and to answer again after boot. If each
+slot probed for itself, a 48-slot bench would send 48 probes per round; instead one thread
+probes at a bounded rate (one discovery window per ``interval``) and keeps, per MAC, the last
+reply and when it was seen. Waits are answered from that table.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rig.camera.discovery import DiscoveryError, run_discovery
+from rig.camera.sadp import SadpDevice
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(Exception):
+    """The run was asked to stop (Ctrl-C, SIGTERM) while waiting."""
+
+
+@dataclass(frozen=True)
+class Sighting:
+    device: SadpDevice
+    seen_at: float          # monotonic time of the round that saw it
+
+
+class Census:
+    """Probe the bench network in the background; answer "is this unit there, since when?".
+
+    ``window`` is one discovery's listening time, ``interval`` the time between round starts.
+    ``bind``/``interface`` pin the probes to the bench network (never the default interface
+    in tests: pass bind="127.0.0.1" for a loopback bench).
+    """
+
+    def __init__(self, *, bind: str | None = None, interface: str | None = None,
+                 window: float = 1.0, interval: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if window <= 0 or interval < window:
+            raise ValueError("census needs 0 < window <= interval")
+        self.bind, self.interface = bind, interface
+        self.window, self.interval = window, interval
+        self._clock = clock
+        self._table: dict[str, Sighting] = {}
+        self._rounds: list[tuple[float, float, frozenset[str]]] = []   # (start, end, macs)
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.errors: list[str] = []
+
+    # --- life -------------------------------------------------------------------------------------
+
+    def start(self) -> Census:
+        self._thread = threading.Thread(target=self._loop, name="sadp-census", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=self.window + 2)
+
+    def __enter__(self) -> Census:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = self._clock()
+            try:
+                result = run_discovery(timeout=self.window, bind=self.bind,
+                                       interface=self.interface)
+                macs = frozenset(d.mac for d in result.devices)
+                ended = self._clock()
+                with self._cond:
+                    for device in result.devices:
+                        self._table[device.mac] = Sighting(device, started)
+                    self._rounds.append((started, ended, macs))
+                    del self._rounds[:-64]
+                    self._cond.notify_all()
+            except (DiscoveryError, OSError) as exc:
+                message = f"SADP census failed: {exc}"
+                if not self.errors or self.errors[-1] != message:
+                    log.error("%s", message)
+                    self.errors.append(message)
+            self._stop.wait(max(self.interval - (self._clock() - started), 0.0))
+
+    # --- questions --------------------------------------------------------------------------------
+
+    def last(self, mac: str) -> Sighting | None:
+        with self._cond:
+            return self._table.get(mac)
+
+    def present(self) -> dict[str, SadpDevice]:
+        """Units seen in the latest complete round."""
+        with self._cond:
+            if not self._rounds:
+                return {}
+            macs = self._rounds[-1][2]
+            return {m: self._table[m].device for m in macs}
+
+    def wait_for(self, predicate: Callable[[], object], timeout: float,
+                 cancel: threading.Event | None = None) -> object:
+        """Wait until ``predicate()`` (evaluated after each census round) is truthy; returns its
+        value, or None at ``timeout``. Raises Interrupted when ``cancel`` is set."""
+        deadline = self._clock() + timeout
+        with self._cond:
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise Interrupted("run stopped")
+                value = predicate()
+                if value:
+                    return value
+                left = deadline - self._clock()
+                if left <= 0 or self._stop.is_set():
+                    return None
+                self._cond.wait(min(left, 0.2))
+
+    def seen_after(self, mac: str, since: float, timeout: float,
+                   cancel: threading.Event | None = None) -> SadpDevice | None:
+        """The unit's reply from a round that started after ``since`` (it is up again)."""
+        def fresh() -> SadpDevice | None:
+            sighting = self._table.get(mac)
+            return sighting.device if sighting and sighting.seen_at >= since else None
+        result = self.wait_for(fresh, timeout, cancel)
+        return result if isinstance(result, SadpDevice) else None
+
+    def gone_after(self, mac: str, since: float, timeout: float,
+                   cancel: threading.Event | None = None) -> bool:
+        """True once a whole round that started after ``since`` did not see the unit."""
+        def gone() -> bool:
+            return any(start >= since and mac not in macs for start, _, macs in self._rounds)
+        return bool(self.wait_for(gone, timeout, cancel))
+
+    def vanished_after(self, before: frozenset[str], since: float, timeout: float,
+                       cancel: threading.Event | None = None) -> frozenset[str]:
+        """MACs of ``before`` missing from the first complete round started after ``since``
+        (used to learn which unit a slot powers, by switching it off)."""
+        def first_round() -> frozenset[str] | None:
+            for start, _, macs in self._rounds:
+                if start >= since:
+                    return before - macs or frozenset({"-"})
+            return None
+        result = self.wait_for(first_round, timeout, cancel)
+        if not isinstance(result, frozenset):
+            return frozenset()
+        return result - {"-"}
+
+    def round_started_after(self, since: float) -> bool:
+        with self._cond:
+            return any(start >= since for start, _, _ in self._rounds)

@@ -1,0 +1,116 @@
+"""``rig run BENCH.toml``: reset and verify every slot of a bench, unattended, and record it all."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+
+from rig.actuators.base import OutputGuard
+from rig.bench import BenchError, load_bench
+from rig.camera.isapi import Credentials
+from rig.procedures import PROCEDURES
+from rig.records import RecordError, RecordStore, default_db_path
+from rig.runner import Runner, RunResult
+from rig.wiring import BenchHardware
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "run", help="reset and verify every slot of a bench (unattended batch)",
+        description="Reset every selected slot in parallel with the chosen method, verify each "
+                    "unit over SADP and HTTP, record every step and its evidence, and print a "
+                    "verdict per unit. Exit code 0 only if every unit is at factory defaults.")
+    parser.add_argument("bench", help="bench file (TOML)")
+    parser.add_argument("--method", choices=sorted(PROCEDURES),
+                        help="reset method (default: the bench's [defaults] method)")
+    parser.add_argument("--slots", help="comma-separated slot names (default: all)")
+    parser.add_argument("--user", default="admin", help="web login for web-* and auto methods")
+    parser.add_argument("--password-env", metavar="VAR",
+                        help="name of the environment variable holding the web password "
+                             "(never on the command line: it would show in the process list)")
+    parser.add_argument("--db", default=None,
+                        help="record store (default: $RIG_DB or ~/.local/share/rig/rig.sqlite)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no live progress lines")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        bench = load_bench(args.bench)
+        slots = [n.strip() for n in args.slots.split(",")] if args.slots else None
+        bench.select(slots)
+    except BenchError as exc:
+        print(f"rig run: error: {exc}", file=sys.stderr)
+        return 2
+    credentials = None
+    if args.password_env:
+        password = os.environ.get(args.password_env)
+        if password is None:
+            print(f"rig run: error: environment variable {args.password_env} is not set",
+                  file=sys.stderr)
+            return 2
+        credentials = Credentials(args.user, password)
+    try:
+        store = RecordStore.open(args.db)
+    except (RecordError, OSError) as exc:
+        print(f"rig run: error: record store {args.db or default_db_path()}: {exc}",
+              file=sys.stderr)
+        return 2
+    progress = Progress(quiet=args.quiet or args.json)
+    with store, OutputGuard() as guard:
+        hardware = BenchHardware(bench, guard=guard)
+        try:
+            runner = Runner(bench, store, hardware, method=args.method, slots=slots,
+                            credentials=credentials, on_event=progress)
+            result = runner.run()
+        except KeyboardInterrupt:
+            print("rig run: interrupted: outputs at rest, run recorded as interrupted",
+                  file=sys.stderr)
+            return 130
+        finally:
+            hardware.close()
+        print_result(result, args.json)
+    return 0 if result.passed else 1
+
+
+class Progress:
+    """Live per-slot progress: one line per step and per verdict, with the elapsed time."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+
+    def __call__(self, slot: str, kind: str, text: str) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            mark = "=>" if kind == "verdict" else "  "
+            print(f"{time.monotonic() - self.started:7.2f}s  slot {slot:<6} {mark} {text}",
+                  flush=True)
+
+
+def print_result(result: RunResult, as_json: bool) -> None:
+    rows = sorted(result.results.values(), key=lambda r: _natural(r.slot))
+    if as_json:
+        print(json.dumps({"run": result.run_id, "status": str(result.status), "units": [
+            {"slot": r.slot, "mac": r.mac, "serial": r.serial, **r.verdict.to_json(),
+             "notes": list(r.notes)} for r in rows]}, indent=2))
+        return
+    print()
+    print(f"{'SLOT':<6} {'VERDICT':<16} {'MAC':<17} {'SERIAL':<36} REASON")
+    for r in rows:
+        print(f"{r.slot:<6} {str(r.verdict.verdict).upper():<16} {r.mac or '-':<17} "
+              f"{r.serial or '-':<36} {r.verdict.reason}")
+    passed = sum(r.verdict.passed for r in rows)
+    print(f"\nrun {result.run_id}: {result.status}: {passed}/{len(rows)} unit(s) at factory "
+          f"defaults. Report: rig report {result.run_id} --format html")
+
+
+def _natural(name: str) -> tuple[int, str]:
+    return (int(name), "") if name.isdigit() else (10**9, name)

@@ -1,0 +1,397 @@
+"""Reset recipes as recorded steps: hard (button through power-up), poe-cycle, web-basic, web-full
+and auto. Each step is written to the record store before it acts and closed after it (with
+its outcome), so a crash leaves an honest trail and a report can draw every unit's timeline.
+
+A procedure talks to the slot's hands through the PowerControl / CappedButton interfaces and to
+the unit through SADP (the shared census) and ISAPI; it never knows whether they are simulated.
+Every wait is interruptible (Ctrl-C, SIGTERM) and bounded, and every duration from a firmware
+profile is divided by the bench's time_scale (1 on a real bench).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rig.actuators.base import ActuatorError
+from rig.bench import Bench, PoeOutput, Slot, describe_output
+from rig.camera.factory_state import check_http
+from rig.camera.isapi import Credentials, IsapiClient, IsapiError
+from rig.camera.profiles import FirmwareProfile, ProfileSet
+from rig.camera.sadp import SadpDevice
+from rig.census import Census, Interrupted
+from rig.records import Fault, RecordStore, StepOutcome, Verdict
+from rig.verify import BASIC, FULL, Check, UnitVerdict, judge
+from rig.wiring import SlotHardware
+
+#: Extra press time around power-on: the solenoid goes in before power and stays past the hold.
+PRESS_MARGIN_S = 2.0
+#: A unit gets this many times its profile's boot time (plus a fixed margin) to answer again.
+BOOT_TIMEOUT_FACTOR = 2.0
+BOOT_TIMEOUT_MARGIN_S = 30.0
+#: ISAPI request timeout (real seconds; not scaled: it is a network bound, not a device time).
+HTTP_TIMEOUT_S = 5.0
+
+
+class BenchFault(Exception):
+    """The bench, not the unit, failed: an actuator, the switch, a missing solenoid."""
+
+
+class UnitFault(Exception):
+    """The unit failed a step (never came back, refused a login): carries the verdict."""
+
+    def __init__(self, verdict: UnitVerdict) -> None:
+        super().__init__(verdict.reason)
+        self.verdict = verdict
+
+
+@dataclass
+class Limits:
+    """Bench-wide limits every slot shares: solenoids energised at once, PoE power-on spacing,
+    and the lock that serialises identity roll calls."""
+
+    solenoids: threading.BoundedSemaphore
+    power_on_spacing: float
+    roll_call: threading.Lock = field(default_factory=threading.Lock)
+    _last_power_on: float = 0.0
+    _power_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def for_bench(cls, bench: Bench, power_on_spacing_s: float = 0.2) -> Limits:
+        return cls(threading.BoundedSemaphore(bench.max_solenoids_on),
+                   power_on_spacing_s / bench.time_scale)
+
+    def power_on_turn(self, cancel: threading.Event) -> None:
+        """Stagger power-on across the bench (inrush, PoE classification)."""
+        with self._power_lock:
+            wait = self._last_power_on + self.power_on_spacing - time.monotonic()
+            if wait > 0 and cancel.wait(wait):
+                raise Interrupted("run stopped")
+            self._last_power_on = time.monotonic()
+
+
+@dataclass
+class SlotJob:
+    """Everything one slot's procedure needs. Built by the runner, one per slot per run."""
+
+    bench: Bench
+    slot: Slot
+    hw: SlotHardware
+    profile: FirmwareProfile
+    profiles: ProfileSet
+    method: str
+    store: RecordStore
+    run_id: int
+    unit_id: int
+    census: Census
+    limits: Limits
+    cancel: threading.Event
+    credentials: Credentials | None = None
+    emit: Callable[[str, str, str], None] = lambda slot, kind, text: None
+    mac: str | None = None
+    before: SadpDevice | None = None
+    notes: list[str] = field(default_factory=list)
+
+    # --- time -------------------------------------------------------------------------------------
+
+    def scaled(self, seconds: float) -> float:
+        return seconds / self.bench.time_scale
+
+    def sleep(self, seconds: float) -> None:
+        if self.cancel.wait(seconds):
+            raise Interrupted("run stopped")
+
+    # --- records ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def step(self, name: str, detail: str = "") -> Iterator[int]:
+        """A recorded step: written before it acts, closed with its outcome after."""
+        self.emit(self.slot.name, "step", name)
+        with self.store.step(self.unit_id, name, detail) as step_id:
+            yield step_id
+
+    def evidence(self, kind: str, data: dict[str, Any], step_id: int | None = None) -> None:
+        self.store.add_evidence(self.unit_id, kind, data, step_id)
+
+    def engaged(self, kind: str, target: str, note: str = "") -> int:
+        return self.store.output_engaged(self.run_id, self.slot.name, kind, target, note)
+
+    def cleared(self, output_id: int, note: str = "") -> None:
+        self.store.output_cleared(output_id, note)
+
+    # --- the unit ---------------------------------------------------------------------------------
+
+    def boot_timeout(self) -> float:
+        return self.scaled(self.profile.boot_seconds * BOOT_TIMEOUT_FACTOR + BOOT_TIMEOUT_MARGIN_S)
+
+    def census_round(self) -> float:
+        return self.census.interval + self.census.window
+
+
+# --- hands ---------------------------------------------------------------------------------------
+
+def power_off(job: SlotJob) -> int:
+    """Cut the slot's power (recorded in the outputs ledger first); learn the unit's identity on
+    the way when the bench does not give it. Returns the ledger id to clear at power-on."""
+    target = describe_output(job.slot.power)
+    kind = "poe-port-off" if isinstance(job.slot.power, PoeOutput) else "power-off"
+    with job.step("power off", target) as step_id:
+        ledger = job.engaged(kind, target, "reset in progress")
+        if job.mac is not None:
+            _act(job, job.hw.power.off)
+        else:
+            with job.limits.roll_call:               # one slot at a time: who went quiet?
+                present = frozenset(job.census.present())
+                since = time.monotonic()
+                _act(job, job.hw.power.off)
+                gone = job.census.vanished_after(present, since, 3 * job.census_round(),
+                                                 job.cancel)
+                if len(gone) == 1:
+                    job.mac = next(iter(gone))
+                    job.before = job.census.last(job.mac).device  # type: ignore[union-attr]
+                    job.notes.append(f"identity learned by power-off roll call: {job.mac}")
+                    job.evidence("identity", {"mac": job.mac, "how": "power-off roll call"},
+                                 step_id)
+                else:
+                    job.notes.append(f"identity not learned: {len(gone)} unit(s) went quiet")
+        return ledger
+
+
+def power_on(job: SlotJob, ledger: int) -> float:
+    """Apply power in the bench's power-on turn; returns the monotonic time of power-on."""
+    with job.step("power on", describe_output(job.slot.power)):
+        job.limits.power_on_turn(job.cancel)
+        _act(job, job.hw.power.on)
+        job.cleared(ledger, "power back on")
+        return time.monotonic()
+
+
+def wait_boot(job: SlotJob, since: float) -> SadpDevice:
+    """Wait until the unit answers SADP in a round that started after ``since``."""
+    timeout = job.boot_timeout()
+    with job.step("wait for boot", f"up to {timeout:.1f} s") as step_id:
+        if job.mac is None:
+            found = _adopt_new_unit(job, since, timeout)
+        else:
+            found = job.census.seen_after(job.mac, since, timeout, job.cancel)
+        if found is None:
+            job.store.finish_step(step_id, StepOutcome.TIMEOUT,
+                                  f"no SADP reply within {timeout:.1f} s")
+            raise UnitFault(judge(mac=job.mac or "(unknown)", profile=job.profile,
+                                  expect=FULL, after=None, http=None))
+        job.evidence("sadp-after", found.to_json(), step_id)
+        return found
+
+
+def _adopt_new_unit(job: SlotJob, since: float, timeout: float) -> SadpDevice | None:
+    """A slot whose unit could not be identified at power-off: the one unit that appears after
+    power-on and belongs to no other slot, if there is exactly one."""
+    def newcomer() -> SadpDevice | None:
+        fresh = [s.device for s in (job.census.last(m) for m in job.census.present())
+                 if s is not None and s.seen_at >= since and s.device.mac not in _claimed(job)]
+        return fresh[0] if len(fresh) == 1 else None
+    found = job.census.wait_for(newcomer, timeout, job.cancel)
+    if isinstance(found, SadpDevice):
+        job.mac = found.mac
+        job.notes.append(f"identity taken from the only new unit after power-on: {found.mac}")
+        return found
+    return None
+
+
+def _claimed(job: SlotJob) -> set[str]:
+    return {s.mac for s in job.bench.slots if s.mac}
+
+
+def _act(job: SlotJob, action: Callable[[], None]) -> None:
+    try:
+        action()
+    except (ActuatorError, ValueError) as exc:
+        raise BenchFault(str(exc)) from exc
+
+
+# --- recipes -------------------------------------------------------------------------------------
+
+def hard(job: SlotJob) -> str:
+    """Power off, settle, press, power on, hold for the profile's time, release, wait for boot."""
+    button = job.hw.button
+    if button is None:
+        raise BenchFault(f"slot {job.slot.name} has no reset-button solenoid: "
+                         "a hard reset is impossible")
+    hold = job.scaled(job.profile.hold_seconds[1])
+    press = hold + job.scaled(PRESS_MARGIN_S)
+    try:
+        button.check(press)               # refused before anything moves
+    except (ValueError, ActuatorError) as exc:
+        raise BenchFault(str(exc)) from None
+    ledger = power_off(job)
+    with job.step("settle", f"{job.bench.settle_seconds:g} s off"):
+        job.sleep(job.bench.settle_seconds)
+    with ExitStack() as stack:
+        with job.step("press", describe_output(job.slot.button)):
+            stack.enter_context(_solenoid_turn(job))
+            solenoid = job.engaged("solenoid-on", describe_output(job.slot.button),
+                                   f"held {press:.2f} s through power-up")
+            stack.callback(job.cleared, solenoid, "released")
+            try:
+                stack.enter_context(button.hold(press))
+            except (ActuatorError, ValueError) as exc:
+                raise BenchFault(str(exc)) from exc
+            job.sleep(job.scaled(PRESS_MARGIN_S) / 2)
+        powered_at = power_on(job, ledger)
+        with job.step("hold", f"{hold:.2f} s from power-on"):
+            job.sleep(max(hold - (time.monotonic() - powered_at), 0))
+        with job.step("release"):
+            stack.close()
+    wait_boot(job, powered_at)
+    return FULL
+
+
+def poe_cycle(job: SlotJob) -> str:
+    """Power off, settle, power on, wait for boot: a reboot (and the rest state of a PoE port)."""
+    ledger = power_off(job)
+    with job.step("settle", f"{job.bench.settle_seconds:g} s off"):
+        job.sleep(job.bench.settle_seconds)
+    powered_at = power_on(job, ledger)
+    wait_boot(job, powered_at)
+    return FULL
+
+
+def web_basic(job: SlotJob) -> str:
+    _web_reset(job, "basic")
+    return BASIC
+
+
+def web_full(job: SlotJob) -> str:
+    _web_reset(job, "full")
+    return FULL
+
+
+def auto(job: SlotJob) -> str:
+    """The network reset where credentials work, else the button. At most one login is spent
+    deciding, and none when SADP says the unit is in its login lock."""
+    device = job.before
+    if job.credentials is not None and device is not None and not device.device_lock:
+        client = IsapiClient(device.ipv4 or "", device.http_port or 80, timeout=HTTP_TIMEOUT_S)
+        with job.step("login check", f"as {job.credentials.user}") as step_id:
+            try:
+                result = client.user_check(job.credentials)
+            except IsapiError as exc:
+                result = None
+                job.notes.append(f"web login check failed: {exc}")
+            finally:
+                client.close()
+            if result is not None:
+                job.evidence("user-check", result.to_json(), step_id)
+        if result is not None and result.ok:
+            job.notes.append("auto: credentials work, web-full reset")
+            _web_reset(job, "full", login_checked=True)
+            return FULL
+        job.notes.append("auto: no working web login, hard reset")
+    elif job.credentials is not None and device is not None:
+        job.notes.append("auto: SADP reports the login lock, hard reset")
+    return hard(job)
+
+
+def _web_reset(job: SlotJob, mode: str, login_checked: bool = False) -> None:
+    """ISAPI factoryReset, a reboot when the firmware asks for one, then wait for the unit."""
+    if job.credentials is None:
+        raise BenchFault(f"web-{mode} needs the admin password: give --password-env or "
+                         "[defaults] password_env in the bench file")
+    device = job.before
+    if device is None or not device.ipv4:
+        raise UnitFault(judge(mac=job.mac or "(unknown)", profile=job.profile, expect=FULL,
+                              after=None, http=None))
+    client = IsapiClient(device.ipv4, device.http_port or 80, timeout=HTTP_TIMEOUT_S)
+    try:
+        if not login_checked:
+            with job.step("login check", f"as {job.credentials.user}") as step_id:
+                check = _isapi(job, lambda: client.user_check(job.credentials))
+                job.evidence("user-check", check.to_json(), step_id)
+                if not check.ok:
+                    job.store.finish_step(step_id, StepOutcome.FAILED, "login refused")
+                    raise UnitFault(judge_not_default(
+                        "web-login", f"login refused: {check.retry_login_time} attempt(s) left"))
+        with job.step(f"factoryReset {mode}") as step_id:
+            status = _isapi(job, lambda: client.factory_reset(job.credentials, mode))
+            job.evidence("factory-reset", status.to_json(), step_id)
+            started = time.monotonic()
+        if status.reboot_required:
+            with job.step("reboot", "the firmware answered rebootRequired") as step_id:
+                reply = _isapi(job, lambda: client.reboot(job.credentials))
+                job.evidence("reboot", reply.to_json(), step_id)
+    finally:
+        client.close()
+    assert job.mac is not None
+    with job.step("wait for reboot") as step_id:
+        if not job.census.gone_after(job.mac, started, job.boot_timeout(), job.cancel):
+            job.store.finish_step(step_id, StepOutcome.TIMEOUT, "the unit never went down")
+            raise UnitFault(judge_not_default(
+                "reboot", "the unit never rebooted after factoryReset"))
+    wait_boot(job, time.monotonic())
+
+
+def judge_not_default(check: str, detail: str) -> UnitVerdict:
+    """A not-default verdict for a step that failed before verification could run."""
+    return UnitVerdict(Verdict.NOT_DEFAULT, Fault.UNIT, f"{check}: {detail}", check,
+                       (Check(check, False, detail),))
+
+
+def _isapi(job: SlotJob, call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except IsapiError as exc:
+        raise UnitFault(judge_not_default("web-request", str(exc))) from exc
+
+
+@contextmanager
+def _solenoid_turn(job: SlotJob) -> Iterator[None]:
+    """Wait for a free solenoid (the bench's limit on coils energised at once)."""
+    while not job.limits.solenoids.acquire(timeout=0.1):
+        if job.cancel.is_set():
+            raise Interrupted("run stopped")
+    try:
+        yield
+    finally:
+        job.limits.solenoids.release()
+
+
+PROCEDURES: dict[str, Callable[[SlotJob], str]] = {
+    "hard": hard, "poe-cycle": poe_cycle, "web-basic": web_basic, "web-full": web_full,
+    "auto": auto,
+}
+
+
+def verify(job: SlotJob, expect: str) -> UnitVerdict:
+    """Collect the HTTP evidence at the unit's own address and judge it with SADP."""
+    assert job.mac is not None
+    sighting = job.census.last(job.mac)
+    after = sighting.device if sighting else None
+    with job.step("verify") as step_id:
+        http = None
+        profile = job.profile
+        if after is not None:
+            detected = job.profiles.for_firmware(after.firmware or "")
+            if detected is not None and detected.name != profile.name:
+                job.notes.append(f"firmware {after.firmware} is family {detected.name}, "
+                                 f"the bench says {profile.name}: judged as {detected.name}")
+                profile = detected
+            client = IsapiClient(after.ipv4 or "", after.http_port or 80,
+                                 timeout=HTTP_TIMEOUT_S)
+            try:
+                http = check_http(client, job.profiles,
+                                  credentials=job.credentials if expect == BASIC else None,
+                                  try_default=expect == FULL)
+            finally:
+                client.close()
+            job.evidence("http", http.to_json(), step_id)
+        others = [d for m, d in job.census.present().items() if m != job.mac]
+        verdict = judge(mac=job.mac, profile=profile, expect=expect, after=after, http=http,
+                        before=job.before, expected_ipv4=job.slot.address, others=others)
+        job.evidence("verdict", verdict.to_json(), step_id)
+        if not verdict.passed:
+            job.store.finish_step(step_id, StepOutcome.FAILED, verdict.reason)
+        return verdict

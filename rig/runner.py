@@ -1,0 +1,248 @@
+"""A batch: every selected slot reset and verified in parallel, within the bench's limits.
+
+The runner owns the order of things a crash must not scramble: recover what an earlier run left
+(outputs made safe, its units marked interrupted), record the run and every unit before any
+output moves, run each slot's procedure in its own thread, and record each verdict before the
+slot is considered done. Ctrl-C and SIGTERM stop it cleanly: waits are cancelled, solenoids
+released, PoE ports restored, and the run is recorded as interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from rig.actuators.base import ActuatorError
+from rig.bench import Bench, PoeOutput, Slot
+from rig.camera.isapi import Credentials
+from rig.camera.profiles import ProfileSet
+from rig.census import Census, Interrupted
+from rig.procedures import (
+    PROCEDURES,
+    BenchFault,
+    Limits,
+    SlotJob,
+    UnitFault,
+    verify,
+)
+from rig.records import Fault, RecordStore, RunStatus, Verdict, file_sha256
+from rig.verify import UnitVerdict
+from rig.wiring import BenchHardware
+
+log = logging.getLogger(__name__)
+
+#: Census cadence on a real bench (seconds); a simulated bench divides it by its time_scale.
+CENSUS_WINDOW_S = 1.0
+CENSUS_INTERVAL_S = 2.0
+
+EventSink = Callable[[str, str, str], None]   # (slot, kind, text)
+
+
+@dataclass(frozen=True)
+class SlotResult:
+    slot: str
+    verdict: UnitVerdict
+    mac: str | None
+    serial: str | None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: int
+    status: RunStatus
+    results: dict[str, SlotResult] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status is RunStatus.PASSED
+
+
+class Runner:
+    """Run one batch on ``bench``. The caller owns ``store`` and ``hardware`` (and installs the
+    OutputGuard that registers with the hardware)."""
+
+    def __init__(self, bench: Bench, store: RecordStore, hardware: BenchHardware, *,
+                 method: str | None = None, slots: list[str] | None = None,
+                 credentials: Credentials | None = None, profiles: ProfileSet | None = None,
+                 on_event: EventSink | None = None, argv: list[str] | None = None) -> None:
+        self.bench = bench
+        self.store = store
+        self.hardware = hardware
+        self.method = method or bench.default_method
+        if self.method not in PROCEDURES:
+            raise ValueError(f"unknown method {self.method!r}; known: {', '.join(PROCEDURES)}")
+        self.slots = bench.select(slots)
+        self.credentials = credentials
+        self.profiles = profiles or ProfileSet.load()
+        self.emit: EventSink = on_event or (lambda slot, kind, text: None)
+        self.argv = argv if argv is not None else sys.argv
+        self.cancel = threading.Event()
+
+    # --- recovery ---------------------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Make safe what a dead earlier run left engaged on this bench; returns what was done."""
+        done: list[str] = []
+        names = {s.name for s in self.bench.slots}
+        for recovered in self.store.recover_interrupted():
+            if recovered.run.bench_name != self.bench.name:
+                continue
+            for entry in recovered.outputs:
+                if entry.slot not in names:
+                    continue
+                try:
+                    self._rest(self.bench.slot(entry.slot))
+                    self.store.output_cleared(entry.id, "made safe after restart")
+                    done.append(f"run {recovered.run.id}: {entry.kind} {entry.target} made safe")
+                except ActuatorError as exc:
+                    done.append(f"run {recovered.run.id}: {entry.target} NOT made safe: {exc}")
+            if recovered.units:
+                done.append(f"run {recovered.run.id} was interrupted; "
+                            f"{len(recovered.units)} unit(s) marked interrupted")
+        for line in done:
+            self.emit("-", "recovery", line)
+        return done
+
+    def _rest(self, slot: Slot) -> None:
+        hw = self.hardware.slot(slot.name)
+        if hw.button is not None:
+            hw.button.release()
+        if isinstance(slot.power, PoeOutput):
+            hw.power.on()
+
+    # --- the batch --------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        self.recover()
+        run_id = self.store.start_run(self.bench.name, method=self.method,
+                                      bench_path=self.bench.path,
+                                      bench_sha256=file_sha256(self.bench.path), argv=self.argv)
+        units = {s.name: self.store.plan_unit(
+            run_id, s.name, method=self.method, profile=s.profile or self.bench.default_profile,
+            expected_mac=s.mac, expected_serial=s.serial) for s in self.slots}
+        results: dict[str, SlotResult] = {}
+        out = set(self.store.out_of_service_slots(self.bench.name))
+        for slot in self.slots:
+            if slot.name in out:
+                verdict = UnitVerdict(Verdict.OUT_OF_SERVICE, Fault.BENCH,
+                                      "slot out of service after repeated bench faults; "
+                                      "clear it when the bench is fixed")
+                self._finish(units[slot.name], slot.name, verdict, None, None, results)
+        active = [s for s in self.slots if s.name not in out]
+        status = RunStatus.INTERRUPTED
+        try:
+            with self._census() as census:
+                jobs = self._jobs(run_id, units, active, census, results)
+                self._run_jobs(jobs, units, results)
+            status = (RunStatus.PASSED if all(r.verdict.passed for r in results.values())
+                      else RunStatus.FAILED)
+        except (KeyboardInterrupt, SystemExit):
+            self.cancel.set()
+            self.emit("-", "interrupted", "stopping: releasing solenoids, restoring power")
+            raise
+        finally:
+            errors = self.hardware.make_safe()
+            note = "; ".join(errors)
+            self.store.finish_run(run_id, status, note)
+        return RunResult(run_id, status, results)
+
+    def _census(self) -> Census:
+        scale = self.bench.time_scale
+        interval = max(CENSUS_INTERVAL_S / scale, 0.08)
+        return Census(bind=self.bench.network.address, interface=None
+                      if self.bench.network.address else self.bench.network.interface,
+                      window=max(min(CENSUS_WINDOW_S / scale, interval * 0.6), 0.05),
+                      interval=interval)
+
+    def _jobs(self, run_id: int, units: dict[str, int], slots: list[Slot], census: Census,
+              results: dict[str, SlotResult]) -> list[SlotJob]:
+        """Open each slot's hands and take its 'before' evidence; a slot whose hands cannot be
+        opened gets its bench-fault verdict here."""
+        limits = Limits.for_bench(self.bench)
+        census.wait_for(lambda: census.round_started_after(0.0), 10 * census.interval)
+        jobs = []
+        for slot in slots:
+            unit_id = units[slot.name]
+            try:
+                hw = self.hardware.slot(slot.name)
+            except (ActuatorError, ValueError) as exc:
+                self._finish(unit_id, slot.name, UnitVerdict(
+                    Verdict.BENCH_FAULT, Fault.BENCH, f"cannot open the slot's hardware: {exc}",
+                    "hardware"), slot.mac, slot.serial, results)
+                continue
+            profile = self.profiles.get(slot.profile or self.bench.default_profile)
+            job = SlotJob(bench=self.bench, slot=slot, hw=hw, profile=profile,
+                          profiles=self.profiles, method=self.method, store=self.store,
+                          run_id=run_id, unit_id=unit_id, census=census, limits=limits,
+                          cancel=self.cancel, credentials=self.credentials, emit=self.emit,
+                          mac=slot.mac or self._mac_of_serial(census, slot.serial))
+            if job.mac is not None:
+                sighting = census.last(job.mac)
+                job.before = sighting.device if sighting else None
+                if job.before is not None:
+                    self.store.add_evidence(unit_id, "sadp-before", job.before.to_json())
+            jobs.append(job)
+        return jobs
+
+    @staticmethod
+    def _mac_of_serial(census: Census, serial: str | None) -> str | None:
+        if not serial:
+            return None
+        return next((d.mac for d in census.present().values() if d.serial == serial), None)
+
+    def _run_jobs(self, jobs: list[SlotJob], units: dict[str, int],
+                  results: dict[str, SlotResult]) -> None:
+        if not jobs:
+            return
+        with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="slot") as pool:
+            futures: dict[Future[None], SlotJob] = {
+                pool.submit(self._run_slot, job, results): job for job in jobs}
+            try:
+                pending = set(futures)
+                while pending:
+                    _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            except BaseException:
+                self.cancel.set()
+                for future in futures:
+                    future.cancel()
+                wait(futures, timeout=30)
+                raise
+
+    def _run_slot(self, job: SlotJob, results: dict[str, SlotResult]) -> None:
+        started = time.monotonic()
+        try:
+            expect = PROCEDURES[self.method](job)
+            verdict = verify(job, expect)
+        except UnitFault as fault:
+            verdict = fault.verdict
+        except BenchFault as fault:
+            verdict = UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH, str(fault), "bench")
+        except Interrupted:
+            verdict = UnitVerdict(Verdict.INTERRUPTED, Fault.NONE,
+                                  "run stopped (Ctrl-C or SIGTERM) during this unit's reset")
+        except Exception as exc:  # noqa: BLE001 - one slot's bug must not sink the batch
+            log.exception("slot %s: unexpected error", job.slot.name)
+            verdict = UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH,
+                                  f"internal error: {type(exc).__name__}: {exc}", "internal")
+        sighting = job.census.last(job.mac) if job.mac else None
+        serial = sighting.device.serial if sighting else job.slot.serial
+        self._finish(job.unit_id, job.slot.name, verdict, job.mac, serial, results,
+                     tuple(job.notes))
+        log.info("slot %s: %s in %.1f s", job.slot.name, verdict.verdict,
+                 time.monotonic() - started)
+
+    def _finish(self, unit_id: int, slot: str, verdict: UnitVerdict, mac: str | None,
+                serial: str | None, results: dict[str, SlotResult],
+                notes: tuple[str, ...] = ()) -> None:
+        reason = verdict.reason + (f" ({'; '.join(notes)})" if notes else "")
+        self.store.finish_unit(unit_id, verdict.verdict, reason,
+                               None if verdict.fault is Fault.NONE else verdict.fault,
+                               check=verdict.check, mac=mac, serial=serial)
+        results[slot] = SlotResult(slot, verdict, mac, serial, notes)
+        self.emit(slot, "verdict", f"{verdict.verdict}: {reason}")
