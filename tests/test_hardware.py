@@ -444,6 +444,9 @@ def test_systemd_unit_runs_as_rig_and_makes_outputs_safe_after_every_stop(benche
     # a restarted rig has forgotten its cool-downs: wait out the longest cap first
     longest_cap = max(b.solenoid_max_on_seconds for b in benches.values())
     assert float(values(service, "RestartSec")[0]) > longest_cap
+    # rig run exits 1 when a unit fails verification: that must not repeat the batch
+    assert values(service, "Restart") == ["on-abnormal"]
+    assert "RIG_DB=/var/lib/rig/rig.sqlite" in values(service, "Environment")
     assert values(unit["Install"], "WantedBy") == ["multi-user.target"]
 
 
