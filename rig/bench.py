@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rig.actuators import poe_mibs
 from rig.camera.profiles import ProfileError, ProfileSet
 from rig.camera.sadp import SadpError, normalize_mac
 
@@ -309,7 +310,7 @@ class _Reader:
             priv_key=t.secret("priv_key", None),
             auth_protocol=t.choice("auth_protocol", AUTH_PROTOCOLS, "sha"),
             priv_protocol=t.choice("priv_protocol", PRIV_PROTOCOLS, "aes"),
-            mib=t.get("mib", str, "rfc3621"),
+            mib=t.choice("mib", tuple(poe_mibs.names()), "rfc3621"),
             group=t.number("group", 1, low=1, high=64, integer=True),
             timeout=float(t.number("timeout", 2.0, low=0.1, high=60)),
             retries=t.number("retries", 1, low=0, high=5, integer=True),

@@ -117,6 +117,8 @@ BROKEN = {
     "name-shared": (r'^name = "A3"$', 'name = "A1"', "both use the slot name 'A1'"),
     "v3-without-keys": (r'^priv_key = .*$', "", "switches.main.version: SNMP v3 needs"),
     "bad-protocol": (r'^protocol = .*$', 'protocol = "morse"', "relay_boards.b1.protocol"),
+    "unknown-mib": (r'^priv_key = .*$', 'priv_key = "privpriv123"\nmib = "hp-poe"',
+                    "switches.main.mib: 'hp-poe' is not one of: cisco, rfc3621, tplink"),
     "slot-address": (r'^name = "A3"$', 'name = "A3"\naddress = "127.0.1"',
                      "slots[2].address: '127.0.1' is not an IP address"),
     "time-scale-below-one": (r"^solenoid_max_on_seconds = .*$",
