@@ -17,7 +17,7 @@ from rig.commands._serve import until_stopped
 from rig.sim.fleet import CameraFleet
 
 #: Other simulated parts, one module each with ``register(sim_subparsers)``.
-_PARTS = ("sim_switch", "sim_relay")
+_PARTS = ("sim_switch", "sim_relay", "sim_bench")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,531 @@
+"""A whole simulated bench as one object: virtual cameras wired to simulated power and buttons,
+and the bench file that describes it.
+
+``SimBench.start(spec, directory=...)`` builds what a person builds at a real bench, then writes
+down what they built, so the controller can be pointed at it like at any bench:
+
+- one ``CameraHost`` per slot (SADP + ISAPI) on its own loopback address ``base + (first + i)``,
+  with an ephemeral web port (the unit reports it in SADP, as ``HttpPort``);
+- GPIO slots: an active-low relay module input (camera power) and an active-high solenoid gate
+  (reset button) on pins of one ``MockFactory`` (rig.sim.gpio); PoE slots: a port of ONE
+  ``VirtualSwitch`` (a real SNMP agent on 127.0.0.1, ephemeral UDP port), button on GPIO;
+  relay slots: two channels (power, button) of ONE ``SimulatedRelayBoard`` on a pty, reached
+  through a stable link inside ``directory`` like ``/dev/serial/by-id/...``;
+- a bench TOML in ``directory`` that ``rig.bench.load_bench`` reads: the controller gets a pin
+  factory, addresses and ports and never learns that the bench is simulated
+  (DESIGN.md, "One code path for real and simulated hardware").
+
+Where power stands when ``start()`` returns, and what the controller's drivers then do to it
+(this is what a real bench does too, so the runner must not be surprised by it):
+
+- every slot's camera is powered, and with ``boot=True`` running, as a bench is found in the
+  morning: units on, some of them used (``provision=``);
+- GPIO slots: the relay pin sits at its active level (LOW) before anyone claims it, as a Pi
+  kernel leaves a line a previous controller drove. ``BenchHardware`` builds ``GpioPower``
+  OFF, so **opening a GPIO slot's drivers powers its camera down**; closing them releases the
+  pin, which floats to the module's idle level: the camera stays off;
+- PoE slots: the port is enabled (a switch powers its ports by default); the drivers change
+  nothing until told to, and ``BenchHardware.close()`` turns back on ports the rig turned off;
+- relay slots: the power channel is on (switched on through the real driver, ``SerialRelayBoard``,
+  whose records are then cleared); opening the board changes no relay and closing it keeps
+  power relays as they are; an ``OutputGuard``'s ``all_off`` switches them off.
+
+Pins follow hardware/pinmap.md: relay inputs on BCM 4-7 (pulled up at boot: right for active-low
+modules), solenoids on 17, 27, 22, 23, 24, 25, 16, 26, then the map's spares 12, 13, 18-21, so a
+simulated 4-slot GPIO bench or 8-slot PoE bench is wired pin for pin like the example benches.
+A larger *simulated* bench borrows further pins (8, 9-11, then pulled-down pins for relays); the
+mock factory does not model boot-time pulls, so that layout works here but is not one to build.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from gpiozero.pins.mock import MockFactory
+
+from rig.actuators import relay_protocols
+from rig.bench import (
+    POWER_KINDS,
+    Bench,
+    GpioOutput,
+    PoeOutput,
+    PowerSpec,
+    RelayOutput,
+    describe_output,
+    load_bench,
+)
+from rig.camera.profiles import FirmwareProfile, ProfileSet
+from rig.sim.camera import SimFaults, VirtualCamera
+from rig.sim.fleet import CameraHost, sim_mac, sim_serial
+from rig.sim.gpio import LoadPin, wire_gpio_slot
+from rig.sim.serial_board import FIRMWARES, SimulatedRelayBoard
+
+if TYPE_CHECKING:
+    from rig.sim.switch import VirtualSwitch
+
+log = logging.getLogger(__name__)
+
+#: hardware/pinmap.md, "Pins the benches drive": camera relay inputs IN1-IN4 (active-low module),
+#: GPIO 4-7, pulled up at boot so an unclaimed pin leaves the relay off.
+RELAY_PINS = (4, 5, 6, 7)
+#: hardware/pinmap.md: slot N's solenoid gate on the N-th of these (header order 11-37), then
+#: the map's spare pins, all pulled down at boot so an unclaimed gate leaves the solenoid off.
+SOLENOID_PINS = (17, 27, 22, 23, 24, 25, 16, 26, 12, 13, 18, 19, 20, 21)
+#: Beyond the pin map: pulled-down pins the map leaves to SPI0 (9-11) for more solenoids, and the
+#: last pulled-up pin (8, SPI0 CE0) for a fifth relay. Only a simulated bench uses them.
+EXTRA_SOLENOID_PINS = (9, 10, 11)
+EXTRA_RELAY_PINS = (8,)
+#: Relays beyond those take pulled-down pins from the end of the solenoid list (simulation only).
+_BUTTON_POOL = SOLENOID_PINS + EXTRA_SOLENOID_PINS
+_POWER_POOL = RELAY_PINS + EXTRA_RELAY_PINS + tuple(reversed(_BUTTON_POOL))
+#: The most channels a bench file accepts for one relay board (rig.bench).
+_BENCH_MAX_CHANNELS = 64
+
+SWITCH_NAME = "sim"
+BOARD_NAME = "sim"
+#: The read-write community written into the bench file (the switch's read-only one is "public").
+COMMUNITY = "private"
+#: Where the controller stands on a loopback bench; SADP is served and probed there only.
+LOOPBACK = "127.0.0.1"
+#: MAC block of bench units (rig.sim.fleet.sim_mac); CameraFleet uses 0xF0 by default.
+DEFAULT_MAC_BLOCK = 0xBE
+#: Real seconds a relay channel may take to reach its camera when the bench powers up.
+_RELAY_SETTLE_S = 2.0
+
+
+@dataclass(frozen=True)
+class SimSlot:
+    """What one simulated slot is: how its camera is powered, which firmware family it runs and
+    which faults it has. The button is always a solenoid: on GPIO for "gpio" and "poe" slots, on
+    a second channel of the relay board for "relay" slots."""
+
+    power: str = "gpio"
+    profile: str = "current"
+    faults: SimFaults = field(default_factory=SimFaults)
+
+    def __post_init__(self) -> None:
+        if self.power not in POWER_KINDS:
+            raise ValueError(f"SimSlot power {self.power!r} is not one of: "
+                             f"{', '.join(POWER_KINDS)}")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One slot as it will be built: outputs (the bench file's own types), unit identity."""
+
+    name: str
+    sim: SimSlot
+    profile: FirmwareProfile
+    power: PowerSpec
+    button: GpioOutput | RelayOutput
+    address: str
+    mac: str
+    serial: str
+
+
+def _fault_names(faults: SimFaults) -> list[str]:
+    return [name for name, on in vars(faults).items() if on]
+
+
+def _toml(value: Any) -> str:
+    """A TOML value for a str, bool, int, float or a flat inline table of those."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)   # a JSON string (ASCII, \uXXXX escapes) is a TOML basic string
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def _output_table(spec: PowerSpec) -> dict[str, Any]:
+    if isinstance(spec, GpioOutput):
+        table: dict[str, Any] = {"kind": "gpio", "pin": spec.pin}
+        if not spec.active_high:
+            table["active_high"] = False
+        return table
+    if isinstance(spec, RelayOutput):
+        return {"kind": "relay", "board": spec.board, "channel": spec.channel}
+    return {"kind": "poe", "switch": spec.switch, "port": spec.port}
+
+
+def _allocate_pins(gpio_power: int, gpio_buttons: int) -> tuple[list[int], list[int]]:
+    """Pins for ``gpio_power`` relay inputs and ``gpio_buttons`` solenoid gates, all distinct,
+    following the pin map as far as it goes. Raises ValueError when the header runs out."""
+    buttons = list(_BUTTON_POOL[:gpio_buttons])
+    powers = [p for p in _POWER_POOL if p not in buttons][:gpio_power]
+    if len(buttons) < gpio_buttons or len(powers) < gpio_power:
+        usable = len(set(_POWER_POOL))
+        raise ValueError(
+            f"not enough GPIO pins: {gpio_power} GPIO-powered slot(s) need a relay pin each and "
+            f"{gpio_buttons} slot(s) with a GPIO button (gpio and poe slots) a solenoid pin "
+            f"each, {gpio_power + gpio_buttons} in all; the header has {usable} usable pins "
+            f"(BCM 4-27 without 14, 15), at most {len(_BUTTON_POOL)} of them for solenoids. "
+            f"Put more slots on the relay board (power='relay')")
+    return powers, buttons
+
+
+def _relay_channel_limit(protocol: str) -> int:
+    """Channels one board can have: what both the simulator and the rig's driver address."""
+    if protocol not in FIRMWARES:
+        raise ValueError(f"unknown relay protocol {protocol!r} "
+                         f"(known: {', '.join(sorted(FIRMWARES))})")
+    return min(FIRMWARES[protocol].MAX_CHANNELS, relay_protocols.load(protocol).MAX_CHANNELS,
+               _BENCH_MAX_CHANNELS)
+
+
+def _addresses(base: str, first: int, count: int) -> list[str]:
+    if count < 1:
+        raise ValueError("a simulated bench needs at least one slot")
+    if not 1 <= first or first + count - 1 > 254:
+        raise ValueError(f"cannot place {count} unit(s) from {base}{first}: the last octet "
+                         f"must stay within 1..254")
+    out = []
+    for i in range(count):
+        text = f"{base}{first + i}"
+        try:
+            address = ipaddress.IPv4Address(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IPv4 address (base must look like "
+                             f"'127.0.1.')") from None
+        if not address.is_loopback:
+            raise ValueError(f"{text} is not a loopback address: a simulated bench binds "
+                             f"its units on 127.0.0.0/8 only")
+        out.append(text)
+    return out
+
+
+def _plan(spec: Sequence[SimSlot], *, profiles: ProfileSet, base: str, first: int,
+          relay_protocol: str, mac_block: int) -> list[_Plan]:
+    """Every slot's outputs and identity, checked before anything binds or opens."""
+    spec = list(spec)
+    for item in spec:
+        if not isinstance(item, SimSlot):
+            raise TypeError(f"a simulated bench is a sequence of SimSlot, not {item!r}")
+    addresses = _addresses(base, first, len(spec))
+    chosen = [profiles.get(item.profile) for item in spec]   # ProfileError names the bad one
+    gpio_power = sum(item.power == "gpio" for item in spec)
+    gpio_buttons = sum(item.power in ("gpio", "poe") for item in spec)
+    power_pins, button_pins = _allocate_pins(gpio_power, gpio_buttons)
+    relay_slots = sum(item.power == "relay" for item in spec)
+    if relay_slots:
+        limit = _relay_channel_limit(relay_protocol)
+        if 2 * relay_slots > limit:
+            raise ValueError(f"{relay_slots} relay slot(s) need {2 * relay_slots} channels "
+                             f"(power and button each); a simulated {relay_protocol} board has "
+                             f"at most {limit}")
+    plans: list[_Plan] = []
+    poe_port = relay_index = 0
+    powers, buttons = iter(power_pins), iter(button_pins)
+    for i, (item, profile) in enumerate(zip(spec, chosen, strict=True)):
+        power: PowerSpec
+        button: GpioOutput | RelayOutput
+        if item.power == "gpio":
+            power = GpioOutput(pin=next(powers), active_high=False)
+            button = GpioOutput(pin=next(buttons))
+        elif item.power == "poe":
+            poe_port += 1
+            power = PoeOutput(switch=SWITCH_NAME, port=poe_port)
+            button = GpioOutput(pin=next(buttons))
+        else:
+            relay_index += 1
+            power = RelayOutput(board=BOARD_NAME, channel=2 * relay_index - 1)
+            button = RelayOutput(board=BOARD_NAME, channel=2 * relay_index)
+        mac = sim_mac(first + i, mac_block)
+        plans.append(_Plan(name=str(i + 1), sim=item, profile=profile, power=power,
+                           button=button, address=addresses[i], mac=mac,
+                           serial=sim_serial(profile.sample_model, mac)))
+    return plans
+
+
+class SimBench:
+    """A running simulated bench. Build it with ``SimBench.start(...)``; ``stop()`` (or leaving
+    the ``with`` block) stops every part and frees every address, port and pty.
+
+    Attributes: ``bench_path`` (the bench TOML), ``bench`` (it, loaded by rig.bench),
+    ``pin_factory`` (the MockFactory wired to the GPIO slots: hand it to ``BenchHardware``),
+    ``cameras`` (slot name → VirtualCamera), ``switch`` (the VirtualSwitch, or None without PoE
+    slots), ``relay_board`` (the SimulatedRelayBoard, or None without relay slots), ``slots``
+    (slot name → the SimSlot it was built from).
+    """
+
+    def __init__(self, directory: Path, time_scale: float) -> None:
+        # Use SimBench.start(); the constructor only sets up an empty bench for it to fill.
+        self.directory = directory
+        self.time_scale = time_scale
+        self.bench_path: Path = directory / "bench.toml"
+        self._bench: Bench | None = None
+        self.pin_factory: MockFactory = MockFactory()
+        self.cameras: dict[str, VirtualCamera] = {}
+        self.slots: dict[str, SimSlot] = {}
+        self.switch: VirtualSwitch | None = None
+        self.relay_board: SimulatedRelayBoard | None = None
+        self._plans: list[_Plan] = []
+        # What stop() undoes, in reverse: the factory's pins are closed after their loads unwire.
+        self._undo: list[Callable[[], None]] = [self.pin_factory.close]
+        self._stopped = False
+
+    # --- building -------------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, spec: Sequence[SimSlot], *, directory: str | Path, time_scale: float = 1.0,
+              base: str = "127.0.1.", first: int = 40, provision: str | None = None,
+              boot: bool = True, boot_timeout: float | None = None,
+              expected_identity: bool = True, relay_protocol: str = "numato",
+              mac_block: int = DEFAULT_MAC_BLOCK, name: str = "sim",
+              profile_set: ProfileSet | None = None) -> SimBench:
+        """Build and power a bench of ``len(spec)`` slots named "1".."N"; slot i's unit is on
+        ``base + (first + i)`` (loopback only). ``directory`` receives the bench file
+        (``bench.toml``) and the relay board's stable link (``relay-board``); both are replaced
+        if a previous bench left them there.
+
+        ``time_scale`` (≥ 1, as the bench file allows) divides every firmware duration, and is
+        written into the bench file so the controller compresses its waits by the same factor.
+        ``provision``: every unit starts used, activated with this admin password (legacy units
+        too), so a reset has something to undo. ``boot``: wait until every powered unit runs
+        (``boot_timeout`` real seconds; default: the slowest profile's boot plus 10 s); units
+        with the ``never_boots`` fault are not waited for. ``expected_identity=False`` leaves
+        mac/serial out of the bench file, for runners that must learn identity from SADP.
+        ``relay_protocol``: what the relay board speaks (lcus, numato; kmtronic boards have one
+        channel, too few for a slot). ``mac_block`` keeps this bench's MACs apart from other
+        simulated units on the same host.
+
+        Raises ValueError (bad spec, not enough pins or channels, bad addresses), ProfileError,
+        OSError (an address or port in use) or RuntimeError (units did not boot in time);
+        whatever was started by then is stopped again.
+        """
+        if not time_scale >= 1:
+            raise ValueError(f"time_scale must be at least 1 (a bench file's range), "
+                             f"not {time_scale}")
+        if provision is not None and not provision:
+            raise ValueError("provision must be a non-empty password or None")
+        profiles = profile_set or ProfileSet.load()
+        plans = _plan(spec, profiles=profiles, base=base, first=first,
+                      relay_protocol=relay_protocol, mac_block=mac_block)
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        sim = cls(directory, float(time_scale))
+        try:
+            sim._build(plans, relay_protocol=relay_protocol, provision=provision)
+            sim._write_bench_file(name, expected_identity, relay_protocol)
+            sim._bench = load_bench(sim.bench_path, profiles)
+            if boot:
+                timeout = boot_timeout if boot_timeout is not None else (
+                    max(p.profile.boot_seconds for p in plans) / sim.time_scale + 10.0)
+                if not sim.wait_running(timeout):
+                    late = [n for n, c in sim.cameras.items() if c.powered and not c.running
+                            and not c.faults.never_boots]
+                    raise RuntimeError(f"simulated bench: slot(s) {', '.join(late)} not "
+                                       f"running after {timeout:.1f} s")
+        except BaseException:
+            sim.stop()
+            raise
+        log.info("simulated bench %s: %d slot(s), bench file %s", name, len(plans),
+                 sim.bench_path)
+        return sim
+
+    def _build(self, plans: list[_Plan], *, relay_protocol: str,
+               provision: str | None) -> None:
+        """Cameras first (unpowered), then each kind of power, each powering its units on."""
+        self._plans = plans
+        for plan in plans:
+            camera = VirtualCamera(plan.profile, mac=plan.mac, serial=plan.serial,
+                                   address=plan.address, http_port=0,
+                                   default_ipv4=plan.address, time_scale=self.time_scale,
+                                   faults=plan.sim.faults)
+            if provision is not None:
+                camera.provision(provision)
+            self.cameras[plan.name] = camera
+            self.slots[plan.name] = plan.sim
+            host = CameraHost(camera, sadp_interface=LOOPBACK).start()
+            self._undo.append(host.stop)
+        self._wire_gpio(plans)
+        poe = [p for p in plans if isinstance(p.power, PoeOutput)]
+        if poe:
+            self._start_switch(poe)
+        relay = [p for p in plans if isinstance(p.power, RelayOutput)]
+        if relay:
+            self._start_relay_board(relay, relay_protocol)
+
+    def _wire_gpio(self, plans: list[_Plan]) -> None:
+        """Relay modules and solenoid gates on the mock pins; then the relays pulled in."""
+        factory = self.pin_factory
+        for plan in plans:
+            camera = self.cameras[plan.name]
+            if isinstance(plan.power, GpioOutput):
+                assert isinstance(plan.button, GpioOutput)
+                wiring = wire_gpio_slot(factory, camera, power_pin=plan.power.pin,
+                                        power_active_high=plan.power.active_high,
+                                        button_pin=plan.button.pin,
+                                        button_active_high=plan.button.active_high)
+                self._undo.append(wiring.disconnect)
+                # The state a previous controller left: the line driven to the relay's active
+                # level. The first driver to claim the pin (GpioPower starts OFF) ends it.
+                if plan.power.active_high:
+                    wiring.power.drive_high()
+                else:
+                    wiring.power.drive_low()
+                if not camera.powered:
+                    raise RuntimeError(f"slot {plan.name}: GPIO{plan.power.pin} at the active "
+                                       f"level did not power the camera")
+            elif isinstance(plan.button, GpioOutput):
+                pin = factory.pin(plan.button.pin, pin_class=LoadPin)
+                assert isinstance(pin, LoadPin)
+                pin.connect(active_high=plan.button.active_high, on_change=camera.set_button)
+                self._undo.append(pin.disconnect)
+
+    def _start_switch(self, plans: list[_Plan]) -> None:
+        from rig.sim.switch import VirtualSwitch  # pysnmp costs ~0.1 s: only for PoE slots
+
+        switch = VirtualSwitch(len(plans), bind=LOOPBACK, udp_port=0, community_rw=COMMUNITY,
+                               sys_name="rig-sim-bench-switch").start()
+        self.switch = switch
+        self._undo.append(switch.stop)
+        for plan in plans:
+            assert isinstance(plan.power, PoeOutput)
+            switch.attach(plan.power.port, self.cameras[plan.name])   # ports start enabled
+
+    def _start_relay_board(self, plans: list[_Plan], protocol: str) -> None:
+        from rig.actuators.serial_relay import SerialRelayBoard
+
+        board = SimulatedRelayBoard(protocol, 2 * len(plans), link=self.directory / "relay-board",
+                                    power_on_state=False).start()
+        self.relay_board = board
+        self._undo.append(board.stop)
+        for plan in plans:
+            camera = self.cameras[plan.name]
+            assert isinstance(plan.power, RelayOutput) and isinstance(plan.button, RelayOutput)
+            board.attach(plan.power.channel, camera.set_power)
+            board.attach(plan.button.channel, camera.set_button)
+        # Power on as an operator would, through the real driver over the pty: the board's
+        # relays and the cameras cannot disagree. Closing the driver keeps power relays on.
+        with SerialRelayBoard(str(board.link), protocol=protocol, channels=board.channels,
+                              timeout=1.0, name="sim bench power-up") as client:
+            for plan in plans:
+                assert isinstance(plan.power, RelayOutput)
+                client.set(plan.power.channel, True)
+        deadline = time.monotonic() + _RELAY_SETTLE_S
+        while not all(self.cameras[p.name].powered for p in plans):
+            if time.monotonic() > deadline:
+                raise RuntimeError("simulated relay board: power channels did not reach the "
+                                   "cameras")
+            time.sleep(0.005)
+        board.clear_records()   # a run's tests see only the run's own frames
+
+    def _write_bench_file(self, name: str, expected_identity: bool,
+                          relay_protocol: str) -> None:
+        plans = self._plans
+        hold_max = max(p.profile.hold_seconds[1] for p in plans)
+        cap = min(max(hold_max / self.time_scale + 1.0, 2.0), 180.0)
+        lines = [
+            "# A simulated bench written by rig.sim.bench: every unit is a virtual camera on a",
+            "# loopback address; GPIO pins exist only in the process that started it.",
+            "",
+            "[bench]",
+            f"name = {_toml(name)}",
+            'gpio_factory = "mock"',
+            f"time_scale = {_toml(self.time_scale)}",
+            f"solenoid_max_on_seconds = {_toml(round(cap, 3))}",
+            f"settle_seconds = {_toml(5.0 / self.time_scale)}",
+            f"max_solenoids_on = {_toml(len(plans))}",   # every slot may press at once
+            "",
+            "[network]",
+            f"address = {_toml(LOOPBACK)}",
+            'identity = "serialised"',
+        ]
+        if self.switch is not None:
+            host, port = self.switch.address
+            lines += ["", f"[switches.{SWITCH_NAME}]", f"host = {_toml(host)}",
+                      f"port = {_toml(port)}", 'version = "2c"',
+                      f"community = {_toml(COMMUNITY)}", 'mib = "rfc3621"', "timeout = 1.0",
+                      "retries = 1"]
+        if self.relay_board is not None:
+            lines += ["", f"[relay_boards.{BOARD_NAME}]",
+                      f"port = {_toml(str(self.relay_board.link))}",
+                      f"protocol = {_toml(relay_protocol)}",
+                      f"channels = {_toml(self.relay_board.channels)}"]
+        for plan in plans:
+            lines += ["", "[[slots]]", f"name = {_toml(plan.name)}",
+                      f"power = {_toml(_output_table(plan.power))}",
+                      f"button = {_toml(_output_table(plan.button))}",
+                      f"profile = {_toml(plan.profile.name)}"]
+            if expected_identity:
+                lines += [f"mac = {_toml(plan.mac)}", f"serial = {_toml(plan.serial)}"]
+            lines.append(f"address = {_toml(plan.address)}")
+            faults = _fault_names(plan.sim.faults)
+            if faults:
+                lines[-1] += f"    # simulated fault: {', '.join(faults)}"
+        self.bench_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    # --- using ----------------------------------------------------------------------------------
+
+    @property
+    def bench(self) -> Bench:
+        """The bench file as rig.bench loaded it: what the controller is given."""
+        if self._bench is None:
+            raise RuntimeError("the simulated bench has not been started")
+        return self._bench
+
+    def wait_running(self, timeout: float) -> bool:
+        """True once every powered unit runs; False if ``timeout`` (real seconds) passes first.
+        Units with the ``never_boots`` fault are skipped: they would never get there."""
+        deadline = time.monotonic() + timeout
+        for camera in self.cameras.values():
+            if camera.faults.never_boots or not camera.powered:
+                continue
+            if not camera.wait_running(max(deadline - time.monotonic(), 0.0)):
+                return False
+        return True
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per slot, as plain data: outputs, unit identity, where it answers, faults."""
+        rows = []
+        for plan in self._plans:
+            camera = self.cameras[plan.name]
+            rows.append({
+                "slot": plan.name, "power_kind": plan.sim.power,
+                "power": describe_output(plan.power), "button": describe_output(plan.button),
+                "profile": plan.profile.name, "mac": plan.mac, "serial": plan.serial,
+                "address": plan.address, "http_port": camera.http_port,
+                "faults": _fault_names(plan.sim.faults), "powered": camera.powered,
+                "state": camera.state.value, "activated": camera.activated})
+        return rows
+
+    # --- stopping -------------------------------------------------------------------------------
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def stop(self) -> None:
+        """Stop every part in the reverse order it started: relay board (pty and link removed),
+        switch (UDP port freed), GPIO loads unwired and the mock factory closed, camera hosts
+        (SADP and HTTP sockets closed). Idempotent; an error in one part does not keep the
+        others running. Close the controller's BenchHardware first: its devices live on
+        ``pin_factory``."""
+        self._stopped = True
+        undo, self._undo = self._undo, []
+        for action in reversed(undo):
+            try:
+                action()
+            except Exception:  # noqa: BLE001 - every part must get its chance to stop
+                log.exception("simulated bench: stopping %r failed", action)
+
+    def __enter__(self) -> SimBench:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
