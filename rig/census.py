@@ -141,19 +141,16 @@ class Census:
             return any(start >= since and mac not in macs for start, _, macs in self._rounds)
         return bool(self.wait_for(gone, timeout, cancel))
 
-    def vanished_after(self, before: frozenset[str], since: float, timeout: float,
-                       cancel: threading.Event | None = None) -> frozenset[str]:
-        """MACs of ``before`` missing from the first complete round started after ``since``
-        (used to learn which unit a slot powers, by switching it off)."""
-        def first_round() -> frozenset[str] | None:
+    def round_after(self, since: float, timeout: float,
+                    cancel: threading.Event | None = None) -> frozenset[str] | None:
+        """The MACs of the first complete round that started after ``since``."""
+        def first() -> frozenset[str] | None:
             for start, _, macs in self._rounds:
                 if start >= since:
-                    return before - macs or frozenset({"-"})
+                    return macs or frozenset({"-"})
             return None
-        result = self.wait_for(first_round, timeout, cancel)
-        if not isinstance(result, frozenset):
-            return frozenset()
-        return result - {"-"}
+        result = self.wait_for(first, timeout, cancel)
+        return result - {"-"} if isinstance(result, frozenset) else None
 
     def round_started_after(self, since: float) -> bool:
         with self._cond:

@@ -26,7 +26,7 @@ from rig.camera.sadp import SadpDevice
 from rig.census import Census, Interrupted
 from rig.records import Fault, RecordStore, StepOutcome, Verdict
 from rig.verify import BASIC, FULL, Check, UnitVerdict, judge
-from rig.wiring import SlotHardware
+from rig.wiring import BenchHardware, SlotHardware
 
 #: Extra press time around power-on: the solenoid goes in before power and stays past the hold.
 PRESS_MARGIN_S = 2.0
@@ -57,6 +57,7 @@ class Limits:
     solenoids: threading.BoundedSemaphore
     power_on_spacing: float
     roll_call: threading.Lock = field(default_factory=threading.Lock)
+    learned: set[str] = field(default_factory=set)   # MACs slots learned during this run
     _last_power_on: float = 0.0
     _power_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -80,7 +81,7 @@ class SlotJob:
 
     bench: Bench
     slot: Slot
-    hw: SlotHardware
+    hardware: BenchHardware
     profile: FirmwareProfile
     profiles: ProfileSet
     method: str
@@ -96,6 +97,14 @@ class SlotJob:
     before: SadpDevice | None = None
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def hw(self) -> SlotHardware:
+        """The slot's hands, opened on first use (a GPIO relay opens in its off state)."""
+        try:
+            return self.hardware.slot(self.slot.name)
+        except (ActuatorError, ValueError) as exc:
+            raise BenchFault(f"cannot open the slot's hardware: {exc}") from exc
+
     # --- time -------------------------------------------------------------------------------------
 
     def scaled(self, seconds: float) -> float:
@@ -109,9 +118,10 @@ class SlotJob:
 
     @contextmanager
     def step(self, name: str, detail: str = "") -> Iterator[int]:
-        """A recorded step: written before it acts, closed with its outcome after."""
-        self.emit(self.slot.name, "step", name)
+        """A recorded step: written before it acts, closed with its outcome after. Progress is
+        shown once the step is on disk, so the screen never runs ahead of the records."""
         with self.store.step(self.unit_id, name, detail) as step_id:
+            self.emit(self.slot.name, "step", name)
             yield step_id
 
     def evidence(self, kind: str, data: dict[str, Any], step_id: int | None = None) -> None:
@@ -145,13 +155,15 @@ def power_off(job: SlotJob) -> int:
             _act(job, job.hw.power.off)
         else:
             with job.limits.roll_call:               # one slot at a time: who went quiet?
-                present = frozenset(job.census.present())
-                since = time.monotonic()
-                _act(job, job.hw.power.off)
-                gone = job.census.vanished_after(present, since, 3 * job.census_round(),
-                                                 job.cancel)
+                wait = 3 * job.census_round()
+                before = job.census.round_after(time.monotonic(), wait, job.cancel)
+                _act(job, job.hw.power.off)         # opening a GPIO relay already cuts power
+                after = job.census.round_after(time.monotonic(), wait, job.cancel)
+                gone = (before - after - _claimed(job)) if before and after is not None \
+                    else frozenset()
                 if len(gone) == 1:
                     job.mac = next(iter(gone))
+                    job.limits.learned.add(job.mac)
                     job.before = job.census.last(job.mac).device  # type: ignore[union-attr]
                     job.notes.append(f"identity learned by power-off roll call: {job.mac}")
                     job.evidence("identity", {"mac": job.mac, "how": "power-off roll call"},
@@ -197,13 +209,15 @@ def _adopt_new_unit(job: SlotJob, since: float, timeout: float) -> SadpDevice | 
     found = job.census.wait_for(newcomer, timeout, job.cancel)
     if isinstance(found, SadpDevice):
         job.mac = found.mac
+        job.limits.learned.add(found.mac)
         job.notes.append(f"identity taken from the only new unit after power-on: {found.mac}")
         return found
     return None
 
 
 def _claimed(job: SlotJob) -> set[str]:
-    return {s.mac for s in job.bench.slots if s.mac}
+    """Units that belong to some slot: from the bench file or learned during this run."""
+    return {s.mac for s in job.bench.slots if s.mac} | job.limits.learned
 
 
 def _act(job: SlotJob, action: Callable[[], None]) -> None:
@@ -217,17 +231,17 @@ def _act(job: SlotJob, action: Callable[[], None]) -> None:
 
 def hard(job: SlotJob) -> str:
     """Power off, settle, press, power on, hold for the profile's time, release, wait for boot."""
-    button = job.hw.button
-    if button is None:
+    if job.slot.button is None:
         raise BenchFault(f"slot {job.slot.name} has no reset-button solenoid: "
                          "a hard reset is impossible")
     hold = job.scaled(job.profile.hold_seconds[1])
     press = hold + job.scaled(PRESS_MARGIN_S)
-    try:
-        button.check(press)               # refused before anything moves
-    except (ValueError, ActuatorError) as exc:
-        raise BenchFault(str(exc)) from None
-    ledger = power_off(job)
+    if press > job.bench.solenoid_max_on_seconds:     # refused before anything moves
+        raise BenchFault(f"the {job.profile.name} profile needs a {press:g} s press; the "
+                         f"bench caps solenoids at {job.bench.solenoid_max_on_seconds:g} s")
+    ledger = power_off(job)          # opens the slot's hands (a GPIO relay opens off)
+    button = job.hw.button
+    assert button is not None
     with job.step("settle", f"{job.bench.settle_seconds:g} s off"):
         job.sleep(job.bench.settle_seconds)
     with ExitStack() as stack:

@@ -162,22 +162,15 @@ class Runner:
 
     def _jobs(self, run_id: int, units: dict[str, int], slots: list[Slot], census: Census,
               results: dict[str, SlotResult]) -> list[SlotJob]:
-        """Open each slot's hands and take its 'before' evidence; a slot whose hands cannot be
-        opened gets its bench-fault verdict here."""
+        """One job per slot, with its 'before' evidence from a census round taken before any
+        output moves (hands open later, in the slot's own worker: a GPIO relay opens off)."""
         limits = Limits.for_bench(self.bench)
-        census.wait_for(lambda: census.round_started_after(0.0), 10 * census.interval)
+        census.round_after(time.monotonic(), 10 * census.interval + 5)
         jobs = []
         for slot in slots:
             unit_id = units[slot.name]
-            try:
-                hw = self.hardware.slot(slot.name)
-            except (ActuatorError, ValueError) as exc:
-                self._finish(unit_id, slot.name, UnitVerdict(
-                    Verdict.BENCH_FAULT, Fault.BENCH, f"cannot open the slot's hardware: {exc}",
-                    "hardware"), slot.mac, slot.serial, results)
-                continue
             profile = self.profiles.get(slot.profile or self.bench.default_profile)
-            job = SlotJob(bench=self.bench, slot=slot, hw=hw, profile=profile,
+            job = SlotJob(bench=self.bench, slot=slot, hardware=self.hardware, profile=profile,
                           profiles=self.profiles, method=self.method, store=self.store,
                           run_id=run_id, unit_id=unit_id, census=census, limits=limits,
                           cancel=self.cancel, credentials=self.credentials, emit=self.emit,

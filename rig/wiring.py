@@ -5,14 +5,15 @@ The bench (rig.bench) says what exists; this module opens the drivers for it (la
 are injected where the simulator provides the other side (a MockFactory wired to virtual cameras),
 so the code that drives a simulated bench is the code that drives a real one.
 
-Every output is registered with an OutputGuard when one is given, so a signal or an exit puts it
-in its rest state: solenoids released, PoE ports the rig turned off turned back on, relay-switched
-camera power off (the relay's unpowered state).
+With an OutputGuard, a signal or an exit puts every opened output at rest (``make_safe``):
+solenoids released, PoE ports the rig turned off turned back on. Closing then releases the
+drivers: a GPIO relay returns to off, a serial relay keeps its state.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,11 @@ class BenchHardware:
         self._boards: dict[str, SerialRelayBoard] = {}
         self._slots: dict[str, SlotHardware] = {}
         self._closed = False
+        # Slots open from their own worker threads; two slots on one relay board or switch
+        # must share one driver, never open the port twice.
+        self._lock = threading.RLock()
+        if guard is not None:       # one entry for the whole bench: a no-op once closed
+            guard.register(self._make_safe_if_open)
 
     @property
     def pin_factory(self) -> Any:
@@ -72,8 +78,6 @@ class BenchHardware:
                     name=f"switch {name} ({cfg.host}:{cfg.port})")
             except BenchError as exc:
                 raise ActuatorError(f"switch {name}", str(exc)) from None
-            if self.guard is not None:
-                self.guard.register(self._switches[name].restore_ports)
         return self._switches[name]
 
     def board(self, name: str) -> SerialRelayBoard:
@@ -82,25 +86,24 @@ class BenchHardware:
             board = SerialRelayBoard(cfg.port, protocol=cfg.protocol, channels=cfg.channels,
                                      baudrate=cfg.baudrate, name=f"relay board {name}")
             self._boards[name] = board
-            if self.guard is not None:
-                self.guard.register(board.all_off)
         return self._boards[name]
 
     def slot(self, name: str) -> SlotHardware:
-        """The drivers of slot ``name``, opened on first use."""
-        if self._closed:
-            raise ActuatorError(f"bench {self.bench.name}", "hardware already closed")
-        if name not in self._slots:
-            slot = self.bench.slot(name)
-            self._slots[name] = SlotHardware(slot, self._power(slot), self._button(slot))
-        return self._slots[name]
+        """The drivers of slot ``name``, opened on first use (thread-safe)."""
+        with self._lock:
+            if self._closed:
+                raise ActuatorError(f"bench {self.bench.name}", "hardware already closed")
+            if name not in self._slots:
+                slot = self.bench.slot(name)
+                self._slots[name] = SlotHardware(slot, self._power(slot), self._button(slot))
+            return self._slots[name]
 
     def _power(self, slot: Slot) -> PowerControl:
         spec = slot.power
         label = f"slot {slot.name} power"
         if isinstance(spec, GpioOutput):
             return GpioPower(spec.pin, active_high=spec.active_high, factory=self.pin_factory,
-                             name=f"{label} (GPIO {spec.pin})", guard=self.guard)
+                             name=f"{label} (GPIO {spec.pin})")
         if isinstance(spec, RelayOutput):
             return self.board(spec.board).power(spec.channel, name=label)
         assert isinstance(spec, PoeOutput)
@@ -114,18 +117,14 @@ class BenchHardware:
             return None
         if isinstance(spec, GpioOutput):
             return GpioSolenoid(spec.pin, factory=self.pin_factory, max_on_seconds=cap,
-                                active_high=spec.active_high, name=f"{label} (GPIO {spec.pin})",
-                                guard=self.guard)
+                                active_high=spec.active_high, name=f"{label} (GPIO {spec.pin})")
         assert isinstance(spec, RelayOutput)
-        button = self.board(spec.board).solenoid(spec.channel, max_on_seconds=cap, name=label)
-        if self.guard is not None:
-            self.guard.register(button.release)
-        return button
+        return self.board(spec.board).solenoid(spec.channel, max_on_seconds=cap, name=label)
 
     def make_safe(self) -> list[str]:
         """Rest state for every opened output; returns the errors (never raises)."""
         errors: list[str] = []
-        for hw in self._slots.values():
+        for hw in list(self._slots.values()):
             if hw.button is not None:
                 try:
                     hw.button.release()
@@ -137,6 +136,11 @@ class BenchHardware:
             except ActuatorError as exc:
                 errors.append(str(exc))
         return errors
+
+    def _make_safe_if_open(self) -> None:
+        if not self._closed:
+            for error in self.make_safe():
+                log.error("bench %s: %s", self.bench.name, error)
 
     def close(self, rest: bool = True) -> None:
         """Release every driver; first put outputs in their rest state unless ``rest`` is False

@@ -1,0 +1,218 @@
+"""Batches end to end on the simulated bench: every procedure, faults, identity, records."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from rig.camera.isapi import Credentials
+from rig.cli import main
+from rig.records import RecordStore, RunStatus, Verdict
+from rig.runner import Runner
+from rig.sim.bench import SimBench, SimSlot
+from rig.sim.camera import CameraState, SimFaults
+from rig.wiring import BenchHardware
+
+SCALE = 100.0
+PASSWORD = "Secret123!"
+MIXED = [SimSlot("gpio", "current"), SimSlot("poe", "legacy"), SimSlot("relay", "g5"),
+         SimSlot("gpio", "g5"), SimSlot("poe", "current"), SimSlot("relay", "legacy")]
+
+
+@pytest.fixture
+def store(tmp_path):
+    with RecordStore.open(tmp_path / "records.sqlite") as s:
+        yield s
+
+
+def run(sim: SimBench, store: RecordStore, **kwargs):
+    hardware = BenchHardware(sim.bench, pin_factory=sim.pin_factory)
+    try:
+        return Runner(sim.bench, store, hardware, argv=["test"], **kwargs).run()
+    finally:
+        hardware.close()
+
+
+def verdicts(result) -> dict[str, Verdict]:
+    return {name: r.verdict.verdict for name, r in result.results.items()}
+
+
+def test_hard_reset_of_a_mixed_bench_fails_exactly_the_jammed_unit(tmp_path, store):
+    spec = list(MIXED)
+    spec[2] = SimSlot("relay", "g5", SimFaults(jammed_button=True))
+    with SimBench.start(spec, directory=tmp_path, time_scale=SCALE, first=150,
+                        provision=PASSWORD) as sim:
+        result = run(sim, store, method="hard")
+        assert verdicts(result) == {"1": Verdict.FACTORY_DEFAULT, "2": Verdict.FACTORY_DEFAULT,
+                                    "3": Verdict.NOT_DEFAULT, "4": Verdict.FACTORY_DEFAULT,
+                                    "5": Verdict.FACTORY_DEFAULT, "6": Verdict.FACTORY_DEFAULT}
+        jammed = result.results["3"]
+        assert jammed.verdict.check == "inactive-sadp" and jammed.mac == sim.cameras["3"].mac
+        assert result.status is RunStatus.FAILED
+        assert not sim.cameras["1"].activated and sim.cameras["3"].activated
+        assert sim.cameras["2"].password_for("admin") == "12345"
+    record = store.load_run(result.run_id)
+    assert record.run.status == "failed"
+    steps = [s.name for s in next(u for u in record.units if u.slot == "1").steps]
+    assert steps == ["power off", "settle", "press", "power on", "hold", "release",
+                     "wait for boot", "verify"]
+    kinds = {e.kind for u in record.units for e in u.evidence}
+    assert {"sadp-before", "sadp-after", "http", "verdict"} <= kinds
+    assert store.open_outputs() == []          # every output the run engaged is back at rest
+
+
+def test_poe_cycle_is_a_reboot_not_a_reset(tmp_path, store):
+    with SimBench.start([SimSlot("poe", "current"), SimSlot("relay", "legacy")],
+                        directory=tmp_path, time_scale=SCALE, first=160,
+                        provision=PASSWORD) as sim:
+        result = run(sim, store, method="poe-cycle")
+    assert verdicts(result) == {"1": Verdict.NOT_DEFAULT, "2": Verdict.NOT_DEFAULT}
+    assert result.results["2"].verdict.check == "default-credentials"
+
+
+def test_web_full_resets_every_family_over_isapi(tmp_path, store):
+    with SimBench.start([SimSlot("poe", "current"), SimSlot("poe", "g5"),
+                         SimSlot("relay", "legacy")], directory=tmp_path, time_scale=SCALE,
+                        first=165, provision=PASSWORD) as sim:
+        result = run(sim, store, method="web-full", credentials=Credentials("admin", PASSWORD))
+        assert all(not c.activated for n, c in sim.cameras.items() if n != "3")
+    assert set(verdicts(result).values()) == {Verdict.FACTORY_DEFAULT}, result.results
+    steps = [s.name for s in store.load_run(result.run_id).units[0].steps]
+    assert "factoryReset full" in steps and "reboot" in steps   # current answers rebootRequired
+
+
+def test_web_basic_keeps_network_and_users(tmp_path, store):
+    with SimBench.start([SimSlot("poe", "current"), SimSlot("poe", "g5")],
+                        directory=tmp_path, time_scale=SCALE, first=170,
+                        provision=PASSWORD) as sim:
+        result = run(sim, store, method="web-basic", credentials=Credentials("admin", PASSWORD))
+        assert all(c.activated and c.settings.device_name == "IP CAMERA"
+                   for c in sim.cameras.values())
+    assert set(verdicts(result).values()) == {Verdict.FACTORY_DEFAULT}, result.results
+
+
+def test_web_method_without_credentials_is_a_bench_fault(tmp_path, store):
+    with SimBench.start([SimSlot("poe", "current")], directory=tmp_path, time_scale=SCALE,
+                        first=172, provision=PASSWORD) as sim:
+        result = run(sim, store, method="web-full")
+    assert verdicts(result) == {"1": Verdict.BENCH_FAULT}
+    assert "needs the admin password" in result.results["1"].verdict.reason
+
+
+def test_auto_uses_the_web_when_the_password_works_and_the_button_when_not(tmp_path, store):
+    with SimBench.start([SimSlot("poe", "current"), SimSlot("gpio", "g5")],
+                        directory=tmp_path, time_scale=SCALE, first=174,
+                        provision=PASSWORD) as sim:
+        good = run(sim, store, method="auto", credentials=Credentials("admin", PASSWORD))
+        assert set(verdicts(good).values()) == {Verdict.FACTORY_DEFAULT}
+        names = [s.name for s in store.load_run(good.run_id).units[0].steps]
+        assert "factoryReset full" in names and "press" not in names
+        for camera in sim.cameras.values():
+            camera.provision(PASSWORD)
+        bad = run(sim, store, method="auto", credentials=Credentials("admin", "Wrong-pass1"))
+        assert set(verdicts(bad).values()) == {Verdict.FACTORY_DEFAULT}
+        names = [s.name for s in store.load_run(bad.run_id).units[0].steps]
+        assert "press" in names and "factoryReset full" not in names
+        assert not any(c.is_locked() for c in sim.cameras.values())
+
+
+def test_a_unit_that_never_boots_is_unreachable(tmp_path, store):
+    spec = [SimSlot("poe", "current"), SimSlot("poe", "current", SimFaults(never_boots=True))]
+    with SimBench.start(spec, directory=tmp_path, time_scale=SCALE, first=177,
+                        boot=False) as sim:
+        assert sim.cameras["1"].wait_running(5)
+        sim.cameras["2"].faults = SimFaults()              # it booted before the fault set in
+        sim.cameras["2"].set_power(False)
+        sim.cameras["2"].set_power(True, booted=True)
+        sim.cameras["2"].faults = SimFaults(never_boots=True)
+        result = run(sim, store, method="poe-cycle")
+        assert sim.cameras["2"].state is CameraState.BOOTING
+    assert verdicts(result) == {"1": Verdict.FACTORY_DEFAULT, "2": Verdict.UNREACHABLE}
+    assert "never answered SADP" in result.results["2"].verdict.reason
+
+
+def test_a_unit_whose_sadp_reply_never_comes_is_unreachable(tmp_path, store):
+    spec = [SimSlot("poe", "g5"), SimSlot("poe", "g5", SimFaults(sadp_silent=True))]
+    with SimBench.start(spec, directory=tmp_path, time_scale=SCALE, first=180) as sim:
+        result = run(sim, store, method="hard")
+    assert verdicts(result)["2"] is Verdict.UNREACHABLE
+    assert verdicts(result)["1"] is Verdict.FACTORY_DEFAULT
+
+
+def test_identity_is_learned_by_roll_call_when_the_bench_file_has_none(tmp_path, store):
+    with SimBench.start([SimSlot("poe", "current"), SimSlot("relay", "g5"),
+                         SimSlot("gpio", "legacy")], directory=tmp_path, time_scale=SCALE,
+                        first=183, provision=PASSWORD, expected_identity=False) as sim:
+        assert sim.bench.slots[0].mac is None
+        result = run(sim, store, method="hard")
+        assert {n: r.mac for n, r in result.results.items()} == {
+            n: c.mac for n, c in sim.cameras.items()}
+    assert set(verdicts(result).values()) == {Verdict.FACTORY_DEFAULT}
+    assert all("roll call" in " ".join(r.notes) for r in result.results.values()), {
+        n: r.notes for n, r in result.results.items()}
+    stored = {u.slot: u.reason for u in store.load_run(result.run_id).units}
+    assert "identity learned by power-off roll call" in stored["3"]
+
+
+def test_rig_run_cli_prints_verdicts_and_exits_by_result(tmp_path, capsys):
+    # Relay slots: the CLI opens its own drivers, and a relay board on a pty (unlike mock GPIO
+    # pins) can be driven from outside the simulator's objects.
+    spec = [SimSlot("relay", "current"), SimSlot("relay", "g5", SimFaults(jammed_button=True))]
+    db = str(tmp_path / "records.sqlite")
+    with SimBench.start(spec, directory=tmp_path, time_scale=SCALE, first=186,
+                        provision=PASSWORD) as sim:
+        assert main(["run", str(sim.bench_path), "--method", "hard", "--db", db]) == 1
+        out = capsys.readouterr().out
+        assert "FACTORY-DEFAULT" in out and "NOT-DEFAULT" in out and "inactive-sadp" in out
+        assert main(["run", str(sim.bench_path), "--slots", "1", "--method", "poe-cycle",
+                     "--db", db, "--json"]) == 0          # already reset: a reboot keeps it so
+        assert json.loads(capsys.readouterr().out)["units"][0]["verdict"] == "factory-default"
+        assert main(["run", str(sim.bench_path), "--slots", "2", "--method", "poe-cycle",
+                     "--db", db, "--json"]) == 1
+
+
+def test_rig_run_refuses_a_wrong_bench_file(tmp_path, capsys):
+    bad = tmp_path / "bench.toml"
+    bad.write_text("[[slots]]\nname = 1\npower = { kind = 'gpio', pin = 99 }\n", "utf-8")
+    assert main(["run", str(bad), "--db", str(tmp_path / "r.sqlite")]) == 2
+    assert "slots[0].power.pin: 99 is out of range" in capsys.readouterr().err
+
+
+def test_kill_9_mid_run_then_restart_recovers_and_leaves_nothing_energised(tmp_path):
+    spec = [SimSlot("relay", "current"), SimSlot("relay", "g5")]
+    db = str(tmp_path / "records.sqlite")
+    with SimBench.start(spec, directory=tmp_path, time_scale=10.0, first=190,
+                        provision=PASSWORD) as sim:
+        board = sim.relay_board
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "run", str(sim.bench_path),
+                                 "--method", "hard", "--db", db], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env)
+        try:
+            seen = []
+            for line in proc.stdout:
+                seen.append(line)
+                if "slot 1" in line and "hold" in line:
+                    break
+            assert any("hold" in line for line in seen), seen
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        finally:
+            proc.kill()
+        assert board.state(2) is True                       # the solenoid is left energised
+        rerun = subprocess.run([sys.executable, "-m", "rig.cli", "run", str(sim.bench_path),
+                                "--method", "poe-cycle", "--db", db, "--quiet"],
+                               capture_output=True, text=True, timeout=120, env=env)
+        assert "made safe" in rerun.stdout or "made safe" in rerun.stderr, rerun.stdout
+        assert board.state(2) is False and board.state(4) is False   # released by recovery
+    with RecordStore.open(db) as store:
+        first = store.load_run(1)
+        assert first.run.status == "interrupted"
+        unit = next(u for u in first.units if u.slot == "1")
+        assert unit.verdict == "interrupted" and "hold" in unit.reason
+        assert store.open_outputs() == []
