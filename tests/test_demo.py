@@ -1,0 +1,25 @@
+"""``rig demo`` end to end, in strongly compressed time."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+from rig.cli import main
+from rig.records import RecordStore
+
+
+def test_demo_resets_the_bench_and_catches_the_jammed_button(tmp_path, capsys):
+    assert main(["demo", "--dir", str(tmp_path), "--time-scale", "100", "--first", "120",
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "demo OK: 7 units back at factory defaults" in out
+    assert "slot 7's jammed button was caught" in out
+    report = tmp_path / "report-run-1.html"
+    assert f"HTML report: {report}" in out
+    HTMLParser().feed(report.read_text(encoding="utf-8"))
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        record = store.load_run(1)
+        verdicts = {u.slot: u.verdict for u in record.units}
+        assert verdicts.pop("7") == "not-default"
+        assert set(verdicts.values()) == {"factory-default"}
+        assert store.open_outputs() == []
