@@ -95,6 +95,15 @@ class SwitchConfig:
     timeout: float = 2.0
     retries: int = 1
     power_budget_watts: float | None = None
+    port_watts: float = 15.4          # what the switch reserves per port (802.3af class 3)
+
+    @property
+    def boots_at_once(self) -> int | None:
+        """How many of this switch's units may boot at once within its budget (None: no limit
+        set). Boot is when a camera draws its peak (hardware/power.md)."""
+        if self.power_budget_watts is None:
+            return None
+        return max(int(self.power_budget_watts // self.port_watts), 1)
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,7 @@ class Bench:
     max_solenoids_on: int
     settle_seconds: float
     time_scale: float = 1.0           # > 1 only for simulated benches: compresses every wait
+    power_on_spacing_seconds: float = 0.2   # between two power-ons anywhere on the bench
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def slot(self, name: str) -> Slot:
@@ -150,6 +160,21 @@ class Bench:
                 return slot
         raise BenchError(f"{self.path}: no slot named {name!r}; slots: "
                          f"{', '.join(s.name for s in self.slots)}")
+
+    def warnings(self) -> list[str]:
+        """Things that load but deserve an operator's look (``rig check`` prints them)."""
+        out = []
+        for name, switch in self.switches.items():
+            ports = [s for s in self.slots if isinstance(s.power, PoeOutput)
+                     and s.power.switch == name]
+            if switch.power_budget_watts and ports:
+                need = len(ports) * switch.port_watts
+                if need > switch.power_budget_watts:
+                    out.append(f"switch {name}: {len(ports)} PoE slots x {switch.port_watts:g} W "
+                               f"= {need:g} W exceeds its {switch.power_budget_watts:g} W budget; "
+                               f"at most {switch.boots_at_once} unit(s) will boot at once, and "
+                               "a switch allocating by class may refuse ports")
+        return out
 
     def select(self, names: list[str] | None) -> tuple[Slot, ...]:
         return self.slots if not names else tuple(self.slot(n) for n in names)
@@ -252,6 +277,7 @@ class _Reader:
         max_on = head.number("max_solenoids_on", 8, low=1, high=256, integer=True)
         settle = head.number("settle_seconds", 5.0, low=0, high=120)
         time_scale = head.number("time_scale", 1.0, low=1, high=100_000)
+        spacing = head.number("power_on_spacing_seconds", 0.2, low=0, high=30)
         head.done()
         network = self.network(top.sub("network", {}) or _Table(self.path, "network", {}))
         defaults = top.sub("defaults", {}) or _Table(self.path, "defaults", {})
@@ -271,7 +297,8 @@ class _Reader:
                      solenoid_max_on_seconds=float(cap), network=network, switches=switches,
                      relay_boards=boards, slots=slots, default_profile=default_profile,
                      default_method=default_method, max_solenoids_on=max_on,
-                     settle_seconds=float(settle), time_scale=float(time_scale))
+                     settle_seconds=float(settle), time_scale=float(time_scale),
+                     power_on_spacing_seconds=float(spacing))
 
     def named(self, top: _Table, key: str) -> list[tuple[str, _Table]]:
         table = top.sub(key, {})
@@ -314,7 +341,8 @@ class _Reader:
             group=t.number("group", 1, low=1, high=64, integer=True),
             timeout=float(t.number("timeout", 2.0, low=0.1, high=60)),
             retries=t.number("retries", 1, low=0, high=5, integer=True),
-            power_budget_watts=t.number("power_budget_watts", None, low=1))
+            power_budget_watts=t.number("power_budget_watts", None, low=1),
+            port_watts=float(t.number("port_watts", 15.4, low=0.5, high=100)))
         if version == "3" and not (config.user and config.auth_key and config.priv_key):
             raise t.fail("version", "SNMP v3 needs user, auth_key and priv_key (authPriv)")
         t.done()

@@ -61,10 +61,30 @@ class Limits:
     _last_power_on: float = 0.0
     _power_lock: threading.Lock = field(default_factory=threading.Lock)
 
+    boots: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
+
     @classmethod
-    def for_bench(cls, bench: Bench, power_on_spacing_s: float = 0.2) -> Limits:
+    def for_bench(cls, bench: Bench) -> Limits:
+        boots = {name: threading.BoundedSemaphore(s.boots_at_once)
+                 for name, s in bench.switches.items() if s.boots_at_once is not None}
         return cls(threading.BoundedSemaphore(bench.max_solenoids_on),
-                   power_on_spacing_s / bench.time_scale)
+                   bench.power_on_spacing_seconds / bench.time_scale, boots=boots)
+
+    @contextmanager
+    def boot_turn(self, slot: Slot, cancel: threading.Event) -> Iterator[None]:
+        """Hold one of the switch's boot places from before power-on until the unit answers
+        (its peak draw); a no-op for slots not on a budgeted PoE switch."""
+        gate = self.boots.get(slot.power.switch) if isinstance(slot.power, PoeOutput) else None
+        if gate is None:
+            yield
+            return
+        while not gate.acquire(timeout=0.1):
+            if cancel.is_set():
+                raise Interrupted("run stopped")
+        try:
+            yield
+        finally:
+            gate.release()
 
     def power_on_turn(self, cancel: threading.Event) -> None:
         """Stagger power-on across the bench (inrush, PoE classification)."""
@@ -173,10 +193,11 @@ def power_off(job: SlotJob) -> int:
         return ledger
 
 
-def power_on(job: SlotJob, ledger: int) -> float:
+def power_on(job: SlotJob, ledger: int, turn_taken: bool = False) -> float:
     """Apply power in the bench's power-on turn; returns the monotonic time of power-on."""
     with job.step("power on", describe_output(job.slot.power)):
-        job.limits.power_on_turn(job.cancel)
+        if not turn_taken:
+            job.limits.power_on_turn(job.cancel)
         _act(job, job.hw.power.on)
         job.cleared(ledger, "power back on")
         return time.monotonic()
@@ -244,9 +265,19 @@ def hard(job: SlotJob) -> str:
     assert button is not None
     with job.step("settle", f"{job.bench.settle_seconds:g} s off"):
         job.sleep(job.bench.settle_seconds)
+    with job.limits.boot_turn(job.slot, job.cancel):    # before the press: never stretch it
+        powered_at = _press_through_power_up(job, button, ledger, hold, press)
+        wait_boot(job, powered_at)
+    return FULL
+
+
+def _press_through_power_up(job: SlotJob, button: Any, ledger: int, hold: float,
+                            press: float) -> float:
+    """Press, power on, hold, release. Returns the power-on time."""
     with ExitStack() as stack:
         with job.step("press", describe_output(job.slot.button)):
             stack.enter_context(_solenoid_turn(job))
+            job.limits.power_on_turn(job.cancel)     # before energising: waits never stretch
             solenoid = job.engaged("solenoid-on", describe_output(job.slot.button),
                                    f"held {press:.2f} s through power-up")
             stack.callback(job.cleared, solenoid, "released")
@@ -255,13 +286,12 @@ def hard(job: SlotJob) -> str:
             except (ActuatorError, ValueError) as exc:
                 raise BenchFault(str(exc)) from exc
             job.sleep(job.scaled(PRESS_MARGIN_S) / 2)
-        powered_at = power_on(job, ledger)
+        powered_at = power_on(job, ledger, turn_taken=True)
         with job.step("hold", f"{hold:.2f} s from power-on"):
             job.sleep(max(hold - (time.monotonic() - powered_at), 0))
         with job.step("release"):
             stack.close()
-    wait_boot(job, powered_at)
-    return FULL
+    return powered_at
 
 
 def poe_cycle(job: SlotJob) -> str:
@@ -269,8 +299,8 @@ def poe_cycle(job: SlotJob) -> str:
     ledger = power_off(job)
     with job.step("settle", f"{job.bench.settle_seconds:g} s off"):
         job.sleep(job.bench.settle_seconds)
-    powered_at = power_on(job, ledger)
-    wait_boot(job, powered_at)
+    with job.limits.boot_turn(job.slot, job.cancel):
+        wait_boot(job, power_on(job, ledger))
     return FULL
 
 

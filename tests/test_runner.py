@@ -216,3 +216,26 @@ def test_kill_9_mid_run_then_restart_recovers_and_leaves_nothing_energised(tmp_p
         unit = next(u for u in first.units if u.slot == "1")
         assert unit.verdict == "interrupted" and "hold" in unit.reason
         assert store.open_outputs() == []
+
+
+def test_a_tight_poe_budget_lets_one_unit_boot_at_a_time(tmp_path, store):
+    with SimBench.start([SimSlot("poe", "current"), SimSlot("poe", "g5")], directory=tmp_path,
+                        time_scale=SCALE, first=194, provision=PASSWORD) as sim:
+        text = sim.bench_path.read_text(encoding="utf-8")
+        sim.bench_path.write_text(text.replace('[switches.sim]', '[switches.sim]\n'
+                                               'power_budget_watts = 20'), encoding="utf-8")
+        from rig.bench import load_bench
+        bench = load_bench(sim.bench_path)
+        assert bench.switches["sim"].boots_at_once == 1
+        assert "exceeds its 20 W budget" in bench.warnings()[0]
+        hardware = BenchHardware(bench, pin_factory=sim.pin_factory)
+        try:
+            result = Runner(bench, store, hardware, method="hard", argv=["test"]).run()
+        finally:
+            hardware.close()
+    assert set(verdicts(result).values()) == {Verdict.FACTORY_DEFAULT}
+    units = store.load_run(result.run_id).units
+    spans = sorted((next(s for s in u.steps if s.name == "press").started_at,
+                    next(s for s in u.steps if s.name == "wait for boot").finished_at)
+                   for u in units)
+    assert spans[1][0] >= spans[0][1]        # the second press waited for the first boot

@@ -24,6 +24,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"rig check: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(as_json(bench), indent=2) if args.json else as_text(bench))
+    for warning in bench.warnings():
+        print(f"rig check: warning: {warning}", file=sys.stderr)
     return 0
 
 
