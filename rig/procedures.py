@@ -19,7 +19,7 @@ from typing import Any
 
 from rig.actuators.base import ActuatorError
 from rig.bench import Bench, PoeOutput, Slot, describe_output
-from rig.camera.factory_state import check_http
+from rig.camera.factory_state import HttpState, check_http
 from rig.camera.isapi import Credentials, IsapiClient, IsapiError
 from rig.camera.profiles import FirmwareProfile, ProfileSet
 from rig.camera.sadp import SadpDevice
@@ -35,6 +35,10 @@ BOOT_TIMEOUT_FACTOR = 2.0
 BOOT_TIMEOUT_MARGIN_S = 30.0
 #: ISAPI request timeout (real seconds; not scaled: it is a network bound, not a device time).
 HTTP_TIMEOUT_S = 5.0
+#: A unit answers SADP before its web server is up: an unreachable HTTP check is tried again
+#: (no login is spent on a refused connection), this many times, this far apart (scaled).
+HTTP_ATTEMPTS = 5
+HTTP_RETRY_S = 6.0
 
 
 class BenchFault(Exception):
@@ -423,15 +427,20 @@ def verify(job: SlotJob, expect: str) -> UnitVerdict:
                 job.notes.append(f"firmware {after.firmware} is family {detected.name}, "
                                  f"the bench says {profile.name}: judged as {detected.name}")
                 profile = detected
-            client = IsapiClient(after.ipv4 or "", after.http_port or 80,
-                                 timeout=HTTP_TIMEOUT_S)
-            try:
-                http = check_http(client, job.profiles,
-                                  credentials=job.credentials if expect == BASIC else None,
-                                  try_default=expect == FULL)
-            finally:
-                client.close()
-            job.evidence("http", http.to_json(), step_id)
+            for attempt in range(1, HTTP_ATTEMPTS + 1):
+                client = IsapiClient(after.ipv4 or "", after.http_port or 80,
+                                     timeout=HTTP_TIMEOUT_S)
+                try:
+                    http = check_http(client, job.profiles,
+                                      credentials=job.credentials if expect == BASIC else None,
+                                      try_default=expect == FULL)
+                finally:
+                    client.close()
+                job.evidence("http", {"attempt": attempt, **http.to_json()}, step_id)
+                if http.state is not HttpState.UNREACHABLE or http.login_attempts:
+                    break
+                if attempt < HTTP_ATTEMPTS:
+                    job.sleep(job.scaled(HTTP_RETRY_S))
         others = [d for m, d in job.census.present().items() if m != job.mac]
         verdict = judge(mac=job.mac, profile=profile, expect=expect, after=after, http=http,
                         before=job.before, expected_ipv4=job.slot.address, others=others)

@@ -239,3 +239,28 @@ def test_a_tight_poe_budget_lets_one_unit_boot_at_a_time(tmp_path, store):
                     next(s for s in u.steps if s.name == "wait for boot").finished_at)
                    for u in units)
     assert spans[1][0] >= spans[0][1]        # the second press waited for the first boot
+
+
+def test_http_that_comes_up_after_sadp_is_waited_for_without_spending_logins(tmp_path, store,
+                                                                            monkeypatch):
+    from rig.sim import isapi_server
+
+    original = isapi_server._Handler._dispatch
+    calls = {"n": 0}
+
+    def slow_web_server(handler, method):           # the first two requests find it not up
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            handler.close_connection = True
+            return None
+        return original(handler, method)
+
+    with SimBench.start([SimSlot("poe", "legacy")], directory=tmp_path, time_scale=SCALE,
+                        first=197, provision=PASSWORD) as sim:
+        monkeypatch.setattr(isapi_server._Handler, "_dispatch", slow_web_server)
+        result = run(sim, store, method="poe-cycle")
+        assert not sim.cameras["1"].is_locked()
+    assert verdicts(result) == {"1": Verdict.NOT_DEFAULT}        # admin/12345 was changed
+    attempts = [e.data["attempt"] for u in store.load_run(result.run_id).units
+                for e in u.evidence if e.kind == "http"]
+    assert attempts == [1, 2, 3]
