@@ -226,6 +226,16 @@ class _Table:
             raise self.fail(name, f"{value!r} is not one of: {', '.join(allowed)}")
         return value
 
+    def address(self, name: str) -> str | None:
+        """An optional IP address, checked."""
+        value = self.get(name, str, None)
+        if value is not None:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise self.fail(name, f"{value!r} is not an IP address") from None
+        return value
+
     def secret(self, name: str, default: Any = ...) -> Secret | None:
         env_name = f"{name}_env"
         if env_name in self.data:
@@ -315,12 +325,7 @@ class _Reader:
 
     def network(self, t: _Table) -> NetworkConfig:
         interface = t.get("interface", str, None)
-        address = t.get("address", str, None)
-        if address is not None:
-            try:
-                ipaddress.ip_address(address)
-            except ValueError:
-                raise t.fail("address", f"{address!r} is not an IP address") from None
+        address = t.address("address")
         identity = t.choice("identity", IDENTITY_STRATEGIES, "serialised")
         http_port = t.number("http_port", 80, low=1, high=65535, integer=True)
         t.done()
@@ -397,12 +402,7 @@ class _Reader:
                 mac = normalize_mac(mac)
             except SadpError:
                 raise t.fail("mac", f"{mac!r} is not a MAC address") from None
-        address = t.get("address", str, None)
-        if address is not None:
-            try:
-                ipaddress.ip_address(address)
-            except ValueError:
-                raise t.fail("address", f"{address!r} is not an IP address") from None
+        address = t.address("address")
         slot = Slot(name=name, power=power, button=button, profile=profile, mac=mac,
                     serial=t.get("serial", str, None),
                     vlan=t.number("vlan", None, low=1, high=4094, integer=True),
