@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rig.camera.discovery import DiscoveryError, run_discovery
+from rig.camera.discovery import DiscoveryError, DiscoveryResult, run_discovery
 from rig.camera.sadp import SadpDevice
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,14 @@ class Census:
 
     def __init__(self, *, bind: str | None = None, interface: str | None = None,
                  window: float = 1.0, interval: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 probe: Callable[..., DiscoveryResult] = run_discovery) -> None:
         if window <= 0 or interval < window:
             raise ValueError("census needs 0 < window <= interval")
         self.bind, self.interface = bind, interface
         self.window, self.interval = window, interval
         self._clock = clock
+        self._probe = probe
         self._table: dict[str, Sighting] = {}
         self._rounds: list[tuple[float, float, frozenset[str]]] = []   # (start, end, macs)
         self._cond = threading.Condition()
@@ -77,8 +79,8 @@ class Census:
         while not self._stop.is_set():
             started = self._clock()
             try:
-                result = run_discovery(timeout=self.window, bind=self.bind,
-                                       interface=self.interface)
+                result = self._probe(timeout=self.window, bind=self.bind,
+                                     interface=self.interface)
                 macs = frozenset(d.mac for d in result.devices)
                 ended = self._clock()
                 with self._cond:
@@ -101,11 +103,10 @@ class Census:
             return self._table.get(mac)
 
     def present(self) -> dict[str, SadpDevice]:
-        """Units seen in the latest complete round."""
+        """Units seen in either of the last two complete rounds (a unit whose one reply was
+        lost is still on the bench: attribution must count it)."""
         with self._cond:
-            if not self._rounds:
-                return {}
-            macs = self._rounds[-1][2]
+            macs = frozenset().union(*(r[2] for r in self._rounds[-2:]))
             return {m: self._table[m].device for m in macs}
 
     def wait_for(self, predicate: Callable[[], object], timeout: float,
@@ -135,22 +136,29 @@ class Census:
         return result if isinstance(result, SadpDevice) else None
 
     def gone_after(self, mac: str, since: float, timeout: float,
-                   cancel: threading.Event | None = None) -> bool:
-        """True once a whole round that started after ``since`` did not see the unit."""
+                   cancel: threading.Event | None = None, rounds: int = 2) -> bool:
+        """True once ``rounds`` consecutive rounds started after ``since`` did not see the unit
+        (one missing reply can be a lost datagram, not a unit that went away)."""
         def gone() -> bool:
-            return any(start >= since and mac not in macs for start, _, macs in self._rounds)
+            run = 0
+            for start, _, macs in self._rounds:
+                if start < since:
+                    continue
+                run = run + 1 if mac not in macs else 0
+                if run >= rounds:
+                    return True
+            return False
         return bool(self.wait_for(gone, timeout, cancel))
 
-    def round_after(self, since: float, timeout: float,
-                    cancel: threading.Event | None = None) -> frozenset[str] | None:
-        """The MACs of the first complete round that started after ``since``."""
-        def first() -> frozenset[str] | None:
-            for start, _, macs in self._rounds:
-                if start >= since:
-                    return macs or frozenset({"-"})
-            return None
+    def rounds_after(self, since: float, count: int, timeout: float,
+                     cancel: threading.Event | None = None) -> list[frozenset[str]] | None:
+        """The MACs of each of the first ``count`` complete rounds started after ``since``
+        (None at timeout)."""
+        def first() -> list[frozenset[str]] | None:
+            found = [macs for start, _, macs in self._rounds if start >= since][:count]
+            return found if len(found) == count else None
         result = self.wait_for(first, timeout, cancel)
-        return result - {"-"} if isinstance(result, frozenset) else None
+        return result if isinstance(result, list) else None
 
     def round_started_after(self, since: float) -> bool:
         with self._cond:

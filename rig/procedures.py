@@ -179,12 +179,14 @@ def power_off(job: SlotJob) -> int:
             _act(job, job.hw.power.off)
         else:
             with job.limits.roll_call:               # one slot at a time: who went quiet?
-                wait = 3 * job.census_round()
-                before = job.census.round_after(time.monotonic(), wait, job.cancel)
+                # Two rounds each side: a unit is "there" if either round saw it, "gone" only
+                # if neither did (one lost datagram must not name the wrong unit).
+                wait = 6 * job.census_round()
+                before = job.census.rounds_after(time.monotonic(), 2, wait, job.cancel)
                 _act(job, job.hw.power.off)         # opening a GPIO relay already cuts power
-                after = job.census.round_after(time.monotonic(), wait, job.cancel)
-                gone = (before - after - _claimed(job)) if before and after is not None \
-                    else frozenset()
+                after = job.census.rounds_after(time.monotonic(), 2, wait, job.cancel)
+                gone = (before[0] | before[1]) - after[0] - after[1] - _claimed(job) \
+                    if before and after else frozenset()
                 if len(gone) == 1:
                     job.mac = next(iter(gone))
                     job.limits.learned.add(job.mac)

@@ -165,7 +165,7 @@ class Runner:
         """One job per slot, with its 'before' evidence from a census round taken before any
         output moves (hands open later, in the slot's own worker: a GPIO relay opens off)."""
         limits = Limits.for_bench(self.bench)
-        census.round_after(time.monotonic(), 10 * census.interval + 5)
+        census.rounds_after(time.monotonic(), 1, 10 * census.interval + 5)
         jobs = []
         for slot in slots:
             unit_id = units[slot.name]
