@@ -55,6 +55,21 @@ class _Firmware(abc.ABC):
                                                                    bytes]:
         """Consume ``data``; return (commands seen, relay changes in order, reply bytes)."""
 
+    def _binary_frames(self, data: bytes, start: int, size: int) -> list[bytes]:
+        """Complete fixed-size frames beginning with ``start``; a byte that cannot begin a frame
+        is skipped, which is how these boards resynchronise after noise."""
+        self._buffer += data
+        frames: list[bytes] = []
+        while self._buffer:
+            if self._buffer[0] != start:
+                del self._buffer[0]
+                continue
+            if len(self._buffer) < size:
+                break
+            frames.append(bytes(self._buffer[:size]))
+            del self._buffer[:size]
+        return frames
+
     @staticmethod
     def _switch(states: dict[int, bool], channel: int, on: bool, changes: list[Change]) -> None:
         if states.get(channel) != on:
@@ -68,18 +83,9 @@ class LcusFirmware(_Firmware):
 
     def feed(self, data: bytes, states: dict[int, bool]) -> tuple[list[bytes], list[Change],
                                                                    bytes]:
-        self._buffer += data
-        frames: list[bytes] = []
+        frames = self._binary_frames(data, 0xA0, 4)
         changes: list[Change] = []
-        while self._buffer:
-            if self._buffer[0] != 0xA0:
-                del self._buffer[0]
-                continue
-            if len(self._buffer) < 4:
-                break
-            frame = bytes(self._buffer[:4])
-            del self._buffer[:4]
-            frames.append(frame)
+        for frame in frames:
             _, channel, op, checksum = frame
             if (0xA0 + channel + op) & 0xFF == checksum and op in (0, 1) and (
                     1 <= channel <= self.channels):
@@ -140,19 +146,10 @@ class KmtronicFirmware(_Firmware):
 
     def feed(self, data: bytes, states: dict[int, bool]) -> tuple[list[bytes], list[Change],
                                                                    bytes]:
-        self._buffer += data
-        frames: list[bytes] = []
+        frames = self._binary_frames(data, 0xFF, 3)
         changes: list[Change] = []
         reply = bytearray()
-        while self._buffer:
-            if self._buffer[0] != 0xFF:
-                del self._buffer[0]
-                continue
-            if len(self._buffer) < 3:
-                break
-            frame = bytes(self._buffer[:3])
-            del self._buffer[:3]
-            frames.append(frame)
+        for frame in frames:
             _, channel, op = frame
             if not 1 <= channel <= self.channels:
                 continue
