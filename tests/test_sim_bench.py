@@ -2,8 +2,10 @@
 
 Loopback only. Addresses: 127.0.1.40–79 for the benches started here (each test its own range,
 so a bench one test leaves powered cannot answer for another), 127.0.1.80–99 for the
-``rig sim bench`` process. MACs come from a block drawn per run, and discovery results are
-filtered by them: other tests or processes may have simulated units on loopback too.
+``rig sim bench`` process; the benches with relay buttons use a /24 no other test module
+uses: 127.0.2.1–24 (the 24-slot PoE bench), .30–32, .40–44 and .101–148 (48 slots). MACs
+come from a block drawn per run, and discovery results are filtered by them: other tests or
+processes may have simulated units on loopback too.
 """
 
 from __future__ import annotations
@@ -11,18 +13,23 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import select
 import signal
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from rig.bench import GpioOutput, PoeOutput, RelayOutput, load_bench
-from rig.camera.discovery import discover
+from rig.camera.discovery import discover, open_group_socket
+from rig.camera.sadp import PORT, SadpError, build_probe, parse_probe_match
+from rig.records import RecordStore, RunStatus, Verdict
+from rig.runner import Runner
 from rig.sim.bench import (
     EXTRA_SOLENOID_PINS,
     RELAY_PINS,
@@ -56,8 +63,9 @@ def wait_until(condition: Callable[[], bool], timeout: float = 2.0) -> bool:
 
 def start(spec: list[SimSlot], directory: Path, first: int, **kwargs) -> SimBench:
     kwargs.setdefault("provision", PASSWORD)
-    return SimBench.start(spec, directory=directory, time_scale=TIME_SCALE, base="127.0.1.",
-                          first=first, mac_block=MAC_BLOCK, **kwargs)
+    kwargs.setdefault("base", "127.0.1.")
+    return SimBench.start(spec, directory=directory, time_scale=TIME_SCALE, first=first,
+                          mac_block=MAC_BLOCK, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +153,33 @@ def test_discovery_finds_exactly_the_bench_units(mixed: SimBench) -> None:
             slot.serial, slot.address, camera.http_port)
 
 
+def test_a_probe_to_one_unit_is_answered_by_that_unit_alone(mixed: SimBench) -> None:
+    """One listener serves the bench's multicast group; a Probe sent to a unit's own address
+    must still reach that unit only, and be answered from its address and port 37020."""
+    uuid, probe = build_probe()
+    replies: list[tuple[str, tuple[str, int]]] = []
+    with open_group_socket("127.0.0.1") as group, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ours:
+        ours.bind(("127.0.0.1", 0))
+        for name in ("1", "5"):       # current answers by multicast, g5 by unicast and multicast
+            ours.sendto(probe, (mixed.cameras[name].address, PORT))
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([group, ours], [], [], 0.05)
+            for sock in readable:
+                data, source = sock.recvfrom(65536)
+                try:
+                    device = parse_probe_match(data, source=source[0])
+                except SadpError:
+                    continue
+                if device.uuid.upper() == uuid:
+                    replies.append((device.mac, source))
+    bench = {c.mac: c for c in mixed.cameras.values()}
+    answered = sorted({(mac, source) for mac, source in replies if mac in bench})
+    assert answered == sorted((mixed.cameras[n].mac, (mixed.cameras[n].address, PORT))
+                              for n in ("1", "5"))
+
+
 # --- through the real drivers ---------------------------------------------------------------
 
 def test_each_slot_powers_only_its_own_camera(tmp_path: Path) -> None:
@@ -210,6 +245,134 @@ def test_without_expected_identity_the_bench_file_names_no_unit(tmp_path: Path) 
         assert [s.profile for s in sim.bench.slots] == ["legacy", "current"]
 
 
+def test_any_power_goes_with_any_button(tmp_path: Path) -> None:
+    """GPIO power with a relay button, relay power with a GPIO button, PoE with a relay button:
+    the outputs land where the bench file says, and each press resets its own unit."""
+    spec = [SimSlot("gpio", "current", button="relay"), SimSlot("relay", "legacy", button="gpio"),
+            SimSlot("poe", "g5", button="relay")]
+    with start(spec, tmp_path, first=30, base="127.0.2.") as sim:
+        slots = {s.name: s for s in sim.bench.slots}
+        assert (slots["1"].power, slots["1"].button) == (
+            GpioOutput(pin=4, active_high=False), RelayOutput(board="sim", channel=1))
+        assert (slots["2"].power, slots["2"].button) == (
+            RelayOutput(board="sim", channel=2), GpioOutput(pin=17))
+        assert (slots["3"].power, slots["3"].button) == (
+            PoeOutput(switch="sim", port=1), RelayOutput(board="sim", channel=3))
+        assert sim.relay_board is not None and sim.relay_board.channels == 3
+        assert [row["button_kind"] for row in sim.describe()] == ["relay", "gpio", "relay"]
+        with BenchHardware(sim.bench, pin_factory=sim.pin_factory) as hw:
+            for name, camera in sim.cameras.items():
+                hw.slot(name)                    # a GPIO relay opens off: power up again first
+                if not camera.powered:
+                    hw.slot(name).power.on()
+                    assert camera.wait_running(timeout=5)
+                hard_reset(hw.slot(name), camera)
+                assert is_factory_default(camera), name
+                assert "factory reset by button" in [what for _, what in camera.events], name
+
+
+def test_relay_boards_are_added_as_the_channels_require(tmp_path: Path) -> None:
+    # Five relay-powered slots need ten channels: an 8-channel LCUS board takes four slots
+    # (a slot never straddles two boards), a second board the fifth.
+    with start([SimSlot("relay")] * 5, tmp_path / "lcus", first=40, base="127.0.2.",
+               relay_protocol="lcus", boot=False) as sim:
+        assert list(sim.relay_boards) == ["sim1", "sim2"] and sim.relay_board is sim.relay_boards[
+            "sim1"]
+        assert {n: b.channels for n, b in sim.bench.relay_boards.items()} == {"sim1": 8, "sim2": 2}
+        assert [(s.power.board, s.power.channel, s.button.channel) for s in sim.bench.slots
+                if isinstance(s.power, RelayOutput) and isinstance(s.button, RelayOutput)] == [
+            ("sim1", 1, 2), ("sim1", 3, 4), ("sim1", 5, 6), ("sim1", 7, 8), ("sim2", 1, 2)]
+        links = {n: Path(c.port) for n, c in sim.bench.relay_boards.items()}
+        assert {n: link.name for n, link in links.items()} == {
+            "sim1": "relay-board-1", "sim2": "relay-board-2"}
+        assert all(link.resolve() == Path(sim.relay_boards[n].path) for n, link in links.items())
+        assert all(c.powered for c in sim.cameras.values())     # powered through each board
+    assert not any(link.exists() for link in links.values())
+    # Boards as bought: every one declares the channels it has, used or not.
+    with start([SimSlot("poe", button="relay")] * 3, tmp_path / "numato", first=40,
+               base="127.0.2.", relay_channels=16, boot=False) as sim:
+        assert {n: b.channels for n, b in sim.bench.relay_boards.items()} == {"sim": 16}
+
+
+def test_a_24_slot_poe_bench_with_relay_buttons_resets_every_unit(tmp_path: Path) -> None:
+    """The real 24-slot bench (hardware/benches/poe-serial-24.toml) simulated: PoE power, the
+    solenoids on three 8-channel relay boards, no GPIO; one hard-reset batch resets all."""
+    spec = [SimSlot("poe", ("current", "legacy", "g5")[i % 3], button="relay")
+            for i in range(24)]
+    with SimBench.start(spec, directory=tmp_path / "bench", time_scale=100.0, base="127.0.2.",
+                        first=1, provision=PASSWORD, relay_channels=8,
+                        mac_block=MAC_BLOCK) as sim:
+        bench = sim.bench
+        assert load_bench(sim.bench_path) == bench
+        assert not [s for s in bench.slots if isinstance(s.power, GpioOutput)
+                    or isinstance(s.button, GpioOutput)]
+        assert sim.pin_factory.pins == {}                 # not one pin was even created
+        assert sim.switch is not None and sim.switch.port_numbers == list(range(1, 25))
+        layout = [(s.power.port, s.button.board, s.button.channel) for s in bench.slots
+                  if isinstance(s.power, PoeOutput) and isinstance(s.button, RelayOutput)]
+        assert layout == [(n, f"sim{(n - 1) // 8 + 1}", (n - 1) % 8 + 1) for n in range(1, 25)]
+        real = REPO / "hardware" / "benches" / "poe-serial-24.toml"
+        if real.exists():           # wired like the real bench: port N, board solK channel M
+            slots = tomllib.loads(real.read_text(encoding="utf-8"))["slots"]
+            assert [(t["power"]["port"], t["button"]["board"].replace("sol", "sim"),
+                     t["button"]["channel"]) for t in slots] == layout
+        assert [b.channels for b in bench.relay_boards.values()] == [8, 8, 8]
+
+        with RecordStore.open(tmp_path / "records.sqlite") as store:
+            hardware = BenchHardware(bench, pin_factory=sim.pin_factory)
+            try:
+                result = Runner(bench, store, hardware, method="hard", argv=["test"]).run()
+            finally:
+                hardware.close()
+            assert result.status is RunStatus.PASSED, {
+                n: r.verdict.reason for n, r in result.results.items() if not r.verdict.passed}
+            assert {r.verdict.verdict for r in result.results.values()} == {
+                Verdict.FACTORY_DEFAULT}
+            assert len(result.results) == 24 and store.open_outputs() == []
+        for name, camera in sim.cameras.items():
+            assert is_factory_default(camera), name
+            events = [what for _, what in camera.events]
+            assert "factory reset by button" in events, name
+        for board in sim.relay_boards.values():          # every solenoid pressed and released
+            assert board.states == {ch: False for ch in range(1, 9)}
+            assert set(board.frames) == {f"relay {op} {wire}\r".encode()
+                                         for wire in range(8) for op in ("on", "off")}
+
+
+def test_a_48_slot_bench_starts_answers_and_stops_cleanly(tmp_path: Path) -> None:
+    spec = [SimSlot("poe", ("current", "legacy", "g5")[i % 3], button="relay")
+            for i in range(48)]
+    began = time.monotonic()
+    sim = SimBench.start(spec, directory=tmp_path / "a", time_scale=1000.0, base="127.0.2.",
+                         first=101, provision=PASSWORD, mac_block=MAC_BLOCK)
+    try:
+        started_in = time.monotonic() - began
+        assert all(c.running for c in sim.cameras.values())
+        assert [c.address for c in sim.cameras.values()] == [
+            f"127.0.2.{n}" for n in range(101, 149)]
+        assert {n: b.channels for n, b in sim.bench.relay_boards.items()} == {
+            "sim1": 32, "sim2": 16}                       # numato's 32 channels, then the rest
+        assert sim.switch is not None and len(sim.switch.port_numbers) == 48
+        want = {c.mac for c in sim.cameras.values()}
+        found = {d.mac for d in discover(timeout=1.5, bind="127.0.0.1") if d.mac in want}
+        assert found == want
+    finally:
+        stopping = time.monotonic()
+        sim.stop()
+        stopped_in = time.monotonic() - stopping
+    assert started_in < 15 and stopped_in < 3, (started_in, stopped_in)
+    assert sim.switch is not None and not sim.switch.running
+    assert udp_port_is_free(sim.switch.address[1])
+    assert not any(b.link is not None and b.link.exists() for b in sim.relay_boards.values())
+    for camera in list(sim.cameras.values())[::7]:
+        with pytest.raises(OSError), socket.create_connection(
+                (camera.address, camera.http_port), timeout=0.5):
+            pass
+    with SimBench.start(spec, directory=tmp_path / "b", time_scale=1000.0, base="127.0.2.",
+                        first=101, mac_block=MAC_BLOCK, boot=False):
+        pass                                             # every address and SADP port free
+
+
 # --- lifetime -----------------------------------------------------------------------------------
 
 def udp_port_is_free(port: int) -> bool:
@@ -253,8 +416,14 @@ def test_a_start_that_fails_midway_stops_what_it_started(tmp_path: Path) -> None
 @pytest.mark.parametrize(("spec", "kwargs", "message"), [
     ([SimSlot("gpio")] * 12, {}, "not enough GPIO pins: 12 GPIO-powered slot"),
     ([SimSlot("poe")] * 18, {}, "at most 17 of them for solenoids"),
-    ([SimSlot("relay")] * 5, {"relay_protocol": "lcus"}, "need 10 channels"),
+    ([SimSlot("poe")] * 18, {}, "Put buttons on relay boards (button='relay'"),
+    ([SimSlot("gpio", button="relay")] * 23, {}, "23 GPIO-powered slot(s)"),   # 22 pins
+    # A slot's power and button go to one board: more boards do not help a 1-channel one.
     ([SimSlot("relay")], {"relay_protocol": "kmtronic"}, "at most 1"),
+    ([SimSlot("relay")], {"relay_channels": 1}, "slot 1 needs 2 channels"),
+    ([SimSlot("relay")] * 5, {"relay_protocol": "lcus", "relay_channels": 9},
+     "relay_channels must be 1..8"),
+    ([SimSlot("poe", button="relay")], {"relay_channels": 0}, "relay_channels must be 1..32"),
     ([SimSlot("gpio")], {"time_scale": 0.5}, "time_scale must be at least 1"),
     ([SimSlot("gpio")] * 3, {"first": 253}, "within 1..254"),
     ([SimSlot("gpio")], {"base": "10.0.0."}, "not a loopback address"),
@@ -271,6 +440,18 @@ def test_impossible_benches_are_refused_before_anything_starts(tmp_path, spec, k
 def test_a_bad_slot_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="SimSlot power 'usb'"):
         SimSlot(power="usb")
+    with pytest.raises(ValueError, match="SimSlot button 'usb'"):
+        SimSlot(power="poe", button="usb")
+
+
+def test_the_button_defaults_to_what_the_small_benches_use() -> None:
+    assert [SimSlot(kind).button for kind in ("gpio", "poe", "relay")] == [
+        "gpio", "gpio", "relay"]
+    assert SimSlot("poe") == SimSlot("poe", button="gpio")      # resolved, so equal
+    assert SimSlot("relay", "g5", SimFaults(jammed_button=True)).button == "relay"  # positional
+    assert [SimSlot("poe", button="relay").relay_channels, SimSlot("relay").relay_channels,
+            SimSlot("relay", button="gpio").relay_channels, SimSlot("gpio").relay_channels] == [
+        1, 2, 1, 0]
 
 
 def test_gpio_pins_are_those_of_the_hardware_pin_map() -> None:
