@@ -299,10 +299,7 @@ def test_a_24_slot_poe_bench_with_relay_buttons_resets_every_unit(tmp_path: Path
     solenoids on three 8-channel relay boards, no GPIO; one hard-reset batch resets all."""
     spec = [SimSlot("poe", ("current", "legacy", "g5")[i % 3], button="relay")
             for i in range(24)]
-    # 50, not 100: the runner's press slack (1 s of margin, scaled) must cover the unscaled
-    # time from energising a solenoid to the PoE power-on behind 23 other slots; at 100 the
-    # solenoid watchdog now and then releases a press before the unit sampled it.
-    with SimBench.start(spec, directory=tmp_path / "bench", time_scale=50.0, base="127.0.2.",
+    with SimBench.start(spec, directory=tmp_path / "bench", time_scale=100.0, base="127.0.2.",
                         first=1, provision=PASSWORD, relay_channels=8,
                         mac_block=MAC_BLOCK) as sim:
         bench = sim.bench
