@@ -152,6 +152,18 @@ def test_discovery_finds_every_unit_with_its_fields(start_units) -> None:
     assert [device.ipv4 for device in mine] == sorted(unit.address for unit in units)
 
 
+def test_expected_units_end_the_window_early(start_units) -> None:
+    """A caller that knows its units (the runner's first census round) does not wait out the
+    window once every one has replied; a unit it does not expect keeps the window open."""
+    units = start_units(Unit(20, ("multicast",)), Unit(21, ("unicast",)))
+    result = run_discovery(3.0, bind=LOOPBACK, expect=[u.mac.upper() for u in units])
+    assert sorted(ours(result.devices)) == sorted(u.mac for u in units)
+    assert result.elapsed < 1.5
+    absent = "44:19:b6:00:00:99"
+    result = run_discovery(0.6, bind=LOOPBACK, expect=[units[0].mac, absent])
+    assert result.elapsed >= 0.6
+
+
 @pytest.mark.parametrize("styles", [("multicast",), ("unicast",), ("multicast", "unicast")])
 def test_each_reply_style_is_heard(start_units, styles: tuple[str, ...]) -> None:
     (unit,) = start_units(Unit(10, styles))

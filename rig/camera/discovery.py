@@ -27,7 +27,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from rig.camera.sadp import (
@@ -37,6 +37,7 @@ from rig.camera.sadp import (
     SadpDevice,
     SadpError,
     build_probe,
+    normalize_mac,
     parse_probe,
     parse_probe_match,
 )
@@ -134,10 +135,12 @@ def discover(timeout: float = 3.0, *, interface: str | None = None, bind: str | 
 
 def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: str | None = None,
                   probe_uuid: str | None = None, group: str = GROUP,
-                  port: int = PORT) -> DiscoveryResult:
+                  port: int = PORT, expect: Collection[str] = ()) -> DiscoveryResult:
     """Discovery with its diagnostics: skipped datagrams, interfaces used, send errors.
 
     ``group`` and ``port`` exist for simulators and tests that must stay off the real SADP port.
+    ``expect`` (MACs) ends the window early once every one of them has replied: a caller that
+    knows its units need not wait out the window for strangers (the window stays the bound).
     Never takes longer than ``timeout`` plus a few milliseconds of socket set-up and tear-down.
     """
     started = time.monotonic()
@@ -173,7 +176,7 @@ def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: s
             senders.append((iface, send_sock))
         if not senders:
             raise DiscoveryError("could not open SADP sockets on any interface")
-        collector = _Collector(probe_uuid)
+        collector = _Collector(probe_uuid, expect)
         send_errors: list[str] = []
         probes_sent = _collect(sockets, senders, probe, (group, port), started, deadline,
                                collector, send_errors)
@@ -207,7 +210,7 @@ def _collect(sockets: Sequence[socket.socket],
                     message = f"{iface.name or iface.address}: probe not sent ({exc})"
                     log.debug("SADP discovery: %s", message)
                     send_errors.append(message)
-        if now >= deadline:
+        if now >= deadline or collector.complete():
             break
         wake = min([deadline, *schedule[:1]])
         readable, _, _ = select.select(sockets, [], [], max(0.0, wake - now))
@@ -238,10 +241,15 @@ def _read_one(sock: socket.socket, collector: _Collector) -> None:
 class _Collector:
     """Accepts datagrams, keeps the replies to our probe, remembers what it skipped and why."""
 
-    def __init__(self, probe_uuid: str) -> None:
+    def __init__(self, probe_uuid: str, expect: Collection[str] = ()) -> None:
         self.probe_uuid = probe_uuid.upper()
         self.by_mac: dict[str, SadpDevice] = {}
         self.skipped: list[Skipped] = []
+        self.expect = frozenset(normalize_mac(m) for m in expect)
+
+    def complete(self) -> bool:
+        """Every expected unit has replied (never true when nothing is expected)."""
+        return bool(self.expect) and self.expect <= self.by_mac.keys()
 
     def add(self, data: bytes, host: str, sport: int) -> None:
         source = f"{host}:{sport}"
