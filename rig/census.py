@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from rig.camera.discovery import DiscoveryError, DiscoveryResult, run_discovery
@@ -35,11 +35,13 @@ class Census:
 
     ``window`` is one discovery's listening time, ``interval`` the time between round starts.
     ``bind``/``interface`` pin the probes to the bench network (never the default interface
-    in tests: pass bind="127.0.0.1" for a loopback bench).
+    in tests: pass bind="127.0.0.1" for a loopback bench). ``expect`` (the bench file's MACs)
+    lets the first round end as soon as every one of them has answered: the batch waits on
+    that round before any output moves, and strangers cannot be expected anyway.
     """
 
     def __init__(self, *, bind: str | None = None, interface: str | None = None,
-                 window: float = 1.0, interval: float = 2.0,
+                 window: float = 1.0, interval: float = 2.0, expect: Collection[str] = (),
                  clock: Callable[[], float] = time.monotonic,
                  probe: Callable[..., DiscoveryResult] = run_discovery) -> None:
         if window <= 0 or interval < window:
@@ -48,6 +50,7 @@ class Census:
         self.window, self.interval = window, interval
         self._clock = clock
         self._probe = probe
+        self._expect = tuple(expect)
         self._table: dict[str, Sighting] = {}
         self._rounds: list[tuple[float, float, frozenset[str]]] = []   # (start, end, macs)
         self._cond = threading.Condition()
@@ -76,11 +79,14 @@ class Census:
         self.stop()
 
     def _loop(self) -> None:
+        first = True
         while not self._stop.is_set():
             started = self._clock()
             try:
+                early = {"expect": self._expect} if first and self._expect else {}
+                first = False
                 result = self._probe(timeout=self.window, bind=self.bind,
-                                     interface=self.interface)
+                                     interface=self.interface, **early)
                 macs = frozenset(d.mac for d in result.devices)
                 ended = self._clock()
                 with self._cond:

@@ -137,8 +137,9 @@ class Runner:
         active = [s for s in self.slots if s.name not in out]
         status = RunStatus.INTERRUPTED
         try:
-            with self._census() as census:
-                jobs = self._jobs(run_id, units, active, census, results)
+            since = time.monotonic()       # the census's first round counts as "before"
+            with self._census(active) as census:
+                jobs = self._jobs(run_id, units, active, census, results, since)
                 self._run_jobs(jobs, units, results)
             status = (RunStatus.PASSED if all(r.verdict.passed for r in results.values())
                       else RunStatus.FAILED)
@@ -152,20 +153,23 @@ class Runner:
             self.store.finish_run(run_id, status, note)
         return RunResult(run_id, status, results)
 
-    def _census(self) -> Census:
+    def _census(self, slots: list[Slot]) -> Census:
         scale = self.bench.time_scale
         interval = max(CENSUS_INTERVAL_S / scale, 0.08)
+        # When the bench file names every unit, the first round ends once all have answered.
+        expect = [s.mac for s in slots if s.mac] if all(s.mac for s in slots) else []
         return Census(bind=self.bench.network.address, interface=None
                       if self.bench.network.address else self.bench.network.interface,
                       window=max(min(CENSUS_WINDOW_S / scale, interval * 0.6), 0.05),
-                      interval=interval)
+                      interval=interval, expect=expect)
 
     def _jobs(self, run_id: int, units: dict[str, int], slots: list[Slot], census: Census,
-              results: dict[str, SlotResult]) -> list[SlotJob]:
-        """One job per slot, with its 'before' evidence from a census round taken before any
-        output moves (hands open later, in the slot's own worker: a GPIO relay opens off)."""
+              results: dict[str, SlotResult], since: float) -> list[SlotJob]:
+        """One job per slot, with its 'before' evidence from the census round that started with
+        the batch, before any output moves (hands open later, in the slot's own worker: a GPIO
+        relay opens off)."""
         limits = Limits.for_bench(self.bench)
-        census.rounds_after(time.monotonic(), 1, 10 * census.interval + 5)
+        census.rounds_after(since, 1, 10 * census.interval + 5)
         jobs = []
         for slot in slots:
             unit_id = units[slot.name]

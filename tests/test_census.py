@@ -71,3 +71,20 @@ def test_cancel_interrupts_a_wait():
     with Census(bind="127.0.0.1", window=0.01, interval=0.02, probe=probe) as census, \
             pytest.raises(Interrupted):
         census.seen_after(B, time.monotonic(), timeout=5, cancel=cancel)
+
+
+def test_only_the_first_round_may_end_early_on_the_expected_units():
+    """The batch waits on the first round before any output moves; later rounds always run
+    their full window (a stranger on the bench must still be seen for attribution)."""
+    seen: list[dict] = []
+    probe = ScriptedProbe([{A, B}])
+
+    def recording(**kwargs):
+        seen.append(dict(kwargs))
+        return probe(**kwargs)
+
+    with Census(bind="127.0.0.1", window=0.01, interval=0.02, probe=recording,
+                expect=[A, B]) as census:
+        assert census.rounds_after(0.0, 3, 2.0) is not None
+    assert seen[0]["expect"] == (A, B)
+    assert all("expect" not in kwargs for kwargs in seen[1:])
