@@ -139,6 +139,71 @@ def test_calls_from_many_threads_share_one_engine(sim):
         "close() must end the loop thread"
 
 
+def _from_threads(count: int, action) -> list[BaseException | None]:
+    """Run action(port) for ports 1..count in threads released together; each port's error."""
+    errors: list[BaseException | None] = [None] * count
+    barrier = threading.Barrier(count)
+
+    def run(port: int) -> None:
+        barrier.wait(5)
+        try:
+            action(port)
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            errors[port - 1] = exc
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in range(1, count + 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    return errors
+
+
+def test_a_bench_powering_off_at_once_shares_a_few_set_requests():
+    """48 slots asking at the same moment: group commit, not 48 SETs queued one behind another."""
+    with VirtualSwitch(48) as sim, client(sim) as poe:
+        ports = {p: poe.port(p) for p in range(1, 49)}
+        before = sim.stats.set_pdus
+        assert _from_threads(48, lambda p: ports[p].off()) == [None] * 48
+        assert all(not sim.state(p).enabled for p in range(1, 49))
+        assert sim.stats.set_pdus - before <= 4, sim.stats
+        assert poe.turned_off == set(range(1, 49))
+        assert _from_threads(48, lambda p: ports[p].on()) == [None] * 48
+        assert all(sim.state(p).enabled for p in range(1, 49))
+        assert poe.turned_off == frozenset()
+
+
+def test_a_locked_port_in_a_shared_set_fails_only_its_own_caller(sim):
+    sim.set_writable(5, False)
+    with client(sim) as poe:
+        errors = _from_threads(8, lambda p: poe.set_port(p, False))
+        assert isinstance(errors[4], SnmpError) and "notWritable" in str(errors[4])
+        assert errors[4].port == 5 or "port 5" in str(errors[4])
+        assert [e for i, e in enumerate(errors) if i != 4] == [None] * 7
+    assert [sim.state(p).enabled for p in range(1, 9)] == [False] * 4 + [True] + [False] * 3
+
+
+def test_a_port_that_will_not_stay_off_fails_only_its_own_caller(sim):
+    sim.attach(6, lambda on: None if on else sim.set_enabled(6, True))
+    with client(sim) as poe:
+        errors = _from_threads(8, lambda p: poe.set_port(p, False))
+        assert isinstance(errors[5], PortVerifyError) and errors[5].port == 6
+        assert "port 6 reads on" in str(errors[5])
+        assert [e for i, e in enumerate(errors) if i != 5] == [None] * 7
+
+
+def test_with_the_agent_gone_every_caller_gets_its_own_timeout(sim):
+    poe = client(sim, timeout=0.3, retries=0)
+    try:
+        poe.read_ports([1])
+        sim.stop()
+        errors = _from_threads(4, lambda p: poe.set_port(p, False))
+    finally:
+        poe.close()
+    assert all(isinstance(e, SnmpTimeout) for e in errors)
+    assert len({id(e) for e in errors}) == 4, "threads must not share one exception object"
+
+
 def test_closed_switch_refuses_requests(sim):
     poe = client(sim)
     poe.read_ports([1])

@@ -34,6 +34,7 @@ class ActuatorError(RuntimeError):
     def __init__(self, part: str, message: str) -> None:
         super().__init__(f"{part}: {message}")
         self.part = part
+        self.message = message
 
 
 class PowerState(enum.Enum):

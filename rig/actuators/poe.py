@@ -25,6 +25,7 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -118,7 +119,15 @@ class SnmpAuthError(SnmpError):
 
 
 class PortVerifyError(SnmpError):
-    """The agent accepted a SET but reading the admin state back shows something else."""
+    """The agent accepted a SET but reading the admin state back shows something else.
+    ``wrong`` maps each such port to the state it reads."""
+
+    wrong: dict[int, PowerState]
+
+    def __init__(self, part: str, message: str, *, oid: Oid | None = None,
+                 port: int | None = None, status: str | None = None) -> None:
+        super().__init__(part, message, oid=oid, port=port, status=status)
+        self.wrong = {}
 
 
 class PortRestoreError(ActuatorError):
@@ -170,6 +179,9 @@ class PoeSwitch:
         self._auth = self._make_auth(version, community, user, auth_key, priv_key,
                                      auth_protocol, priv_protocol)
         self._lock = threading.RLock()
+        self._batch_cond = threading.Condition()
+        self._batch_queue: list[_PortRequest] = []
+        self._batch_sending = False
         self._turned_off: set[int] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -212,8 +224,80 @@ class PoeSwitch:
         return PoePort(self, n)
 
     def set_port(self, port: int, on: bool) -> None:
-        """Power ``port`` on or off and verify it."""
-        self.set_ports({port: on})
+        """Power ``port`` on or off and verify it.
+
+        Slots call this from their own threads. Calls that arrive while a SET is in flight go
+        out together in the next one (group commit): a 48-slot bench powering off at once
+        costs two or three SETs, not 48 queued behind one another, and a lone call waits for
+        nobody. A batch the agent refuses is retried port by port, so one locked port fails
+        only its own caller.
+        """
+        self._check_ports([port])
+        request = _PortRequest(port, bool(on))
+        with self._batch_cond:
+            self._batch_queue.append(request)
+        while True:
+            with self._batch_cond:
+                while self._batch_sending and not request.done:
+                    self._batch_cond.wait()
+                if request.done:
+                    break
+                batch = self._take_batch()
+                self._batch_sending = True
+            try:
+                self._send_batch(batch)
+            finally:
+                with self._batch_cond:
+                    self._batch_sending = False
+                    self._batch_cond.notify_all()
+        if request.error is not None:
+            raise request.error
+
+    def _take_batch(self) -> list[_PortRequest]:
+        """The queued requests, one per port in arrival order (a second request for the same
+        port waits for the next batch: its order relative to the first is kept)."""
+        batch: dict[int, _PortRequest] = {}
+        rest: list[_PortRequest] = []
+        for request in self._batch_queue:
+            if request.port in batch:
+                rest.append(request)
+            else:
+                batch[request.port] = request
+        self._batch_queue = rest
+        return list(batch.values())
+
+    def _send_batch(self, batch: list[_PortRequest]) -> None:
+        """One SET for the batch; each request gets its own outcome (and its own exception
+        object: callers in different threads must not share a traceback)."""
+        try:
+            self.set_ports({r.port: r.on for r in batch})
+        except PortVerifyError as exc:
+            for request in batch:
+                wrong = exc.wrong.get(request.port)
+                request.error = None if wrong is None else PortVerifyError(
+                    self.part, f"the switch accepted the SET but port {request.port} reads "
+                    f"{wrong.value} ({dotted(self._admin_oid(request.port))})",
+                    oid=self._admin_oid(request.port), port=request.port)
+        except SnmpError as exc:
+            if exc.status is None or len(batch) == 1:    # unreachable, or already one port
+                for request in batch:
+                    request.error = _copy_error(exc)
+            else:                                        # refused: find whose port it was
+                for request in batch:
+                    try:
+                        self.set_ports({request.port: request.on})
+                    except ActuatorError as single:
+                        request.error = _copy_error(single)
+        except ActuatorError as exc:
+            for request in batch:
+                request.error = _copy_error(exc)
+        except BaseException as exc:
+            for request in batch:
+                request.error = exc
+            raise
+        finally:
+            for request in batch:
+                request.done = True
 
     def set_ports(self, states: Mapping[int, bool]) -> None:
         """Set every port in ``states`` (port → on) in ONE SET request, then read all back.
@@ -250,9 +334,11 @@ class PoeSwitch:
                     wrong.append((p, oid, state))
             if wrong:
                 p, oid, _ = wrong[0]
-                raise PortVerifyError(self.part, "the switch accepted the SET but " + "; ".join(
+                error = PortVerifyError(self.part, "the switch accepted the SET but " + "; ".join(
                     f"port {q} reads {state.value} ({dotted(o)})" for q, o, state in wrong),
                     oid=oid, port=p)
+                error.wrong = {q: state for q, _, state in wrong}
+                raise error
             for label, on in (("on", True), ("off", False)):
                 chosen = sorted(p for p in ports if states[p] is on)
                 if chosen:
@@ -586,6 +672,27 @@ def _ranges(ports: Sequence[int]) -> str:
         if p is not None:
             start = prev = p
     return ",".join(parts)
+
+
+@dataclass
+class _PortRequest:
+    """One caller's set_port, waiting for the batch it goes out in."""
+
+    port: int
+    on: bool
+    done: bool = False
+    error: BaseException | None = None
+
+
+def _copy_error(exc: ActuatorError) -> ActuatorError:
+    """The same failure as a fresh exception object, for another caller's thread."""
+    copy: ActuatorError
+    if isinstance(exc, SnmpError):
+        copy = type(exc)(exc.part, exc.message, oid=exc.oid, port=exc.port, status=exc.status)
+    else:
+        copy = ActuatorError(exc.part, exc.message)
+    copy.__cause__ = exc.__cause__
+    return copy
 
 
 class PoePort:
