@@ -9,13 +9,16 @@ is overhead the runner should hide behind other units' physics. The figure of me
 
     ratio = wall time of the batch / the slowest unit's critical path      (target <= 1.05)
 
-Both come from the records the run wrote (rig.records): per unit, critical = the durations of
-its 'settle' + 'hold' + 'wait for boot' + 'verify' steps; the critical path is the max over
-units; wall is the time around ``Runner.run()`` (the run's own started_at..finished_at is
-printed too). The bench is the large real one (hardware/wiring-poe-serial-24.md): PoE power,
-reset solenoids on USB-serial relay boards, firmware families mixed, every unit used
-(activated with a password) so each really needs the reset; every verdict must be
-factory-default, or the figures are meaningless and the script exits 1.
+Both come from the records the run wrote (rig.records): per unit, critical = the bench's settle
+time (the nominal one: the recorded 'settle' step also holds the waits for a solenoid, a boot
+place and a power-on instant, which are overhead) + its 'hold' + 'wait for boot' + 'verify'
+steps (power-on until the unit answers SADP again, then the HTTP check); the critical path is
+the max over units; wall is the time around ``Runner.run()`` (the run's own
+started_at..finished_at is printed too). The bench is the large real one
+(hardware/wiring-poe-serial-24.md): PoE power, reset solenoids on USB-serial relay boards,
+firmware families mixed, every unit used (activated with a password) so each really needs the
+reset; every verdict must be factory-default, or the figures are meaningless and the script
+exits 1.
 
 Everything is loopback: units on ``--base`` + ``--first``.. (127.0.3.x by default, a /24 no test
 uses, so a test run on the same host cannot answer for these units), SADP bound to 127.0.0.1,
@@ -57,7 +60,8 @@ from rig.sim.bench import SimBench, SimSlot
 from rig.wiring import BenchHardware
 
 #: The steps that make up a unit's critical path (see the module docstring).
-CRITICAL_STEPS = ("settle", "hold", "wait for boot", "verify")
+#: Recorded steps on a unit's critical path; the settle is added at its nominal length.
+CRITICAL_STEPS = ("hold", "wait for boot", "verify")
 #: The order a hard reset records its steps in (rig.procedures.hard, then verify).
 HARD_STEPS = ("power off", "settle", "press", "power on", "hold", "release", "wait for boot",
               "verify")
@@ -92,7 +96,7 @@ class Overheads:
 
     slot: str
     before_first_step_s: float      # run start (recovery, records, first census round) → power off
-    non_critical_steps_s: dict[str, float]   # power off, press, power on, release
+    non_critical_steps_s: dict[str, float]   # power off, turn waits, power on, release
     between_steps_s: float          # gaps between one step's end and the next one's start
     after_last_step_s: float        # its verify done → Runner.run() returned (verdict, make_safe)
     critical_s: float               # this unit's own critical path
@@ -131,17 +135,17 @@ def _seconds(unit: Unit, name: str) -> float:
     return total
 
 
-def critical_path(unit: Unit) -> float:
-    """settle + hold + wait for boot + verify, from the unit's recorded steps."""
-    return sum(_seconds(unit, name) for name in CRITICAL_STEPS)
+def critical_path(unit: Unit, settle_s: float) -> float:
+    """The bench's settle + the unit's recorded hold + wait for boot + verify."""
+    return settle_s + sum(_seconds(unit, name) for name in CRITICAL_STEPS)
 
 
 def _nominal(name: str, time_scale: float, settle_s: float, profiles: ProfileSet,
              units: Sequence[Unit]) -> float | None:
     """What a step would last with no overhead at all, in real seconds on this bench."""
     holds = [profiles.get(u.profile or "current").hold_seconds[1] for u in units]
-    if name == "settle":
-        return settle_s
+    if name == "settle":      # the press runs in the settle's last half margin
+        return settle_s - PRESS_MARGIN_S / 2 / time_scale
     if name == "press":
         return PRESS_MARGIN_S / 2 / time_scale
     if name == "hold":
@@ -165,7 +169,7 @@ def step_stats(record: RunRecord, time_scale: float, settle_s: float,
     return out
 
 
-def overheads(record: RunRecord, wall: float) -> Overheads:
+def overheads(record: RunRecord, wall: float, settle_s: float) -> Overheads:
     """Break the last-finishing unit's wall time into its critical steps and the rest.
 
     Step times are wall-clock datetimes in the records, anchored on the run's own started_at;
@@ -185,9 +189,14 @@ def overheads(record: RunRecord, wall: float) -> Overheads:
     return Overheads(
         slot=last.slot,
         before_first_step_s=pre_record + (steps[0].started_at - t0).total_seconds(),
-        non_critical_steps_s={n: _seconds(last, n) for n in HARD_STEPS
-                              if n not in CRITICAL_STEPS},
-        between_steps_s=gaps, after_last_step_s=recorded - end, critical_s=critical_path(last))
+        non_critical_steps_s={
+            "power off": _seconds(last, "power off"),
+            # settle + press beyond the nominal settle: waiting for a solenoid, a boot place
+            # or a power-on instant (the press itself runs inside the settle)
+            "turn waits": _seconds(last, "settle") + _seconds(last, "press") - settle_s,
+            **{n: _seconds(last, n) for n in ("power on", "release")}},
+        between_steps_s=gaps, after_last_step_s=recorded - end,
+        critical_s=critical_path(last, settle_s))
 
 
 def _sim_kwargs(count: int, *, time_scale: float, base: str, first: int,
@@ -281,8 +290,8 @@ def run_batch(count: int, *, time_scale: float, base: str, first: int,
         if unit.verdict is not Verdict.FACTORY_DEFAULT:
             print(f"{count} slot(s): slot {unit.slot} ({unit.profile}): {key}: {unit.reason}",
                   file=sys.stderr)
-    slowest = max(record.units, key=critical_path)
-    critical = critical_path(slowest)
+    slowest = max(record.units, key=lambda u: critical_path(u, bench.settle_seconds))
+    critical = critical_path(slowest, bench.settle_seconds)
     run = record.run
     run_record = (run.finished_at - run.started_at).total_seconds() if run.finished_at else wall
     return BatchResult(
@@ -291,7 +300,7 @@ def run_batch(count: int, *, time_scale: float, base: str, first: int,
         ratio=wall / critical if critical > 0 else float("inf"),
         passed=verdicts == {str(Verdict.FACTORY_DEFAULT): count}, verdicts=verdicts,
         steps=step_stats(record, time_scale, bench.settle_seconds, profile_set),
-        overheads=overheads(record, wall))
+        overheads=overheads(record, wall, bench.settle_seconds))
 
 
 def _table(results: Sequence[BatchResult]) -> str:

@@ -24,6 +24,7 @@ from rig.camera.isapi import Credentials, IsapiClient, IsapiError
 from rig.camera.profiles import FirmwareProfile, ProfileSet
 from rig.camera.sadp import SadpDevice
 from rig.census import Census, Interrupted
+from rig.limits import Limits
 from rig.records import Fault, RecordStore, StepOutcome, Verdict
 from rig.verify import BASIC, FULL, Check, UnitVerdict, judge
 from rig.wiring import BenchHardware, SlotHardware
@@ -56,52 +57,6 @@ class UnitFault(Exception):
     def __init__(self, verdict: UnitVerdict) -> None:
         super().__init__(verdict.reason)
         self.verdict = verdict
-
-
-@dataclass
-class Limits:
-    """Bench-wide limits every slot shares: solenoids energised at once, PoE power-on spacing,
-    and the lock that serialises identity roll calls."""
-
-    solenoids: threading.BoundedSemaphore
-    power_on_spacing: float
-    roll_call: threading.Lock = field(default_factory=threading.Lock)
-    learned: set[str] = field(default_factory=set)   # MACs slots learned during this run
-    _last_power_on: float = 0.0
-    _power_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    boots: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
-
-    @classmethod
-    def for_bench(cls, bench: Bench) -> Limits:
-        boots = {name: threading.BoundedSemaphore(s.boots_at_once)
-                 for name, s in bench.switches.items() if s.boots_at_once is not None}
-        return cls(threading.BoundedSemaphore(bench.max_solenoids_on),
-                   bench.power_on_spacing_seconds / bench.time_scale, boots=boots)
-
-    @contextmanager
-    def boot_turn(self, slot: Slot, cancel: threading.Event) -> Iterator[None]:
-        """Hold one of the switch's boot places from before power-on until the unit answers
-        (its peak draw); a no-op for slots not on a budgeted PoE switch."""
-        gate = self.boots.get(slot.power.switch) if isinstance(slot.power, PoeOutput) else None
-        if gate is None:
-            yield
-            return
-        while not gate.acquire(timeout=0.1):
-            if cancel.is_set():
-                raise Interrupted("run stopped")
-        try:
-            yield
-        finally:
-            gate.release()
-
-    def power_on_turn(self, cancel: threading.Event) -> None:
-        """Stagger power-on across the bench (inrush, PoE classification)."""
-        with self._power_lock:
-            wait = self._last_power_on + self.power_on_spacing - time.monotonic()
-            if wait > 0 and cancel.wait(wait):
-                raise Interrupted("run stopped")
-            self._last_power_on = time.monotonic()
 
 
 @dataclass
@@ -164,6 +119,10 @@ class SlotJob:
 
     # --- the unit ---------------------------------------------------------------------------------
 
+    def after_power_on(self) -> float:
+        """How long the unit needs from power-on (its place in the power-on schedule)."""
+        return self.scaled(max(self.profile.boot_seconds, self.profile.hold_seconds[1]))
+
     def boot_timeout(self) -> float:
         return self.scaled(self.profile.boot_seconds * BOOT_TIMEOUT_FACTOR + BOOT_TIMEOUT_MARGIN_S)
 
@@ -204,11 +163,14 @@ def power_off(job: SlotJob) -> int:
         return ledger
 
 
-def power_on(job: SlotJob, ledger: int, turn_taken: bool = False) -> float:
-    """Apply power in the bench's power-on turn; returns the monotonic time of power-on."""
+def power_on(job: SlotJob, ledger: int, at: float | None = None) -> float:
+    """Apply power at the instant the bench's schedule granted (asked for now when ``at`` is
+    None); returns the monotonic time of power-on."""
     with job.step("power on", describe_output(job.slot.power)):
-        if not turn_taken:
-            job.limits.power_on_turn(job.cancel)
+        if at is None:
+            at = job.limits.power_on.reserve(time.monotonic(), job.after_power_on(), 0.0,
+                                             job.cancel)
+        job.sleep(max(at - time.monotonic(), 0.0))
         _act(job, job.hw.power.on)
         job.cleared(ledger, "power back on")
         return time.monotonic()
@@ -262,48 +224,53 @@ def _act(job: SlotJob, action: Callable[[], None]) -> None:
 # --- recipes -------------------------------------------------------------------------------------
 
 def hard(job: SlotJob) -> str:
-    """Power off, settle, press, power on, hold for the profile's time, release, wait for boot."""
+    """Power off, settle, press, power on, hold for the profile's time, release, wait for boot.
+
+    The solenoid goes in during the last ``PRESS_MARGIN_S / 2`` of the settle (the unit is
+    unpowered, as when a technician holds the button before plugging in), so the press costs
+    the batch no time of its own. Waits for a free solenoid, a PoE boot place or a power-on
+    instant lengthen the settle, never the press.
+    """
     if job.slot.button is None:
         raise BenchFault(f"slot {job.slot.name} has no reset-button solenoid: "
                          "a hard reset is impossible")
     hold = job.scaled(job.profile.hold_seconds[1])
+    lead = job.scaled(PRESS_MARGIN_S) / 2
     press = hold + job.scaled(PRESS_MARGIN_S)
     if press > job.bench.solenoid_max_on_seconds:     # refused before anything moves
         raise BenchFault(f"the {job.profile.name} profile needs a {press:g} s press; the "
                          f"bench caps solenoids at {job.bench.solenoid_max_on_seconds:g} s")
     ledger = power_off(job)          # opens the slot's hands (a GPIO relay opens off)
+    off_at = time.monotonic()
     button = job.hw.button
     assert button is not None
-    with job.step("settle", f"{job.bench.settle_seconds:g} s off"):
-        job.sleep(job.bench.settle_seconds)
-    with job.limits.boot_turn(job.slot, job.cancel):    # before the press: never stretch it
-        powered_at = _press_through_power_up(job, button, ledger, hold, press)
-        wait_boot(job, powered_at)
-    return FULL
-
-
-def _press_through_power_up(job: SlotJob, button: Any, ledger: int, hold: float,
-                            press: float) -> float:
-    """Press, power on, hold, release. Returns the power-on time."""
-    with ExitStack() as stack:
+    settle = job.bench.settle_seconds
+    with ExitStack() as booting, ExitStack() as pressing:
+        with job.step("settle", f"{settle:g} s off, the last {min(lead, settle):.2f} s "
+                                "with the button pressed"):
+            job.sleep(max(off_at + settle - lead - time.monotonic(), 0.0))
+            booting.enter_context(job.limits.boot_turn(job.slot, job.cancel))
+            pressing.enter_context(job.limits.solenoid_turn(job.cancel))
+            at = job.limits.power_on.reserve(off_at + settle, job.after_power_on(), lead,
+                                             job.cancel)
+            job.sleep(max(at - lead - time.monotonic(), 0.0))
         with job.step("press", describe_output(job.slot.button)):
-            stack.enter_context(_solenoid_turn(job))
-            job.limits.power_on_turn(job.cancel)     # before energising: waits never stretch
             solenoid = job.engaged("solenoid-on", describe_output(job.slot.button),
                                    f"held {press:.2f} s through power-up")
-            stack.callback(job.cleared, solenoid, "released")
+            pressing.callback(job.cleared, solenoid, "released")
             try:
                 limit = min(press + PRESS_SLACK_S, job.bench.solenoid_max_on_seconds)
-                stack.enter_context(button.hold(limit))
+                pressing.enter_context(button.hold(limit))
             except (ActuatorError, ValueError) as exc:
                 raise BenchFault(str(exc)) from exc
-            job.sleep(job.scaled(PRESS_MARGIN_S) / 2)
-        powered_at = power_on(job, ledger, turn_taken=True)
+            job.sleep(max(at - time.monotonic(), 0.0))
+        powered_at = power_on(job, ledger, at)
         with job.step("hold", f"{hold:.2f} s from power-on"):
             job.sleep(max(hold - (time.monotonic() - powered_at), 0))
         with job.step("release"):
-            stack.close()
-    return powered_at
+            pressing.close()
+        wait_boot(job, powered_at)
+    return FULL
 
 
 def poe_cycle(job: SlotJob) -> str:
@@ -312,7 +279,9 @@ def poe_cycle(job: SlotJob) -> str:
     with job.step("settle", f"{job.bench.settle_seconds:g} s off"):
         job.sleep(job.bench.settle_seconds)
     with job.limits.boot_turn(job.slot, job.cancel):
-        wait_boot(job, power_on(job, ledger))
+        at = job.limits.power_on.reserve(time.monotonic(), job.after_power_on(), 0.0,
+                                         job.cancel)
+        wait_boot(job, power_on(job, ledger, at))
     return FULL
 
 
@@ -401,18 +370,6 @@ def _isapi(job: SlotJob, call: Callable[[], Any]) -> Any:
         return call()
     except IsapiError as exc:
         raise UnitFault(judge_not_default("web-request", str(exc))) from exc
-
-
-@contextmanager
-def _solenoid_turn(job: SlotJob) -> Iterator[None]:
-    """Wait for a free solenoid (the bench's limit on coils energised at once)."""
-    while not job.limits.solenoids.acquire(timeout=0.1):
-        if job.cancel.is_set():
-            raise Interrupted("run stopped")
-    try:
-        yield
-    finally:
-        job.limits.solenoids.release()
 
 
 PROCEDURES: dict[str, Callable[[SlotJob], str]] = {

@@ -22,10 +22,10 @@ from rig.bench import Bench, PoeOutput, Slot
 from rig.camera.isapi import Credentials
 from rig.camera.profiles import ProfileSet
 from rig.census import Census, Interrupted
+from rig.limits import Limits
 from rig.procedures import (
     PROCEDURES,
     BenchFault,
-    Limits,
     SlotJob,
     UnitFault,
     verify,

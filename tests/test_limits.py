@@ -1,0 +1,76 @@
+"""The bench's shared limits: the power-on schedule (spacing, longest boot first, the lead)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from rig.census import Interrupted
+from rig.limits import PowerOnSchedule
+
+
+def reserve_all(schedule: PowerOnSchedule, asks: list[tuple[str, float, float]],
+                lead: float) -> dict[str, float]:
+    """Each (name, earliest offset, priority) asks from its own thread at the same moment."""
+    base = time.monotonic()
+    granted: dict[str, float] = {}
+    cancel = threading.Event()
+    barrier = threading.Barrier(len(asks))
+
+    def ask(name: str, earliest: float, priority: float) -> None:
+        barrier.wait(5)
+        granted[name] = schedule.reserve(base + earliest, priority, lead, cancel) - base
+
+    threads = [threading.Thread(target=ask, args=a) for a in asks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(granted) == len(asks)
+    return granted
+
+
+def test_instants_are_spaced_and_the_longest_boot_goes_first():
+    schedule = PowerOnSchedule(0.05)
+    asks = [(f"s{i}", 0.2, priority) for i, priority in enumerate([45, 75, 60, 75, 45, 60])]
+    granted = reserve_all(schedule, asks, lead=0.1)
+    order = sorted(granted, key=granted.get)
+    assert [dict((n, p) for n, _, p in asks)[n] for n in order] == [75, 75, 60, 60, 45, 45]
+    times = sorted(granted.values())
+    assert times[0] >= 0.2 - 0.005
+    assert all(b - a >= 0.05 - 1e-6 for a, b in zip(times, times[1:], strict=False))
+    assert order[:2] == ["s1", "s3"], "ties go to the slot that asked first"
+
+
+def test_no_instant_before_earliest_and_never_less_lead_than_asked():
+    schedule = PowerOnSchedule(0.0)
+    cancel = threading.Event()
+    now = time.monotonic()
+    assert schedule.reserve(now + 0.15, 1.0, 0.05, cancel) >= now + 0.15
+    asked = time.monotonic()
+    late = schedule.reserve(asked - 5.0, 1.0, 0.2, cancel)     # its earliest is long gone
+    assert late >= asked + 0.2
+
+
+def test_a_slot_not_yet_settled_does_not_hold_up_one_that_is():
+    schedule = PowerOnSchedule(0.05)
+    granted = reserve_all(schedule, [("early", 0.05, 1.0), ("late", 0.6, 99.0)], lead=0.0)
+    assert granted["early"] < 0.2
+    assert granted["late"] >= 0.6 - 0.005
+
+
+def test_a_waiting_slot_is_released_by_cancel():
+    schedule = PowerOnSchedule(0.0)
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(Interrupted):
+        schedule.reserve(time.monotonic() + 30, 1.0, 0.0, cancel)
+    assert time.monotonic() - started < 1.0
+
+
+def test_negative_spacing_is_refused():
+    with pytest.raises(ValueError, match="spacing"):
+        PowerOnSchedule(-0.1)
