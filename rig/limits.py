@@ -15,7 +15,7 @@ import itertools
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -79,6 +79,68 @@ class PowerOnSchedule:
         return instant, max(due, key=lambda t: (self._waiting[t][0], -t))
 
 
+class AddressTurns:
+    """Serialised identity: slots whose units come back on the same address (on a real bench
+    every reset unit answers on 192.168.1.64) take turns, from before power-on until the
+    verdict, and each unit is powered off ("parked") at the end of its turn. An HTTP answer on
+    that address then comes from the one unit whose turn it is.
+
+    A group's first turn starts only once every unit of the group is off (or its slot has
+    finished): a used unit still powered on that address would answer in another's turn.
+    """
+
+    def __init__(self, groups: Mapping[str, Collection[str]]) -> None:
+        shared = {address: frozenset(slots) for address, slots in groups.items()
+                  if len(slots) > 1}
+        self._address_of = {slot: address for address, slots in shared.items()
+                            for slot in slots}
+        self._still_on = {address: set(slots) for address, slots in shared.items()}
+        self._locks = {address: threading.Lock() for address in shared}
+        self._cond = threading.Condition()
+
+    @classmethod
+    def for_bench(cls, bench: Bench, slots: Sequence[Slot],
+                  default_address: Callable[[Slot], str]) -> AddressTurns:
+        """The groups of ``slots`` when the bench's identity strategy is "serialised" (none
+        otherwise); ``default_address`` gives a slot's address when the bench file has none."""
+        if bench.network.identity != "serialised":
+            return cls({})
+        groups: dict[str, list[str]] = {}
+        for slot in slots:
+            groups.setdefault(slot.address or default_address(slot), []).append(slot.name)
+        return cls(groups)
+
+    def address_of(self, slot: str) -> str | None:
+        """The address ``slot`` shares with other slots, or None if its unit is alone on it."""
+        return self._address_of.get(slot)
+
+    def off(self, slot: str) -> None:
+        """``slot``'s unit is off (or the slot is done and will not power it on)."""
+        with self._cond:
+            address = self._address_of.get(slot)
+            if address is not None:
+                self._still_on[address].discard(slot)
+                self._cond.notify_all()
+
+    @contextmanager
+    def turn(self, slot: str, cancel: threading.Event) -> Iterator[None]:
+        """Hold the address for ``slot``; a no-op when its unit is alone on its address."""
+        address = self._address_of.get(slot)
+        if address is None:
+            yield
+            return
+        with self._cond:
+            while self._still_on[address] - {slot}:
+                if cancel.is_set():
+                    raise Interrupted("run stopped")
+                self._cond.wait(POLL_S)
+        _acquire(self._locks[address], cancel)
+        try:
+            yield
+        finally:
+            self._locks[address].release()
+
+
 @dataclass
 class Limits:
     """Bench-wide limits every slot shares: solenoids energised at once, the power-on
@@ -90,14 +152,15 @@ class Limits:
     roll_call: threading.Lock = field(default_factory=threading.Lock)
     learned: set[str] = field(default_factory=set)   # MACs slots learned during this run
     boots: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
+    turns: AddressTurns = field(default_factory=lambda: AddressTurns({}))
 
     @classmethod
-    def for_bench(cls, bench: Bench) -> Limits:
+    def for_bench(cls, bench: Bench, turns: AddressTurns | None = None) -> Limits:
         boots = {name: threading.BoundedSemaphore(s.boots_at_once)
                  for name, s in bench.switches.items() if s.boots_at_once is not None}
         return cls(threading.BoundedSemaphore(bench.max_solenoids_on),
                    PowerOnSchedule(bench.power_on_spacing_seconds / bench.time_scale),
-                   boots=boots)
+                   boots=boots, turns=turns or AddressTurns({}))
 
     @contextmanager
     def boot_turn(self, slot: Slot, cancel: threading.Event) -> Iterator[None]:
@@ -123,7 +186,8 @@ class Limits:
             self.solenoids.release()
 
 
-def _acquire(gate: threading.BoundedSemaphore, cancel: threading.Event) -> None:
+def _acquire(gate: threading.BoundedSemaphore | threading.Lock,
+             cancel: threading.Event) -> None:
     while not gate.acquire(timeout=POLL_S):
         if cancel.is_set():
             raise Interrupted("run stopped")

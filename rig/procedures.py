@@ -80,6 +80,11 @@ class SlotJob:
     mac: str | None = None
     before: SadpDevice | None = None
     notes: list[str] = field(default_factory=list)
+    #: What the runner releases after the verdict (a serialised bench's address turn).
+    held: ExitStack = field(default_factory=ExitStack)
+    #: The outputs-ledger entry of a unit parked at the end of its turn (powered back on by
+    #: the runner when the batch is done).
+    parked: int | None = None
 
     @property
     def hw(self) -> SlotHardware:
@@ -160,7 +165,8 @@ def power_off(job: SlotJob) -> int:
                                  step_id)
                 else:
                     job.notes.append(f"identity not learned: {len(gone)} unit(s) went quiet")
-        return ledger
+    job.limits.turns.off(job.slot.name)
+    return ledger
 
 
 def power_on(job: SlotJob, ledger: int, at: float | None = None) -> float:
@@ -226,10 +232,11 @@ def _act(job: SlotJob, action: Callable[[], None]) -> None:
 def hard(job: SlotJob) -> str:
     """Power off, settle, press, power on, hold for the profile's time, release, wait for boot.
 
-    The solenoid goes in during the last ``PRESS_MARGIN_S / 2`` of the settle (the unit is
-    unpowered, as when a technician holds the button before plugging in), so the press costs
-    the batch no time of its own. Waits for a free solenoid, a PoE boot place or a power-on
-    instant lengthen the settle, never the press.
+    The solenoid goes in ``PRESS_MARGIN_S / 2`` before power-on, while the unit is still
+    unpowered (as when a technician holds the button before plugging in): inside the settle,
+    so the press costs the batch no time of its own. Waits for a free solenoid, a PoE boot
+    place or a power-on instant come before the coil is energised: they lengthen the time off,
+    never the press.
     """
     if job.slot.button is None:
         raise BenchFault(f"slot {job.slot.name} has no reset-button solenoid: "
@@ -245,16 +252,17 @@ def hard(job: SlotJob) -> str:
     button = job.hw.button
     assert button is not None
     settle = job.bench.settle_seconds
+    with job.step("settle", f"{settle:g} s off"):
+        job.sleep(max(off_at + settle - lead - time.monotonic(), 0.0))
+    address_turn(job)
     with ExitStack() as booting, ExitStack() as pressing:
-        with job.step("settle", f"{settle:g} s off, the last {min(lead, settle):.2f} s "
-                                "with the button pressed"):
-            job.sleep(max(off_at + settle - lead - time.monotonic(), 0.0))
+        with job.step("press", f"{describe_output(job.slot.button)}, from "
+                               f"{lead:.2f} s before power-on"):
             booting.enter_context(job.limits.boot_turn(job.slot, job.cancel))
             pressing.enter_context(job.limits.solenoid_turn(job.cancel))
             at = job.limits.power_on.reserve(off_at + settle, job.after_power_on(), lead,
                                              job.cancel)
             job.sleep(max(at - lead - time.monotonic(), 0.0))
-        with job.step("press", describe_output(job.slot.button)):
             solenoid = job.engaged("solenoid-on", describe_output(job.slot.button),
                                    f"held {press:.2f} s through power-up")
             pressing.callback(job.cleared, solenoid, "released")
@@ -278,11 +286,37 @@ def poe_cycle(job: SlotJob) -> str:
     ledger = power_off(job)
     with job.step("settle", f"{job.bench.settle_seconds:g} s off"):
         job.sleep(job.bench.settle_seconds)
+    address_turn(job)
     with job.limits.boot_turn(job.slot, job.cancel):
         at = job.limits.power_on.reserve(time.monotonic(), job.after_power_on(), 0.0,
                                          job.cancel)
         wait_boot(job, power_on(job, ledger, at))
     return FULL
+
+
+def address_turn(job: SlotJob) -> None:
+    """Serialised identity: wait until this unit may be the only one on its shared address,
+    and hold that until the runner has the verdict; then the unit is parked (powered off)
+    before the next one's turn. A no-op for a unit alone on its address."""
+    address = job.limits.turns.address_of(job.slot.name)
+    if address is None:
+        return
+    with job.step("address turn", f"one unit at a time on {address}") as step_id:
+        job.held.enter_context(job.limits.turns.turn(job.slot.name, job.cancel))
+        job.held.callback(park, job, address)
+        job.evidence("identity-strategy", {"strategy": "serialised", "address": address},
+                     step_id)
+
+
+def park(job: SlotJob, address: str) -> None:
+    """Power the unit off at the end of its turn, so the next unit on ``address`` is alone
+    (the runner powers parked units back on when the batch is done)."""
+    target = describe_output(job.slot.power)
+    kind = "poe-port-off" if isinstance(job.slot.power, PoeOutput) else "power-off"
+    with job.step("park", f"{target} off: the next unit on {address} must answer alone"):
+        ledger = job.engaged(kind, target, "parked: serialised identity")
+        _act(job, job.hw.power.off)
+        job.parked = ledger
 
 
 def web_basic(job: SlotJob) -> str:

@@ -22,7 +22,7 @@ from rig.bench import Bench, PoeOutput, Slot
 from rig.camera.isapi import Credentials
 from rig.camera.profiles import ProfileSet
 from rig.census import Census, Interrupted
-from rig.limits import Limits
+from rig.limits import AddressTurns, Limits
 from rig.procedures import (
     PROCEDURES,
     BenchFault,
@@ -119,6 +119,9 @@ class Runner:
     # --- the batch --------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        # The switch connections open while the run is recorded and the first census taken.
+        threading.Thread(target=self.hardware.connect_switches, args=(self.slots,),
+                         name="connect-switches", daemon=True).start()
         self.recover()
         run_id = self.store.start_run(self.bench.name, method=self.method,
                                       bench_path=self.bench.path,
@@ -141,6 +144,7 @@ class Runner:
             with self._census(active) as census:
                 jobs = self._jobs(run_id, units, active, census, results, since)
                 self._run_jobs(jobs, units, results)
+                self._unpark(jobs)
             status = (RunStatus.PASSED if all(r.verdict.passed for r in results.values())
                       else RunStatus.FAILED)
         except (KeyboardInterrupt, SystemExit):
@@ -168,7 +172,9 @@ class Runner:
         """One job per slot, with its 'before' evidence from the census round that started with
         the batch, before any output moves (hands open later, in the slot's own worker: a GPIO
         relay opens off)."""
-        limits = Limits.for_bench(self.bench)
+        limits = Limits.for_bench(self.bench, AddressTurns.for_bench(
+            self.bench, slots,
+            lambda s: self.profiles.get(s.profile or self.bench.default_profile).default_ipv4))
         census.rounds_after(since, 1, 10 * census.interval + 5)
         jobs = []
         for slot in slots:
@@ -227,12 +233,41 @@ class Runner:
             log.exception("slot %s: unexpected error", job.slot.name)
             verdict = UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH,
                                   f"internal error: {type(exc).__name__}: {exc}", "internal")
+        self._release(job)
         sighting = job.census.last(job.mac) if job.mac else None
         serial = sighting.device.serial if sighting else job.slot.serial
         self._finish(job.unit_id, job.slot.name, verdict, job.mac, serial, results,
                      tuple(job.notes))
         log.info("slot %s: %s in %.1f s", job.slot.name, verdict.verdict,
                  time.monotonic() - started)
+
+    @staticmethod
+    def _release(job: SlotJob) -> None:
+        """After the verdict: park the unit and end its address turn (serialised identity),
+        and let the slot's group go on without it whatever happened."""
+        try:
+            job.held.close()
+        except (BenchFault, ActuatorError, Interrupted) as exc:
+            job.notes.append(f"could not park the unit: {exc}")
+            log.error("slot %s: could not park the unit: %s", job.slot.name, exc)
+        finally:
+            job.limits.turns.off(job.slot.name)
+
+    def _unpark(self, jobs: list[SlotJob]) -> None:
+        """Power parked units back on, spaced like any power-on (the batch is over: they may
+        all answer on one address now)."""
+        for job in jobs:
+            if job.parked is None or self.cancel.is_set():
+                continue
+            try:
+                at = job.limits.power_on.reserve(time.monotonic(), 0.0, 0.0, self.cancel)
+                if self.cancel.wait(max(at - time.monotonic(), 0.0)):
+                    return
+                self.hardware.slot(job.slot.name).power.on()
+                self.store.output_cleared(job.parked, "powered back on after the batch")
+            except (ActuatorError, Interrupted) as exc:
+                self.emit(job.slot.name, "warning", f"parked unit not powered back on: {exc}")
+                log.error("slot %s: parked unit not powered back on: %s", job.slot.name, exc)
 
     def _finish(self, unit_id: int, slot: str, verdict: UnitVerdict, mac: str | None,
                 serial: str | None, results: dict[str, SlotResult],

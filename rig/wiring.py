@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +80,20 @@ class BenchHardware:
             except BenchError as exc:
                 raise ActuatorError(f"switch {name}", str(exc)) from None
         return self._switches[name]
+
+    def connect_switches(self, slots: Iterable[Slot]) -> None:
+        """Open the connections to the switches ``slots`` are powered from, ahead of their
+        first command. Failures are left for that command to report (as the slot's bench
+        fault): this is only a head start."""
+        names = {s.power.switch for s in slots if isinstance(s.power, PoeOutput)}
+        for name in sorted(names):
+            try:
+                with self._lock:
+                    switch = self.switch(name)
+                switch.connect()
+            except ActuatorError as exc:
+                log.debug("bench %s: switch %s not opened ahead: %s", self.bench.name, name,
+                          exc)
 
     def board(self, name: str) -> SerialRelayBoard:
         if name not in self._boards:

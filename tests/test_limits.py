@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from rig.census import Interrupted
 from rig.limits import PowerOnSchedule
+
+BENCHES = Path(__file__).parent.parent / "hardware" / "benches"
 
 
 def reserve_all(schedule: PowerOnSchedule, asks: list[tuple[str, float, float]],
@@ -74,3 +77,61 @@ def test_a_waiting_slot_is_released_by_cancel():
 def test_negative_spacing_is_refused():
     with pytest.raises(ValueError, match="spacing"):
         PowerOnSchedule(-0.1)
+
+
+# --- serialised identity: address turns ------------------------------------------------------
+
+def test_turns_wait_for_every_unit_of_the_group_to_be_off_then_go_one_at_a_time():
+    from rig.limits import AddressTurns
+    turns = AddressTurns({"192.168.1.64": ["1", "2", "3"], "192.168.1.65": ["4"]})
+    assert turns.address_of("1") == "192.168.1.64"
+    assert turns.address_of("4") is None, "a unit alone on its address takes no turn"
+    cancel = threading.Event()
+    inside: list[str] = []
+    overlap: list[tuple[str, ...]] = []
+    lock = threading.Lock()
+
+    def unit(name: str) -> None:
+        turns.off(name)
+        with turns.turn(name, cancel):
+            with lock:
+                inside.append(name)
+                if len(inside) > 1:
+                    overlap.append(tuple(inside))
+            time.sleep(0.05)
+            with lock:
+                inside.remove(name)
+
+    first = threading.Thread(target=unit, args=("1",))
+    first.start()
+    time.sleep(0.2)
+    assert first.is_alive(), "a turn must wait while units 2 and 3 may still be on"
+    others = [threading.Thread(target=unit, args=(n,)) for n in ("2", "3")]
+    for t in others:
+        t.start()
+    for t in (first, *others):
+        t.join(5)
+    assert overlap == []
+    with turns.turn("4", cancel):      # no group: immediate
+        pass
+
+
+def test_turns_only_on_a_serialised_bench_and_cancel_ends_the_wait(tmp_path):
+    from rig.bench import load_bench
+    from rig.limits import AddressTurns
+    text = (BENCHES / "poe-serial-24.toml").read_text()
+    path = tmp_path / "bench.toml"
+    path.write_text(text)
+    bench = load_bench(path)
+    assert bench.network.identity == "vlan"
+    assert AddressTurns.for_bench(bench, bench.slots, lambda s: "192.168.1.64").address_of(
+        bench.slots[0].name) is None
+    path.write_text(text.replace('identity = "vlan"', 'identity = "serialised"'))
+    bench = load_bench(path)
+    turns = AddressTurns.for_bench(bench, bench.slots, lambda s: "192.168.1.64")
+    assert turns.address_of(bench.slots[0].name) == "192.168.1.64"
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    with pytest.raises(Interrupted):
+        with turns.turn(bench.slots[0].name, cancel):   # the other 23 never said "off"
+            pass

@@ -218,6 +218,12 @@ class PoeSwitch:
 
     # --- public API -----------------------------------------------------------------------------
 
+    def connect(self) -> None:
+        """Open the SNMP engine now rather than on the first request (it takes 0.1-0.2 s): a
+        batch does this while it takes its first census, so no slot's power-off waits on it."""
+        with self._lock:
+            self._ensure_started()
+
     def port(self, n: int) -> PoePort:
         """Port ``n`` as a PowerControl for one slot."""
         self._check_ports([n])

@@ -87,8 +87,9 @@ class Progress:
         self._lock = threading.Lock()
 
     def __call__(self, slot: str, kind: str, text: str) -> None:
-        if kind in ("recovery", "interrupted"):          # always said, even when quiet
-            print(f"rig run: {text}", file=sys.stderr, flush=True)
+        if kind in ("recovery", "interrupted", "warning"):     # always said, even when quiet
+            where = "" if slot == "-" else f"slot {slot}: "
+            print(f"rig run: {where}{text}", file=sys.stderr, flush=True)
             return
         if self.quiet:
             return
