@@ -308,15 +308,20 @@ def _addresses(base: str, first: int, count: int) -> list[str]:
 
 
 def _plan(spec: Sequence[SimSlot], *, profiles: ProfileSet, base: str, first: int,
-          relay_protocol: str, relay_channels: int | None,
-          mac_block: int) -> tuple[list[_Plan], list[_BoardPlan]]:
+          relay_protocol: str, relay_channels: int | None, mac_block: int,
+          addresses: Sequence[str] | None = None) -> tuple[list[_Plan], list[_BoardPlan]]:
     """Every slot's outputs and identity, and the relay boards, checked before anything binds
-    or opens."""
+    or opens. ``addresses`` replaces the loopback addresses ``base + (first + i)`` (the
+    namespace bench puts every unit on its profile's default); MACs still count from
+    ``first``."""
     spec = list(spec)
     for item in spec:
         if not isinstance(item, SimSlot):
             raise TypeError(f"a simulated bench is a sequence of SimSlot, not {item!r}")
-    addresses = _addresses(base, first, len(spec))
+    if addresses is None:
+        addresses = _addresses(base, first, len(spec))
+    elif len(addresses) != len(spec):
+        raise ValueError(f"{len(addresses)} address(es) for {len(spec)} slot(s)")
     chosen = [profiles.get(item.profile) for item in spec]   # ProfileError names the bad one
     gpio_power = sum(item.power == "gpio" for item in spec)
     gpio_buttons = sum(item.button == "gpio" for item in spec)
@@ -673,12 +678,30 @@ class SimBench:
 
     def _write_bench_file(self, name: str, expected_identity: bool,
                           relay_protocol: str) -> None:
-        plans = self._plans
-        hold_max = max(p.profile.hold_seconds[1] for p in plans)
-        cap = min(max(hold_max / self.time_scale + 1.0, 2.0), 180.0)
         lines = [
             "# A simulated bench written by rig.sim.bench: every unit is a virtual camera on a",
             "# loopback address; GPIO pins exist only in the process that started it.",
+            *self._bench_table(name),
+            "",
+            "[network]",
+            f"address = {_toml(LOOPBACK)}",
+            'identity = "serialised"',
+        ]
+        if self.switch is not None:
+            lines += self._switch_table(*self.switch.address)
+        lines += self._board_tables(relay_protocol)
+        for plan in self._plans:
+            lines += self._slot_table(plan, expected_identity,
+                                      [f"address = {_toml(plan.address)}"])
+        self.bench_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    # The bench file's parts, shared with the namespace bench (rig.sim.netns_bench).
+
+    def _bench_table(self, name: str) -> list[str]:
+        """``[bench]``: name, time scale, the solenoid cap, settle time, coil limit."""
+        hold_max = max(p.profile.hold_seconds[1] for p in self._plans)
+        cap = min(max(hold_max / self.time_scale + 1.0, 2.0), 180.0)
+        return [
             "",
             "[bench]",
             f"name = {_toml(name)}",
@@ -686,35 +709,42 @@ class SimBench:
             f"time_scale = {_toml(self.time_scale)}",
             f"solenoid_max_on_seconds = {_toml(round(cap, 3))}",
             f"settle_seconds = {_toml(5.0 / self.time_scale)}",
-            f"max_solenoids_on = {_toml(len(plans))}",   # every slot may press at once
-            "",
-            "[network]",
-            f"address = {_toml(LOOPBACK)}",
-            'identity = "serialised"',
+            f"max_solenoids_on = {_toml(len(self._plans))}",   # every slot may press at once
         ]
-        if self.switch is not None:
-            host, port = self.switch.address
-            lines += ["", f"[switches.{SWITCH_NAME}]", f"host = {_toml(host)}",
-                      f"port = {_toml(port)}", 'version = "2c"',
-                      f"community = {_toml(COMMUNITY)}", 'mib = "rfc3621"', "timeout = 1.0",
-                      "retries = 1"]
+
+    @staticmethod
+    def _switch_table(host: str, port: int) -> list[str]:
+        """``[switches.sim]``: the virtual switch, SNMP v2c with the read-write community."""
+        return ["", f"[switches.{SWITCH_NAME}]", f"host = {_toml(host)}",
+                f"port = {_toml(port)}", 'version = "2c"',
+                f"community = {_toml(COMMUNITY)}", 'mib = "rfc3621"', "timeout = 1.0",
+                "retries = 1"]
+
+    def _board_tables(self, relay_protocol: str) -> list[str]:
+        """``[relay_boards.*]``: each simulated board by its stable link."""
+        lines: list[str] = []
         for board_name, board in self.relay_boards.items():
             lines += ["", f"[relay_boards.{board_name}]",
                       f"port = {_toml(str(board.link))}",
                       f"protocol = {_toml(relay_protocol)}",
                       f"channels = {_toml(board.channels)}"]
-        for plan in plans:
-            lines += ["", "[[slots]]", f"name = {_toml(plan.name)}",
-                      f"power = {_toml(_output_table(plan.power))}",
-                      f"button = {_toml(_output_table(plan.button))}",
-                      f"profile = {_toml(plan.profile.name)}"]
-            if expected_identity:
-                lines += [f"mac = {_toml(plan.mac)}", f"serial = {_toml(plan.serial)}"]
-            lines.append(f"address = {_toml(plan.address)}")
-            faults = _fault_names(plan.sim.faults)
-            if faults:
-                lines[-1] += f"    # simulated fault: {', '.join(faults)}"
-        self.bench_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return lines
+
+    @staticmethod
+    def _slot_table(plan: _Plan, expected_identity: bool, extra: Sequence[str]) -> list[str]:
+        """One ``[[slots]]`` entry: outputs, profile, identity, then ``extra`` lines; the last
+        line names the slot's simulated faults in a comment."""
+        lines = ["", "[[slots]]", f"name = {_toml(plan.name)}",
+                 f"power = {_toml(_output_table(plan.power))}",
+                 f"button = {_toml(_output_table(plan.button))}",
+                 f"profile = {_toml(plan.profile.name)}"]
+        if expected_identity:
+            lines += [f"mac = {_toml(plan.mac)}", f"serial = {_toml(plan.serial)}"]
+        lines += extra
+        faults = _fault_names(plan.sim.faults)
+        if faults:
+            lines[-1] += f"    # simulated fault: {', '.join(faults)}"
+        return lines
 
     # --- using ----------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,8 @@ from datetime import datetime
 from rig.camera import activation
 from rig.camera.profiles import DEFAULT_DEVICE_NAME, FirmwareProfile
 from rig.camera.sadp import Probe, build_probe_match, normalize_mac
+
+log = logging.getLogger(__name__)
 
 #: The bootloader samples the button shortly after power-on: a press up to this late still counts.
 PRESS_GRACE_S = 2.0
@@ -137,6 +140,11 @@ class VirtualCamera:
         self._boot_wall: float | None = None
         self.salt = hashlib.sha256(f"salt:{serial}".encode()).hexdigest()
         self.events: list[tuple[float, str]] = []   # (clock time, what happened), for tests
+        #: Called with True when the unit's network comes up (as a boot starts) and with False
+        #: when it goes down (power off; a restart drops it and brings it back). Called on the
+        #: thread that caused the change, with the unit's lock held: an observer must be quick,
+        #: must not call back into the unit, and should hand slow work to a thread of its own.
+        self.network_observers: list[Callable[[bool], None]] = []
 
     # --- time -----------------------------------------------------------------------------------
 
@@ -161,7 +169,19 @@ class VirtualCamera:
             {"boot": self._finish_boot, "reset": self._reset_check,
              "reboot": self._do_reboot}[name](at)
 
+    def _network(self, up: bool) -> None:
+        for observer in list(self.network_observers):
+            try:
+                observer(up)
+            except Exception:  # noqa: BLE001 - an observer's bug must not break the unit
+                log.exception("camera %s: network observer failed", self.mac)
+
     def _start_boot(self, at: float) -> None:
+        # The network comes up as the boot starts (the model has no finer boot stages; SADP and
+        # HTTP still wait for RUNNING). A restart first drops the link, as a real reboot does.
+        if self._state is not CameraState.OFF:
+            self._network(False)
+        self._network(True)
         self._state = CameraState.BOOTING
         self._logins.clear()                 # the lock table lives in RAM
         self._pending.challenges.clear()
@@ -218,6 +238,7 @@ class VirtualCamera:
             else:
                 self._log(now, "power off")
                 self._state = CameraState.OFF
+                self._network(False)
                 self._power_on_at = None
                 self._pending = _Pending(restore_at_boot=self._pending.restore_at_boot)
 

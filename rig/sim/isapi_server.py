@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,13 +41,25 @@ class IsapiServer(ThreadingHTTPServer):
 
     def __init__(self, camera: VirtualCamera, address: str | None = None,
                  port: int | None = None) -> None:
+        """Listen on ``address`` (default: the camera's IPv4 address), ``port`` (default: the
+        camera's HTTP port; 0 picks one and records it on the camera). An IPv6 address (``::``
+        for every one, as a camera with IPv6 on does) gets an IPv6-only socket: serve IPv4
+        from a second server."""
         self.camera = camera
+        host = address or camera.address
+        if ":" in host:
+            self.address_family = socket.AF_INET6
         self._nonces: dict[str, float] = {}
         self._nonce_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        super().__init__((address or camera.address,
+        super().__init__((host,
                           camera.http_port if port is None else port), _Handler)
         camera.http_port = self.server_address[1]   # port 0 → the port the kernel chose
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        super().server_bind()
 
     @property
     def realm(self) -> str:
