@@ -26,9 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _respell(argv: list[str]) -> list[str]:
+    """``rig sim --netns …`` is ``rig sim netns …``: argparse cannot hand an option everything
+    after it (``-- COMMAND`` included), a subcommand it can."""
+    if argv[:2] == ["sim", "--netns"]:
+        return ["sim", "netns", *argv[2:]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_respell(sys.argv[1:] if argv is None else list(argv)))
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

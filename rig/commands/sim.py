@@ -3,6 +3,9 @@
 ``rig sim camera --count N`` puts N virtual cameras on 127.0.1.N addresses: each answers SADP on
 the loopback interface and ISAPI over HTTP, so ``rig discover --bind 127.0.0.1`` and
 ``rig verify`` can be tried without any hardware.
+
+``rig sim --netns …`` (root) builds a bench in network namespaces where every unit answers on
+192.168.1.64, as on a real bench; see ``rig sim --netns --help``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from rig.commands._serve import until_stopped
 from rig.sim.fleet import CameraFleet
 
 #: Other simulated parts, one module each with ``register(sim_subparsers)``.
-_PARTS = ("sim_switch", "sim_relay", "sim_bench")
+_PARTS = ("sim_switch", "sim_relay", "sim_bench", "sim_netns")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
