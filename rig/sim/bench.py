@@ -563,19 +563,24 @@ class SimBench:
             sim._write_bench_file(name, expected_identity, relay_protocol)
             sim._bench = load_bench(sim.bench_path, profiles)
             if boot:
-                timeout = boot_timeout if boot_timeout is not None else (
-                    max(p.profile.boot_seconds for p in plans) / sim.time_scale + 10.0)
-                if not sim.wait_running(timeout):
-                    late = [n for n, c in sim.cameras.items() if c.powered and not c.running
-                            and not c.faults.never_boots]
-                    raise RuntimeError(f"simulated bench: slot(s) {', '.join(late)} not "
-                                       f"running after {timeout:.1f} s")
+                sim._await_boot(boot_timeout)
         except BaseException:
             sim.stop()
             raise
         log.info("simulated bench %s: %d slot(s), bench file %s", name, len(plans),
                  sim.bench_path)
         return sim
+
+    def _await_boot(self, boot_timeout: float | None) -> None:
+        """Wait until every powered unit runs (``boot_timeout`` real seconds; default: the
+        slowest profile's boot plus 10 s); RuntimeError naming the slots still not running."""
+        timeout = boot_timeout if boot_timeout is not None else (
+            max(p.profile.boot_seconds for p in self._plans) / self.time_scale + 10.0)
+        if not self.wait_running(timeout):
+            late = [n for n, c in self.cameras.items() if c.powered and not c.running
+                    and not c.faults.never_boots]
+            raise RuntimeError(f"simulated bench: slot(s) {', '.join(late)} not running after "
+                               f"{timeout:.1f} s")
 
     def _build(self, plans: list[_Plan], boards: list[_BoardPlan], *, relay_protocol: str,
                provision: str | None) -> None:

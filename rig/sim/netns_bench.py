@@ -264,13 +264,7 @@ class NetnsBench(SimBench):
             if not sim.wait_links(_LINK_WAIT_S):
                 raise RuntimeError(f"camera links not set within {_LINK_WAIT_S:g} s")
             if boot:
-                timeout = boot_timeout if boot_timeout is not None else (
-                    max(p.profile.boot_seconds for p in plans) / sim.time_scale + 10.0)
-                if not sim.wait_running(timeout):
-                    late = [n for n, c in sim.cameras.items() if c.powered and not c.running
-                            and not c.faults.never_boots]
-                    raise RuntimeError(f"namespace bench: slot(s) {', '.join(late)} not "
-                                       f"running after {timeout:.1f} s")
+                sim._await_boot(boot_timeout)
         except BaseException:
             sim.stop()
             raise
