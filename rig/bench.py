@@ -303,6 +303,7 @@ class _Reader:
             raise BenchError(f"{self.path}: slots: the bench has no slots")
         slots = tuple(self.slot(i, raw, switches, boards) for i, raw in enumerate(raw_slots))
         self.check_unique(slots)
+        self.check_identity(network, slots)
         return Bench(path=self.path, name=name, gpio_factory=gpio_factory,
                      solenoid_max_on_seconds=float(cap), network=network, switches=switches,
                      relay_boards=boards, slots=slots, default_profile=default_profile,
@@ -317,6 +318,25 @@ class _Reader:
                for name, value in table.data.items()]
         table.used.update(table.data)
         return out
+
+    def check_identity(self, network: NetworkConfig, slots: tuple[Slot, ...]) -> None:
+        """What each identity strategy needs from the rest of the file."""
+        if network.identity in ("ipv6-link-local", "vlan") and not network.interface:
+            raise BenchError(f"{self.path}: network.interface: identity {network.identity!r} "
+                             "needs the bench interface (the link-local zone, or the parent "
+                             "of the slot VLAN sub-interfaces)")
+        if network.identity == "vlan":
+            missing = [s.name for s in slots if s.vlan is None]
+            if missing:
+                raise BenchError(f"{self.path}: slots: identity 'vlan' needs a vlan for every "
+                                 f"slot; missing for {', '.join(missing)}")
+            seen: dict[int, str] = {}
+            for s in slots:
+                assert s.vlan is not None
+                if s.vlan in seen:
+                    raise BenchError(f"{self.path}: slots: slots {seen[s.vlan]} and {s.name} "
+                                     f"share vlan {s.vlan}; identity 'vlan' needs one per slot")
+                seen[s.vlan] = s.name
 
     def check_profile(self, table: _Table, key: str, name: str) -> None:
         if name not in self.profiles.names:

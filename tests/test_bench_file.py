@@ -125,6 +125,13 @@ BROKEN = {
                              "solenoid_max_on_seconds = 40\ntime_scale = 0.5",
                              "bench.time_scale: 0.5 is out of range"),
     "not-toml": (r"^\[bench\]$", "[bench", "not valid TOML"),
+    "link-local-without-interface": (
+        r'^interface = "eth0"\naddress = "192.168.1.2"\nidentity = "serialised"$',
+        'address = "192.168.1.2"\nidentity = "ipv6-link-local"',
+        "network.interface: identity 'ipv6-link-local' needs the bench interface"),
+    "vlan-missing-for-a-slot": (r'^identity = "serialised"$', 'identity = "vlan"',
+                                "identity 'vlan' needs a vlan for every slot; missing for A1, "
+                                "A2, A3"),
 }
 
 
@@ -174,3 +181,14 @@ def test_rig_check_prints_the_bench_and_fails_cleanly_on_errors(tmp_path, monkey
     path.write_text(GOOD.replace("pin = 17", "pin = 99"), encoding="utf-8")
     assert main(["check", str(path)]) == 2
     assert "slots[0].power.pin: 99 is out of range" in capsys.readouterr().err
+
+
+def test_a_vlan_bench_needs_one_vlan_per_slot(tmp_path, monkeypatch):
+    monkeypatch.setenv("RIG_TEST_AUTH", "authauth123")
+    text = GOOD.replace('identity = "serialised"', 'identity = "vlan"')
+    for name, vlan in (("A1", 101), ("A2", 102), ("A3", 103)):
+        text = text.replace(f'name = "{name}"\n', f'name = "{name}"\nvlan = {vlan}\n')
+    bench = load_bench(write(tmp_path, text))
+    assert [s.vlan for s in bench.slots] == [101, 102, 103]
+    with pytest.raises(BenchError, match="slots A1 and A3 share vlan 101"):
+        load_bench(write(tmp_path, text.replace("vlan = 103", "vlan = 101")))

@@ -234,11 +234,14 @@ def test_a_tight_poe_budget_lets_one_unit_boot_at_a_time(tmp_path, store):
         finally:
             hardware.close()
     assert set(verdicts(result).values()) == {Verdict.FACTORY_DEFAULT}
-    units = store.load_run(result.run_id).units
-    spans = sorted((next(s for s in u.steps if s.name == "press").started_at,
+    record = store.load_run(result.run_id)
+    units = record.units
+    spans = sorted((next(s for s in u.steps if s.name == "power on").started_at,
                     next(s for s in u.steps if s.name == "wait for boot").finished_at)
                    for u in units)
-    assert spans[1][0] >= spans[0][1]        # the second press waited for the first boot
+    assert spans[1][0] >= spans[0][1]        # the second power-on waited for the first boot
+    coils = sorted(e.since for e in record.outputs if e.kind == "solenoid-on")
+    assert len(coils) == 2 and coils[1] >= spans[0][1], "its coil only went in after the wait"
 
 
 def test_http_that_comes_up_after_sadp_is_waited_for_without_spending_logins(tmp_path, store,
