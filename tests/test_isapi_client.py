@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 
 from rig import xmlsafe
 from rig.camera import digest
@@ -216,21 +217,24 @@ class Seen:
     path: str
     authorization: str | None
     body: bytes
+    host: str | None = None
 
 
 Responder = Callable[[BaseHTTPRequestHandler, bytes], tuple[int, dict[str, str], bytes]]
 
 
 @contextmanager
-def http_server(respond: Responder, address: str = "127.0.1.140") -> Iterator[
-        tuple[IsapiClient, list[Seen]]]:
-    """A real HTTP server on loopback answering with ``respond``; yields a client and the log."""
+def http_server(respond: Responder, address: str = "127.0.1.140",
+                interface: str | None = None) -> Iterator[tuple[IsapiClient, list[Seen]]]:
+    """A real HTTP server on loopback answering with ``respond``; yields a client (pinned to
+    ``interface`` when given) and the log."""
     seen: list[Seen] = []
 
     class Handler(BaseHTTPRequestHandler):
         def handle_any(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            seen.append(Seen(self.command, self.path, self.headers.get("Authorization"), body))
+            seen.append(Seen(self.command, self.path, self.headers.get("Authorization"), body,
+                             self.headers.get("Host")))
             status, headers, data = respond(self, body)
             self.send_response(status)
             for name, value in headers.items():
@@ -251,7 +255,8 @@ def http_server(respond: Responder, address: str = "127.0.1.140") -> Iterator[
                               daemon=True)
     thread.start()
     try:
-        with IsapiClient(address, server.server_address[1], timeout=2) as client:
+        with IsapiClient(address, server.server_address[1], timeout=2,
+                         interface=interface) as client:
             yield client, seen
     finally:
         server.shutdown()
@@ -345,6 +350,29 @@ def test_digest_uri_includes_the_query_string():
         status = client.factory_reset(Credentials("admin", "Right123!"), "basic")
     assert status.reboot_required and status.ok
     assert seen[-1].method == "PUT" and seen[-1].path == "/ISAPI/System/factoryReset?mode=basic"
+
+
+def test_client_pinned_to_an_interface_signs_the_path_and_names_the_interface():
+    ok = "<ResponseStatus><statusCode>1</statusCode></ResponseStatus>"
+    with http_server(DigestCamera(ok_body=ok), interface="lo") as (client, seen):
+        port = client.port
+        assert client.target == client.describe() == f"127.0.1.140:{port} via lo"
+        assert client.factory_reset(Credentials("admin", "Right123!"), "full").ok
+        assert client.auth_requests == 1
+    signed = digest.parse_authorization(seen[-1].authorization or "")
+    assert signed.uri == seen[-1].path == "/ISAPI/System/factoryReset?mode=full"
+    assert {s.host for s in seen} == {f"127.0.1.140:{port}"}
+
+
+def test_missing_interface_is_named_without_a_connection_attempt():
+    started = time.monotonic()
+    with IsapiClient("127.0.1.141", 8080, interface="rig-nope0", timeout=2) as client, \
+            pytest.raises(ConnectionFailed) as caught:
+        client.activate_status()
+    assert time.monotonic() - started < 0.5
+    assert caught.value.kind == "interface"
+    assert str(caught.value) == ("127.0.1.141:8080 via rig-nope0 GET /SDK/activateStatus: "
+                                 "no interface named 'rig-nope0' on this host")
 
 
 def test_stale_cached_nonce_is_resent_once_with_the_fresh_nonce():
@@ -582,10 +610,17 @@ def test_hang_up_without_reply_is_not_retried():
 
 def test_client_refuses_bad_construction():
     for kwargs in ({"host": ""}, {"host": "x", "port": 0}, {"host": "x", "timeout": 0},
-                   {"host": "x", "scheme": "ftp"}, {"host": "fe80::1%eth1"}):
+                   {"host": "x", "scheme": "ftp"}, {"host": "fe80::1"},
+                   {"host": "fe80::1%eth1", "interface": "eth2"}, {"host": "192.168.1.64%eth0"},
+                   {"host": "fe80::1%eth1", "session": requests.Session()}):
         with pytest.raises(ValueError):
             IsapiClient(**kwargs)
     assert IsapiClient("[::1]", 8080).target == "[::1]:8080"
+    assert IsapiClient("fe80::1%eth1").target == "[fe80::1%eth1]:80"
+    assert IsapiClient("[fe80::1%25eth1]").target == "[fe80::1%eth1]:80"
+    assert IsapiClient("fe80::1", interface="eth1").target == "[fe80::1%eth1]:80"
+    assert IsapiClient("192.168.1.64", interface="eth0.101").target == \
+        "192.168.1.64:80 via eth0.101"
 
 
 # --- against the simulated camera ---------------------------------------------------------------

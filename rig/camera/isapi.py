@@ -20,10 +20,19 @@ caller's back:
   fresh connection per request (``Connection: close``): a keep-alive connection the camera has
   dropped would otherwise fail an authenticated request that nobody may re-send blindly.
 
+Where the camera is, is a ``rig.camera.transport.Route``: every unit comes back on 192.168.1.64,
+so a bench names one unit either by its IPv6 link-local address with a zone id
+(``IsapiClient("fe80::4647:ccff:fe00:a%eth0")``, see rig.camera.linklocal) or by the VLAN
+interface that leads to its slot (``IsapiClient("192.168.1.64", interface="eth0.101")``, pinned
+with SO_BINDTODEVICE). rig opens that socket itself; the Host header never carries the zone id
+(RFC 6874) and the Digest ``uri`` is the request path. ``target`` names the route in every
+message and in the evidence: ``[fe80::4647:ccff:fe00:a%eth0]:80``, ``192.168.1.64:80 via
+eth0.101``.
+
 Every request has a (connect, read) timeout; every body is read with a size cap; every XML body
 goes through rig.xmlsafe and is read without regard to its namespace (hikvision.com, isapi.org or
 none). No requests or XML exception leaves this module: callers get IsapiError subclasses whose
-message names host:port, method and path.
+message names the target (address, port, zone or interface), method and path.
 """
 
 from __future__ import annotations
@@ -42,12 +51,13 @@ from typing import Any, Literal, TypeVar
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
-from urllib3.util.retry import Retry
 
 from rig import __version__, xmlsafe
 from rig.camera import activation
 from rig.camera.digest import Challenge, DigestError, authorization, parse_challenge
+from rig.camera.netif import BindRefused, InterfaceMissing
 from rig.camera.sadp import SadpError, normalize_mac
+from rig.camera.transport import Route, route_session
 
 #: Largest reply body accepted. ISAPI replies are a few kB; anything far larger is not a camera.
 MAX_BODY = 256 * 1024
@@ -72,7 +82,9 @@ class IsapiError(Exception):
 
 
 class ConnectionFailed(IsapiError):
-    """No HTTP reply: refused, reset, timeout, unreachable or unresolvable (``kind`` says which)."""
+    """No HTTP reply (``kind`` says why): "refused", "reset", "timeout", "unreachable", "name"
+    (unresolvable), "interface" (the zone's or bound interface does not exist), "permission"
+    (SO_BINDTODEVICE refused: Linux < 5.7 without CAP_NET_RAW) or "other"."""
 
     def __init__(self, message: str, *, kind: str) -> None:
         super().__init__(message)
@@ -365,18 +377,6 @@ class _CachedChallenge:
     nc: int = 0
 
 
-def _no_retry_session() -> requests.Session:
-    """A session that never retries, never follows the environment and never adds auth."""
-    session = requests.Session()
-    session.trust_env = False
-    adapter = requests.adapters.HTTPAdapter(max_retries=Retry(
-        total=0, connect=0, read=0, redirect=0, status=0, other=0,
-        raise_on_redirect=False, raise_on_status=False))
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
 class IsapiClient:
     """One camera's ISAPI over HTTP(S).
 
@@ -388,28 +388,26 @@ class IsapiClient:
     """
 
     def __init__(self, host: str, port: int = 80, *, timeout: float = 5.0, scheme: str = "http",
-                 session: requests.Session | None = None, verify: bool | str = True) -> None:
-        host = host.strip()
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
-        if not host:
-            raise ValueError("camera host is empty")
-        if "%" in host:
-            # requests/urllib3 cannot put a zone id in a URL (they try to resolve it as a name).
-            raise ValueError(f"IPv6 zone ids are not supported ({host!r}); use a global or "
-                             "unique-local address")
+                 session: requests.Session | None = None, verify: bool | str = True,
+                 interface: str | None = None) -> None:
         if scheme not in ("http", "https"):
             raise ValueError(f"scheme must be http or https, not {scheme!r}")
         if not 0 < port < 65536:
             raise ValueError(f"port {port} is out of range")
         if timeout <= 0:
             raise ValueError("timeout must be positive")
-        self.host = host
+        self.route = Route.parse(host, port, interface)
+        if session is not None and (self.route.zone or self.route.interface):
+            raise ValueError("a caller's session cannot reach a zone id or an interface; "
+                             "leave session out")
+        self.host = self.route.host
+        self.zone = self.route.zone
+        self.interface = self.route.interface
         self.port = port
         self.timeout = float(timeout)
         self.scheme = scheme
         self._verify = verify
-        self._session = session or _no_retry_session()
+        self._session = session or route_session(self.route)
         self._owns_session = session is None
         self._lock = threading.Lock()
         self._cached: _CachedChallenge | None = None
@@ -419,9 +417,13 @@ class IsapiClient:
 
     @property
     def target(self) -> str:
-        """``host:port`` (IPv6 in brackets), as messages and evidence name the camera."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        """How messages and evidence name the camera: ``192.168.1.64:80``, ``[::1]:8080``,
+        ``[fe80::4647:ccff:fe00:a%eth0]:80`` or ``192.168.1.64:80 via eth0.101``."""
+        return self.route.describe()
+
+    def describe(self) -> str:
+        """The same as ``target``."""
+        return self.route.describe()
 
     @property
     def auth_requests(self) -> int:
@@ -726,8 +728,9 @@ class IsapiClient:
     def _http(self, method: str, path: str, body: bytes | None, content_type: str | None,
               sign: Callable[[str], str] | None) -> _Reply:
         """One HTTP request and its capped body. Maps every transport failure to IsapiError."""
-        url = f"{self.scheme}://{self.target}{path}"
-        headers = {"Connection": "close", "Accept": "*/*", "User-Agent": f"rig/{__version__}"}
+        url = f"{self.scheme}://{self.route.url_authority()}{path}"
+        headers = {"Host": self.route.host_header(self.scheme), "Connection": "close",
+                   "Accept": "*/*", "User-Agent": f"rig/{__version__}"}
         if content_type:
             headers["Content-Type"] = content_type
         try:
@@ -818,6 +821,10 @@ def _failure(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return "timeout", "timed out waiting for the reply"
     for cause in _causes(exc):
+        if isinstance(cause, InterfaceMissing):
+            return "interface", str(cause)
+        if isinstance(cause, BindRefused):
+            return "permission", str(cause)
         if isinstance(cause, ConnectionRefusedError):
             return "refused", "connection refused (nothing listens on that port)"
         if isinstance(cause, ConnectionResetError | BrokenPipeError):
@@ -828,7 +835,8 @@ def _failure(exc: BaseException) -> tuple[str, str]:
             return "name", f"host name could not be resolved ({cause})"
         if isinstance(cause, TimeoutError):
             return "timeout", "timed out"
-        if isinstance(cause, OSError) and cause.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        if isinstance(cause, OSError) and cause.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH,
+                                                          errno.ENETDOWN, errno.EADDRNOTAVAIL):
             return "unreachable", f"no route to the camera ({cause.strerror})"
     return "other", f"HTTP request failed ({type(exc).__name__}: {exc})"
 
