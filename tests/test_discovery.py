@@ -588,3 +588,32 @@ def test_cli_help_says_what_it_does(capsys) -> None:
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     assert "find cameras on the bench network by SADP" in capsys.readouterr().out
+
+
+def test_interfaces_list_tags_each_unit_with_the_interface_it_answered_on(start_units) -> None:
+    (unit,) = start_units(Unit(17, ("multicast", "unicast")))
+    result = run_discovery(0.6, interfaces=["lo"])
+    assert unit.mac in ours(result.devices)
+    assert result.heard_on[unit.mac] == ("lo",)
+    assert result.interface_of[unit.mac] == "lo"
+    assert unit.mac in [d.mac for d in result.on_interface("lo")]
+    assert result.to_json()["heard_on"][unit.mac] == ["lo"]
+    assert result.interfaces[0].index == socket.if_nametoindex("lo")
+
+
+def test_bind_address_tags_replies_with_the_address(start_units) -> None:
+    (unit,) = start_units(Unit(18, ("unicast",)))
+    result = run_discovery(0.6, bind=LOOPBACK)
+    assert result.heard_on[unit.mac] == ("lo",)   # the name of the interface owning the address
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"interfaces": []}, "empty"),
+    ({"interfaces": "lo"}, "list of names"),
+    ({"interfaces": ["lo", "lo"]}, "listed twice"),
+    ({"interfaces": ["lo"], "interface": "lo"}, "not both"),
+    ({"interfaces": ["lo", "rig-nope0"]}, "unknown interface 'rig-nope0'"),
+])
+def test_interfaces_list_errors(kwargs: dict, message: str) -> None:
+    with pytest.raises(DiscoveryError, match=message):
+        run_discovery(0.5, **kwargs)

@@ -11,8 +11,15 @@ Why it looks the way it does (reference §1.1):
   de-duplicated by MAC.
 * Everything received is untrusted: replies to other clients (foreign Uuid), truncated or hostile
   XML and oversized datagrams are skipped and recorded, never raised.
-* Tests and the simulator pin discovery to loopback (``bind="127.0.0.1"`` or ``interface="lo"``):
-  a probe sent on the default interface leaves the machine.
+* A VLAN bench gives every ``eth0.<vid>`` the same address (192.168.1.2/24), so an interface
+  given by name is chosen by its index, never by its address: ``ip_mreqn`` for IP_MULTICAST_IF and
+  IP_ADD_MEMBERSHIP, and both sockets pinned to the device with SO_BINDTODEVICE (unprivileged since
+  Linux 5.7; CAP_NET_RAW before). A probe on eth0.101 then only leaves there, a reply is only
+  heard there, and ``DiscoveryResult.heard_on`` says on which interface(s) each unit answered.
+  ``interfaces=[...]`` probes several interfaces in one window.
+* Tests and the simulator pin discovery to loopback (``bind="127.0.0.1"`` or ``interface="lo"``)
+  or run it inside a network namespace they made: a probe sent on the default interface leaves
+  the machine.
 """
 
 from __future__ import annotations
@@ -27,9 +34,10 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 
+from rig.camera.netif import BindRefused, InterfaceMissing, bind_to_device, interface_index
 from rig.camera.sadp import (
     GROUP,
     MAX_DATAGRAM,
@@ -75,10 +83,21 @@ class DiscoveryError(ValueError):
 
 @dataclass(frozen=True)
 class Interface:
-    """One local IPv4 interface discovery runs on. ``name`` is None if it could not be found."""
+    """One local IPv4 interface discovery runs on. ``name`` is None if it could not be found.
+
+    ``index`` is set when the interface was chosen by name: its sockets are then pinned to it
+    (SO_BINDTODEVICE) and multicast is steered by index, so an address shared with other
+    interfaces (the VLAN bench) is no problem. Without it (``bind=``) the address decides.
+    """
 
     name: str | None
     address: str
+    index: int | None = field(default=None, compare=False)
+
+    @property
+    def tag(self) -> str:
+        """How replies heard here are tagged: the name, else the address."""
+        return self.name or self.address
 
     def to_json(self) -> dict[str, str | None]:
         return {"name": self.name, "address": self.address}
@@ -107,6 +126,18 @@ class DiscoveryResult:
     elapsed: float
     probes_sent: int
     send_errors: tuple[str, ...] = ()
+    #: MAC → the interfaces (``Interface.tag``) its replies arrived on, first heard first. More
+    #: than one means the unit is reachable from several of them: not one VLAN per slot.
+    heard_on: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def interface_of(self) -> dict[str, str]:
+        """MAC → the interface the unit was first heard on."""
+        return {mac: tags[0] for mac, tags in self.heard_on.items() if tags}
+
+    def on_interface(self, name: str) -> tuple[SadpDevice, ...]:
+        """The units heard on interface ``name`` (by name, or by address for ``bind=``)."""
+        return tuple(d for d in self.devices if name in self.heard_on.get(d.mac, ()))
 
     def to_json(self) -> dict[str, object]:
         """The ``rig discover --json`` document."""
@@ -119,67 +150,88 @@ class DiscoveryResult:
             "probe_uuid": self.probe_uuid,
             "probes_sent": self.probes_sent,
             "send_errors": list(self.send_errors),
+            "heard_on": {mac: list(tags) for mac, tags in self.heard_on.items()},
         }
 
 
 def discover(timeout: float = 3.0, *, interface: str | None = None, bind: str | None = None,
-             probe_uuid: str | None = None) -> list[SadpDevice]:
+             probe_uuid: str | None = None,
+             interfaces: Sequence[str] | None = None) -> list[SadpDevice]:
     """Units that answered an SADP inquiry within ``timeout`` seconds, sorted by (IPv4, MAC).
 
-    Exactly one of ``bind`` (an IPv4 address of this host) or ``interface`` (a name such as "lo"),
-    or neither for every interface that is up with an IPv4 address. See run_discovery.
+    At most one of ``bind`` (an IPv4 address of this host), ``interface`` (a name such as "lo")
+    or ``interfaces`` (several names), or none for every interface that is up with an IPv4
+    address. See run_discovery.
     """
     return list(run_discovery(timeout, interface=interface, bind=bind,
-                              probe_uuid=probe_uuid).devices)
+                              probe_uuid=probe_uuid, interfaces=interfaces).devices)
 
 
 def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: str | None = None,
                   probe_uuid: str | None = None, group: str = GROUP,
-                  port: int = PORT, expect: Collection[str] = ()) -> DiscoveryResult:
+                  port: int = PORT, expect: Collection[str] = (),
+                  interfaces: Sequence[str] | None = None) -> DiscoveryResult:
     """Discovery with its diagnostics: skipped datagrams, interfaces used, send errors.
 
-    ``group`` and ``port`` exist for simulators and tests that must stay off the real SADP port.
+    ``interfaces`` probes each named interface in the same window; ``heard_on`` in the result
+    tags each unit with the interface(s) its replies came in on. An interface given by name
+    (``interface`` or ``interfaces``) is pinned by index and SO_BINDTODEVICE, so it may share its
+    address with others (a VLAN bench). ``group`` and ``port`` exist for simulators and tests
+    that must stay off the real SADP port.
     ``expect`` (MACs) ends the window early once every one of them has replied: a caller that
     knows its units need not wait out the window for strangers (the window stays the bound).
     Never takes longer than ``timeout`` plus a few milliseconds of socket set-up and tear-down.
     """
     started = time.monotonic()
-    if interface is not None and bind is not None:
-        raise DiscoveryError("give either an interface or a bind address, not both")
+    if interfaces is not None and isinstance(interfaces, str):
+        raise DiscoveryError("interfaces must be a list of names (use interface= for one)")
+    if sum(x is not None for x in (interface, bind, interfaces)) > 1:
+        raise DiscoveryError("give one of an interface, a list of interfaces or a bind "
+                             "address, not both (or all three)")
+    if interfaces is not None:
+        if not interfaces:
+            raise DiscoveryError("the list of interfaces is empty")
+        if len(set(interfaces)) != len(interfaces):
+            raise DiscoveryError(f"an interface is listed twice in {list(interfaces)}")
     if (isinstance(timeout, bool) or not isinstance(timeout, int | float)
             or not (timeout > 0 and math.isfinite(timeout))):
         raise DiscoveryError(f"timeout must be a positive number of seconds, not {timeout!r}")
     if bind is not None:
         address = _check_bind_address(bind)
         interfaces = [Interface(_interface_owning(address), address)]
-    elif interface is not None:
-        interfaces = [Interface(interface, interface_ipv4(interface))]
+        chosen = [Interface(_interface_owning(address), address)]
+    elif interface is not None or interfaces is not None:
+        chosen = [named_interface(name) for name in
+                  (interfaces if interfaces is not None else [interface])]
     else:
-        interfaces = all_ipv4_interfaces()
-        if not interfaces:
+        chosen = all_ipv4_interfaces()
+        if not chosen:
             raise DiscoveryError("no interface is up with an IPv4 address")
-    explicit = bind is not None or interface is not None
+    explicit = bind is not None or interface is not None or interfaces is not None
     probe_uuid, probe = build_probe(probe_uuid)
     deadline = started + timeout
 
     sockets: list[socket.socket] = []
+    tags: dict[socket.socket, str] = {}
     try:
         senders: list[tuple[Interface, socket.socket]] = []
-        for iface in interfaces:
+        for iface in chosen:
+            first = len(sockets)
             try:
-                send_sock = _open_interface_sockets(iface.address, group, port, sockets)
+                send_sock = _open_interface_sockets(iface, group, port, sockets)
             except DiscoveryError as exc:
                 if explicit:
                     raise
                 log.warning("SADP discovery: skipping interface %s: %s", iface.name, exc)
                 continue
             senders.append((iface, send_sock))
+            tags.update((sock, iface.tag) for sock in sockets[first:])
         if not senders:
             raise DiscoveryError("could not open SADP sockets on any interface")
         collector = _Collector(probe_uuid, expect)
         send_errors: list[str] = []
         probes_sent = _collect(sockets, senders, probe, (group, port), started, deadline,
-                               collector, send_errors)
+                               collector, send_errors, tags)
     finally:
         for sock in sockets:
             sock.close()
@@ -187,13 +239,15 @@ def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: s
         devices=collector.sorted_devices(), skipped=tuple(collector.skipped),
         interfaces=tuple(iface for iface, _ in senders), probe_uuid=probe_uuid,
         timeout=float(timeout), elapsed=time.monotonic() - started, probes_sent=probes_sent,
-        send_errors=tuple(send_errors))
+        send_errors=tuple(send_errors),
+        heard_on={mac: tuple(names) for mac, names in collector.heard_on.items()})
 
 
 def _collect(sockets: Sequence[socket.socket],
              senders: Sequence[tuple[Interface, socket.socket]], probe: bytes,
              target: tuple[str, int], started: float, deadline: float,
-             collector: _Collector, send_errors: list[str]) -> int:
+             collector: _Collector, send_errors: list[str],
+             tags: Mapping[socket.socket, str]) -> int:
     """Send the probes on schedule and read replies until the deadline. Returns probes sent."""
     window = deadline - started
     schedule = [started + window * frac for frac in PROBE_SCHEDULE[:MAX_PROBES]]
@@ -215,18 +269,18 @@ def _collect(sockets: Sequence[socket.socket],
         wake = min([deadline, *schedule[:1]])
         readable, _, _ = select.select(sockets, [], [], max(0.0, wake - now))
         for sock in readable:
-            _read_one(sock, collector)
+            _read_one(sock, collector, tags.get(sock))
     # Replies already queued when the window closed still count; read them without waiting.
     for _ in range(DRAIN_LIMIT):
         readable, _, _ = select.select(sockets, [], [], 0)
         if not readable:
             break
         for sock in readable:
-            _read_one(sock, collector)
+            _read_one(sock, collector, tags.get(sock))
     return sent
 
 
-def _read_one(sock: socket.socket, collector: _Collector) -> None:
+def _read_one(sock: socket.socket, collector: _Collector, tag: str | None) -> None:
     try:
         data, (host, sport) = sock.recvfrom(READ_SIZE)
     except BlockingIOError:
@@ -235,7 +289,7 @@ def _read_one(sock: socket.socket, collector: _Collector) -> None:
         # e.g. ECONNREFUSED surfacing from an ICMP error after a unicast send.
         log.debug("SADP discovery: receive error ignored (%s)", exc)
         return
-    collector.add(data, host, sport)
+    collector.add(data, host, sport, tag)
 
 
 class _Collector:
@@ -245,13 +299,14 @@ class _Collector:
         self.probe_uuid = probe_uuid.upper()
         self.by_mac: dict[str, SadpDevice] = {}
         self.skipped: list[Skipped] = []
+        self.heard_on: dict[str, list[str]] = {}
         self.expect = frozenset(normalize_mac(m) for m in expect)
 
     def complete(self) -> bool:
         """Every expected unit has replied (never true when nothing is expected)."""
         return bool(self.expect) and self.expect <= self.by_mac.keys()
 
-    def add(self, data: bytes, host: str, sport: int) -> None:
+    def add(self, data: bytes, host: str, sport: int, tag: str | None = None) -> None:
         source = f"{host}:{sport}"
         if len(data) > MAX_DATAGRAM:
             self._skip(source, f"{len(data)}-byte datagram is larger than {MAX_DATAGRAM} bytes")
@@ -271,6 +326,9 @@ class _Collector:
         known = self.by_mac.get(device.mac)
         if known is None or len(device.raw) > len(known.raw):
             self.by_mac[device.mac] = device
+        heard = self.heard_on.setdefault(device.mac, [])
+        if tag is not None and tag not in heard:
+            heard.append(tag)
 
     def _skip(self, source: str, reason: str) -> None:
         log.debug("SADP discovery: skipped datagram from %s: %s", source, reason)
@@ -299,12 +357,13 @@ def _is_probe(data: bytes) -> bool:
 # --- sockets ---------------------------------------------------------------------------------
 
 
-def open_group_socket(interface_address: str, group: str = GROUP, port: int = PORT,
-                      ) -> socket.socket:
+def open_group_socket(interface_address: str, group: str = GROUP, port: int = PORT, *,
+                      device: str | None = None, index: int | None = None) -> socket.socket:
     """A UDP socket bound to (group, port) that hears the group on one interface only.
 
     Shared by discovery and the simulated camera's responder: several of them bind the same
-    (group, port) on one host, hence SO_REUSEADDR + SO_REUSEPORT.
+    (group, port) on one host, hence SO_REUSEADDR + SO_REUSEPORT. With ``device`` and ``index``
+    the socket is pinned to that interface and joins by index (the address may be shared).
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -312,14 +371,25 @@ def open_group_socket(interface_address: str, group: str = GROUP, port: int = PO
         if hasattr(socket, "SO_REUSEPORT"):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         set_multicast_all_off(sock)
+        if device is not None:
+            bind_to_device(sock, device)
         sock.bind((group, port))
-        membership = struct.pack("4s4s", socket.inet_aton(group),
-                                 socket.inet_aton(interface_address))
+        if index is not None:
+            membership = ip_mreqn(group, interface_address, index)
+        else:
+            membership = struct.pack("4s4s", socket.inet_aton(group),
+                                     socket.inet_aton(interface_address))
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def ip_mreqn(group: str, address: str, index: int) -> bytes:
+    """Linux ``struct ip_mreqn`` {multiaddr, address, ifindex}: the interface chosen by index.
+    IP_MULTICAST_IF takes it too (the group is ignored there)."""
+    return struct.pack("4s4si", socket.inet_aton(group), socket.inet_aton(address), index)
 
 
 def set_multicast_all_off(sock: socket.socket) -> None:
@@ -328,15 +398,27 @@ def set_multicast_all_off(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
 
 
-def _open_interface_sockets(address: str, group: str, port: int,
+def _open_interface_sockets(iface: Interface, group: str, port: int,
                             sockets: list[socket.socket]) -> socket.socket:
-    """Open the send socket and the group socket of one interface address.
+    """Open the send socket and the group socket of one interface.
 
     Both are appended to ``sockets`` as soon as they exist, so the caller closes them whatever
-    happens next; the send socket is returned because the probes go out through it.
+    happens next; the send socket is returned because the probes go out through it. An interface
+    with an index is pinned by device and index; otherwise its address chooses it.
     """
+    address = iface.address
+    pinned = iface.index is not None and iface.name is not None
     send_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sockets.append(send_sock)
+    if pinned:
+        assert iface.name is not None
+        try:
+            bind_to_device(send_sock, iface.name)
+        except (InterfaceMissing, BindRefused) as exc:
+            raise DiscoveryError(str(exc)) from None
+        except OSError as exc:
+            raise DiscoveryError(f"cannot pin a socket to {iface.name!r}: "
+                                 f"{exc.strerror or exc}") from None
     try:
         send_sock.bind((address, 0))
     except OSError as exc:
@@ -347,17 +429,27 @@ def _open_interface_sockets(address: str, group: str, port: int,
         send_sock.setblocking(False)
         send_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
         set_multicast_all_off(send_sock)
-        send_sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
-                             socket.inet_aton(address))
+        if pinned:
+            assert iface.index is not None
+            send_sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                                 ip_mreqn(group, address, iface.index))
+        else:
+            send_sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                                 socket.inet_aton(address))
         send_sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, MULTICAST_TTL)
         send_sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
     except OSError as exc:
-        raise DiscoveryError(f"cannot send SADP multicast from {address}: "
+        raise DiscoveryError(f"cannot send SADP multicast from {iface.tag}: "
                              f"{exc.strerror or exc}") from None
     try:
-        group_sock = open_group_socket(address, group, port)
+        group_sock = open_group_socket(address, group, port,
+                                       device=iface.name if pinned else None,
+                                       index=iface.index if pinned else None)
+    except (InterfaceMissing, BindRefused) as exc:
+        raise DiscoveryError(str(exc)) from None
     except OSError as exc:
-        raise DiscoveryError(f"cannot join {group}:{port} on {address}: "
+        where = f"{iface.name} ({address})" if pinned else address
+        raise DiscoveryError(f"cannot join {group}:{port} on {where}: "
                              f"{exc.strerror or exc}") from None
     sockets.append(group_sock)
     group_sock.setblocking(False)
@@ -405,12 +497,23 @@ def interface_ipv4(name: str) -> str:
     return socket.inet_ntoa(reply[20:24])
 
 
+def named_interface(name: str) -> Interface:
+    """Interface ``name`` with its primary IPv4 address and its index (to be pinned by index).
+    DiscoveryError if unknown, down or without an IPv4 address."""
+    address = interface_ipv4(name)
+    try:
+        index = interface_index(name)
+    except InterfaceMissing as exc:
+        raise DiscoveryError(str(exc)) from None
+    return Interface(name, address, index)
+
+
 def all_ipv4_interfaces() -> list[Interface]:
-    """Every interface that is up and has an IPv4 address (its primary one)."""
+    """Every interface that is up and has an IPv4 address (its primary one), by name and index."""
     found: list[Interface] = []
-    for _, name in socket.if_nameindex():
+    for index, name in socket.if_nameindex():
         try:
-            found.append(Interface(name, interface_ipv4(name)))
+            found.append(Interface(name, interface_ipv4(name), index))
         except DiscoveryError:
             continue
     return found
