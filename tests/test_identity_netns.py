@@ -311,3 +311,54 @@ def test_strict_reverse_path_filter_is_detected(vlan_lab: Lab) -> None:
                 pytest.raises(ConnectionFailed) as caught:
             client.activate_status()
     assert caught.value.kind == "timeout"        # the SYN-ACK came in on eth0.102 and was dropped
+
+
+# --- on the whole simulated namespace bench (rig.sim.netns_bench) -----------------------------
+
+BENCH_PASSWORD = "Yard-Bench-2024"
+
+
+def test_vlan_bench_names_every_slot_unit_by_its_interface(tmp_path) -> None:
+    from rig.sim.netns_bench import NetnsBench, netns_spec
+
+    spec = netns_spec(3, profiles=("current", "legacy", "g5"))
+    with NetnsBench.start(spec, directory=tmp_path, identity="vlan", time_scale=100,
+                          provision=BENCH_PASSWORD) as sim:
+        vlans = sim.controller_interfaces                      # slot → eth0.<vid>
+        expected = {sim.cameras[slot].mac: vlan for slot, vlan in vlans.items()}
+        with in_netns(sim.controller_ns):
+            result = run_discovery(2.0, interfaces=list(vlans.values()), expect=list(expected))
+            census = Census(interfaces=list(vlans.values()), window=0.3, interval=0.4).start()
+            infos = {}
+            for slot, vlan in vlans.items():
+                with IsapiClient(UNIT, interface=vlan, timeout=2) as client:
+                    infos[slot] = (client.target,
+                                   client.device_info(Credentials("admin", BENCH_PASSWORD)))
+        try:
+            since = time.monotonic()
+            units = {vlan: census.unit_on(vlan, since, timeout=3) for vlan in vlans.values()}
+        finally:
+            census.stop()
+    assert result.interface_of == expected
+    assert {vlan: unit.mac for vlan, unit in units.items() if unit} == \
+        {vlan: mac for mac, vlan in expected.items()}
+    for slot, (target, info) in infos.items():
+        assert target == f"{UNIT}:80 via {vlans[slot]}"
+        assert info.mac_address == sim.cameras[slot].mac
+
+
+def test_link_local_bench_reaches_each_ipv6_unit_on_one_flat_segment(tmp_path) -> None:
+    from rig.sim.netns_bench import NetnsBench, netns_spec
+
+    spec = netns_spec(2, profiles=("current", "g5"))
+    with NetnsBench.start(spec, directory=tmp_path, identity="ipv6-link-local", time_scale=100,
+                          provision=BENCH_PASSWORD) as sim:
+        assert all(c.profile.ipv6 for c in sim.cameras.values())
+        found = {}
+        with in_netns(sim.controller_ns):
+            for slot, camera in sim.cameras.items():
+                with IsapiClient(eui64_link_local(camera.mac), interface="eth0",
+                                 timeout=2) as client:
+                    found[slot] = client.device_info(Credentials("admin", BENCH_PASSWORD))
+    assert {slot: info.mac_address for slot, info in found.items()} == \
+        {slot: camera.mac for slot, camera in sim.cameras.items()}
