@@ -24,6 +24,7 @@ from rig.camera.isapi import Credentials, IsapiClient, IsapiError
 from rig.camera.profiles import FirmwareProfile, ProfileSet
 from rig.camera.sadp import SadpDevice
 from rig.census import Census, Interrupted
+from rig.identity import HttpRoute, NoRoute, http_route
 from rig.limits import Limits
 from rig.records import Fault, RecordStore, StepOutcome, Verdict
 from rig.verify import BASIC, FULL, Check, UnitVerdict, judge
@@ -127,6 +128,36 @@ class SlotJob:
     def after_power_on(self) -> float:
         """How long the unit needs from power-on (its place in the power-on schedule)."""
         return self.scaled(max(self.profile.boot_seconds, self.profile.hold_seconds[1]))
+
+    def route(self, device: SadpDevice) -> HttpRoute:
+        """The HTTP route to this slot's unit by the bench's identity strategy (NoRoute)."""
+        assert self.mac is not None
+        sighting = self.census.last(self.mac)
+        return http_route(self.bench, self.slot, self.mac, device.ipv4,
+                          device.http_port or 80,
+                          shared=self.limits.turns.address_of(self.slot.name),
+                          heard_on=sighting.heard_on if sighting else ())
+
+    def client(self, route: HttpRoute) -> IsapiClient:
+        return IsapiClient(route.host, route.port, timeout=HTTP_TIMEOUT_S,
+                           interface=route.interface)
+
+    def client_for(self, device: SadpDevice) -> IsapiClient:
+        """A client for a web reset: over the identity route, so a login or a factoryReset
+        sent to a shared address never reaches another slot's unit."""
+        try:
+            route = self.route(device)
+        except NoRoute as exc:
+            raise UnitFault(judge_not_default("http-attribution",
+                                              f"no route to this unit: {exc}")) from exc
+        sharing = sorted(m for m, d in self.census.present().items()
+                         if m != self.mac and d.ipv4 == device.ipv4)
+        if not route.exclusive and sharing:
+            raise UnitFault(judge_not_default(
+                "http-attribution", f"{len(sharing) + 1} units answer on {device.ipv4} "
+                f"({', '.join(sharing)} too): a web request there could reach another unit; "
+                "use the hard method or an ipv6-link-local or vlan bench"))
+        return self.client(route)
 
     def boot_timeout(self) -> float:
         return self.scaled(self.profile.boot_seconds * BOOT_TIMEOUT_FACTOR + BOOT_TIMEOUT_MARGIN_S)
@@ -334,7 +365,7 @@ def auto(job: SlotJob) -> str:
     deciding, and none when SADP says the unit is in its login lock."""
     device = job.before
     if job.credentials is not None and device is not None and not device.device_lock:
-        client = IsapiClient(device.ipv4 or "", device.http_port or 80, timeout=HTTP_TIMEOUT_S)
+        client = job.client_for(device)
         with job.step("login check", f"as {job.credentials.user}") as step_id:
             try:
                 result = client.user_check(job.credentials)
@@ -364,7 +395,7 @@ def _web_reset(job: SlotJob, mode: str, login_checked: bool = False) -> None:
     if device is None or not device.ipv4:
         raise UnitFault(judge(mac=job.mac or "(unknown)", profile=job.profile, expect=FULL,
                               after=None, http=None))
-    client = IsapiClient(device.ipv4, device.http_port or 80, timeout=HTTP_TIMEOUT_S)
+    client = job.client_for(device)
     try:
         if not login_checked:
             with job.step("login check", f"as {job.credentials.user}") as step_id:
@@ -419,6 +450,7 @@ def verify(job: SlotJob, expect: str) -> UnitVerdict:
     after = sighting.device if sighting else None
     with job.step("verify") as step_id:
         http = None
+        route = None
         profile = job.profile
         if after is not None:
             detected = job.profiles.for_firmware(after.firmware or "")
@@ -426,9 +458,14 @@ def verify(job: SlotJob, expect: str) -> UnitVerdict:
                 job.notes.append(f"firmware {after.firmware} is family {detected.name}, "
                                  f"the bench says {profile.name}: judged as {detected.name}")
                 profile = detected
+            try:
+                route = job.route(after)
+            except NoRoute as exc:
+                job.store.finish_step(step_id, StepOutcome.FAILED, str(exc))
+                return judge_not_default("http-attribution", f"no route to this unit: {exc}")
+            job.evidence("http-route", {"mac": job.mac, **route.to_json()}, step_id)
             for attempt in range(1, HTTP_ATTEMPTS + 1):
-                client = IsapiClient(after.ipv4 or "", after.http_port or 80,
-                                     timeout=HTTP_TIMEOUT_S)
+                client = job.client(route)
                 try:
                     http = check_http(client, job.profiles,
                                       credentials=job.credentials if expect == BASIC else None,
@@ -442,7 +479,8 @@ def verify(job: SlotJob, expect: str) -> UnitVerdict:
                     job.sleep(job.scaled(HTTP_RETRY_S))
         others = [d for m, d in job.census.present().items() if m != job.mac]
         verdict = judge(mac=job.mac, profile=profile, expect=expect, after=after, http=http,
-                        before=job.before, expected_ipv4=job.slot.address, others=others)
+                        before=job.before, expected_ipv4=job.slot.address, others=others,
+                        route=route)
         job.evidence("verdict", verdict.to_json(), step_id)
         if not verdict.passed:
             job.store.finish_step(step_id, StepOutcome.FAILED, verdict.reason)

@@ -22,6 +22,7 @@ from rig.bench import Bench, PoeOutput, Slot
 from rig.camera.isapi import Credentials
 from rig.camera.profiles import ProfileSet
 from rig.census import Census, Interrupted
+from rig.identity import slot_interface
 from rig.limits import AddressTurns, Limits
 from rig.procedures import (
     PROCEDURES,
@@ -162,10 +163,17 @@ class Runner:
         interval = max(CENSUS_INTERVAL_S / scale, 0.08)
         # When the bench file names every unit, the first round ends once all have answered.
         expect = [s.mac for s in slots if s.mac] if all(s.mac for s in slots) else []
+        window = max(min(CENSUS_WINDOW_S / scale, interval * 0.6), 0.05)
+        if self.bench.network.identity == "vlan":
+            # Every slot's own VLAN sub-interface, probed in the same window: a unit is the
+            # slot's because it answers there. They all carry the bench address, so the
+            # interface (not the address) pins each probe.
+            interfaces = sorted({i for i in (slot_interface(self.bench, s) for s in slots) if i})
+            return Census(interfaces=interfaces, window=window, interval=interval,
+                          expect=expect)
         return Census(bind=self.bench.network.address, interface=None
                       if self.bench.network.address else self.bench.network.interface,
-                      window=max(min(CENSUS_WINDOW_S / scale, interval * 0.6), 0.05),
-                      interval=interval, expect=expect)
+                      window=window, interval=interval, expect=expect)
 
     def _jobs(self, run_id: int, units: dict[str, int], slots: list[Slot], census: Census,
               results: dict[str, SlotResult], since: float) -> list[SlotJob]:
@@ -184,7 +192,8 @@ class Runner:
                           profiles=self.profiles, method=self.method, store=self.store,
                           run_id=run_id, unit_id=unit_id, census=census, limits=limits,
                           cancel=self.cancel, credentials=self.credentials, emit=self.emit,
-                          mac=slot.mac or self._mac_of_serial(census, slot.serial))
+                          mac=slot.mac or self._mac_of_serial(census, slot.serial)
+                          or self._mac_on_vlan(census, slot))
             if job.mac is not None:
                 sighting = census.last(job.mac)
                 job.before = sighting.device if sighting else None
@@ -192,6 +201,14 @@ class Runner:
                     self.store.add_evidence(unit_id, "sadp-before", job.before.to_json())
             jobs.append(job)
         return jobs
+
+    def _mac_on_vlan(self, census: Census, slot: Slot) -> str | None:
+        """On a VLAN bench, the one unit that answered on the slot's own interface."""
+        interface = slot_interface(self.bench, slot)
+        if interface is None:
+            return None
+        heard = census.heard_on(interface)
+        return next(iter(heard)) if len(heard) == 1 else None
 
     @staticmethod
     def _mac_of_serial(census: Census, serial: str | None) -> str | None:

@@ -21,6 +21,7 @@ from typing import Any
 from rig.camera.factory_state import HttpEvidence, HttpState
 from rig.camera.profiles import DEFAULT_DEVICE_NAME, FirmwareProfile
 from rig.camera.sadp import SadpDevice
+from rig.identity import HttpRoute
 from rig.records import Fault, Verdict
 
 FULL = "full"     # everything back to the factory: button, web-full
@@ -56,11 +57,12 @@ class UnitVerdict:
 
 def judge(*, mac: str, profile: FirmwareProfile, expect: str, after: SadpDevice | None,
           http: HttpEvidence | None, before: SadpDevice | None = None,
-          expected_ipv4: str | None = None, others: Iterable[SadpDevice] = ()) -> UnitVerdict:
+          expected_ipv4: str | None = None, others: Iterable[SadpDevice] = (),
+          route: HttpRoute | None = None) -> UnitVerdict:
     """The verdict for one unit from what the bench saw after its reset.
 
     ``after``: the unit's SADP reply after boot (None: it never answered). ``http``: the HTTP
-    evidence gathered at its address. ``before``: its reply before the reset (basic restore
+    evidence gathered over ``route``. ``before``: its reply before the reset (basic restore
     compares the network with it). ``others``: the other units on the bench now (attribution).
     """
     if after is None:
@@ -68,7 +70,7 @@ def judge(*, mac: str, profile: FirmwareProfile, expect: str, after: SadpDevice 
                            f"unit {mac} never answered SADP after the reset", "sadp-answers",
                            (Check("sadp-answers", False, "no SADP reply"),))
     checks: list[Check] = [Check("sadp-answers", True, f"SADP reply from {after.source}")]
-    checks.append(_attribution(after, http, others))
+    checks.append(_attribution(after, http, others, route))
     if http is None or http.state in (HttpState.UNREACHABLE,):
         reason = http.reason if http else "no HTTP check was possible"
         checks.append(Check("http-answers", False, reason))
@@ -84,21 +86,29 @@ def judge(*, mac: str, profile: FirmwareProfile, expect: str, after: SadpDevice 
     return _verdict(checks, Verdict.NOT_DEFAULT)
 
 
-def _attribution(after: SadpDevice, http: HttpEvidence | None,
-                 others: Iterable[SadpDevice]) -> Check:
+def _attribution(after: SadpDevice, http: HttpEvidence | None, others: Iterable[SadpDevice],
+                 route: HttpRoute | None) -> Check:
+    """Is the HTTP answer this unit's? The answer's own deviceInfo MAC overrules any route; an
+    exclusive route (link-local from the MAC, the slot's VLAN) attributes an answer without
+    one; otherwise nobody else may be answering on the unit's address."""
+    via = f" ({route.strategy}: {route.how})" if route else ""
     info = http.device_info if http else None
     if info is not None and info.mac_address:
         same = info.mac_address == after.mac
         return Check("http-attribution", same,
                      f"deviceInfo macAddress {info.mac_address}" + (
-                         "" if same else f" is not this unit's {after.mac}: another unit answered"))
+                         via if same else f" is not this unit's {after.mac}: another unit "
+                                          f"answered{via}"))
+    if route is not None and route.exclusive:
+        return Check("http-attribution", True, f"{route.strategy}: {route.how}")
     sharing = sorted(o.mac for o in others if o.mac != after.mac and o.ipv4 == after.ipv4)
     if sharing:
         return Check("http-attribution", False,
                      f"{len(sharing) + 1} units answer on {after.ipv4} ({', '.join(sharing)} too):"
                      " an HTTP answer there cannot be credited to this unit; choose an identity "
                      "strategy for this bench")
-    return Check("http-attribution", True, f"{after.ipv4} is this unit's own address on the bench")
+    return Check("http-attribution", True, route.how if route else
+                 f"{after.ipv4} is this unit's own address on the bench")
 
 
 def _full_reset(profile: FirmwareProfile, after: SadpDevice, http: HttpEvidence,

@@ -1,0 +1,92 @@
+"""How the controller reaches ONE unit's web server when every reset unit answers on the same
+address (192.168.1.64): the bench's identity strategy turns a unit known by its SADP MAC into
+an HTTP route that only that unit can answer on, and says why.
+
+- ``ipv6-link-local``: the unit's EUI-64 link-local address, derived from the MAC in its SADP
+  reply and scoped to the bench interface. Only the unit with that MAC holds that address.
+- ``vlan``: the slot's own VLAN on the switch, reached through the controller's sub-interface
+  ``<interface>.<vlan>``; only the slot's port is in that VLAN.
+- ``serialised``: the unit's IPv4 address while it is the only unit powered on it (the runner's
+  address turns, rig.limits.AddressTurns); the census must show nobody else there.
+
+Whatever the route, an answer that names another unit (deviceInfo's macAddress) is rejected:
+the route is a claim, the answer's content is the check (rig.verify).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rig.bench import Bench, Slot
+from rig.camera.linklocal import eui64_link_local
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    """One unit's web server as the controller reaches it."""
+
+    strategy: str                # ipv6-link-local | vlan | serialised | own-address
+    host: str                    # IPv4, or an IPv6 link-local with its zone (fe80::…%eth0)
+    port: int
+    interface: str | None        # the device the connection is bound to (vlan)
+    how: str                     # why only this unit can answer here
+    exclusive: bool              # the route alone attributes the answer (no census check)
+
+    @property
+    def target(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}" + (f" via {self.interface}" if self.interface else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "target": self.target, "how": self.how,
+                "exclusive": self.exclusive}
+
+
+class NoRoute(ValueError):
+    """The strategy cannot reach this unit (no interface configured, no VLAN for the slot)."""
+
+
+def slot_interface(bench: Bench, slot: Slot) -> str | None:
+    """The controller's sub-interface for ``slot`` on a VLAN bench (``eth0.101``)."""
+    if bench.network.identity != "vlan" or slot.vlan is None or not bench.network.interface:
+        return None
+    return f"{bench.network.interface}.{slot.vlan}"
+
+
+def http_route(bench: Bench, slot: Slot, mac: str, ipv4: str | None, port: int, *,
+               shared: str | None, heard_on: tuple[str, ...] = ()) -> HttpRoute:
+    """The route to the unit ``mac`` in ``slot`` (its SADP reply gave ``ipv4`` and ``port``).
+    ``shared`` is the address the unit shares with other slots on a serialised bench (its
+    address turn), None when it is alone on its address. ``heard_on``: the interfaces the
+    census last heard the unit on (a VLAN bench). Raises NoRoute."""
+    strategy = bench.network.identity
+    if strategy == "ipv6-link-local":
+        interface = bench.network.interface
+        if not interface:
+            raise NoRoute("identity ipv6-link-local needs [network] interface (the link-local "
+                          "zone)")
+        address = eui64_link_local(mac)
+        return HttpRoute(strategy, f"{address}%{interface}", port, None,
+                         f"{address} is the EUI-64 link-local address of {mac} on {interface}",
+                         exclusive=True)
+    if not ipv4:
+        raise NoRoute(f"the unit's SADP reply gives no IPv4 address ({strategy} needs one)")
+    if strategy == "vlan":
+        interface = slot_interface(bench, slot)
+        if interface is None:
+            raise NoRoute(f"identity vlan needs [network] interface and a vlan for slot "
+                          f"{slot.name}")
+        if interface not in heard_on:
+            where = ", ".join(heard_on) or "no slot interface"
+            raise NoRoute(f"unit {mac} answers SADP on {where}, not on slot {slot.name}'s "
+                          f"{interface}: is it in the right slot?")
+        return HttpRoute(strategy, ipv4, port, interface,
+                         f"only slot {slot.name}'s port is in VLAN {slot.vlan}, reached "
+                         f"through {interface}", exclusive=True)
+    if shared is not None:
+        return HttpRoute("serialised", ipv4, port, None,
+                         f"the only unit powered on {shared} during its turn (the others "
+                         "parked)", exclusive=False)
+    return HttpRoute("own-address", ipv4, port, None,
+                     f"{ipv4} is this unit's own address on the bench", exclusive=False)
