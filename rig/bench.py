@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rig.actuators import poe_mibs
+from rig.camera.netif import strict_rp_filter
 from rig.camera.profiles import ProfileError, ProfileSet
 from rig.camera.sadp import SadpError, normalize_mac
 
@@ -164,6 +165,14 @@ class Bench:
     def warnings(self) -> list[str]:
         """Things that load but deserve an operator's look (``rig check`` prints them)."""
         out = []
+        if self.network.identity == "vlan" and self.network.interface:
+            strict = sorted({i for i in (f"{self.network.interface}.{s.vlan}"
+                                          for s in self.slots) if strict_rp_filter(i)})
+            if strict:
+                out.append(f"network: strict reverse-path filtering (rp_filter=1) on "
+                           f"{', '.join(strict)} drops the replies of every slot VLAN but one: "
+                           "set net.ipv4.conf.all.rp_filter=2 (loose) and the same per "
+                           "interface")
         for name, switch in self.switches.items():
             ports = [s for s in self.slots if isinstance(s.power, PoeOutput)
                      and s.power.switch == name]

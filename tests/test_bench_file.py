@@ -192,3 +192,14 @@ def test_a_vlan_bench_needs_one_vlan_per_slot(tmp_path, monkeypatch):
     assert [s.vlan for s in bench.slots] == [101, 102, 103]
     with pytest.raises(BenchError, match="slots A1 and A3 share vlan 101"):
         load_bench(write(tmp_path, text.replace("vlan = 103", "vlan = 101")))
+
+
+def test_a_vlan_bench_warns_about_strict_reverse_path_filtering(monkeypatch):
+    import rig.bench
+    bench = load_bench(Path(__file__).parent.parent / "hardware" / "benches" / "poe-gpio-8.toml")
+    assert bench.network.identity == "vlan"
+    monkeypatch.setattr(rig.bench, "strict_rp_filter", lambda name: name == "eth0.103")
+    warnings = bench.warnings()
+    assert any("rp_filter=1" in w and "eth0.103" in w and "eth0.101" not in w for w in warnings)
+    monkeypatch.setattr(rig.bench, "strict_rp_filter", lambda name: False)
+    assert not any("rp_filter" in w for w in bench.warnings())
