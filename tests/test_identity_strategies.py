@@ -9,6 +9,7 @@ to 192.168.1.0/24 is ever sent from the machine's own namespace.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -133,3 +134,25 @@ def test_a_naive_check_of_the_shared_address_gets_the_bench_wrong(tmp_path: Path
         assert attributed == (name == source), (name, source, verdict.reason)
         if verdict.passed:
             assert truth[name], f"rig passed unit {name}, which was never reset"
+
+
+def test_rig_discover_on_several_slot_vlans_says_where_each_unit_answered(tmp_path: Path,
+                                                                          capsys):
+    from rig import cli
+    with NetnsBench.start(netns_spec(3), directory=tmp_path / "bench", identity="vlan",
+                          time_scale=SCALE) as sim:
+        interfaces = [sim.controller_interfaces[n] for n in ("1", "2", "3")]
+        argv = ["discover", "--timeout", "0.5", "--json"]
+        for name in interfaces:
+            argv += ["-i", name]
+        with in_netns(sim.controller_ns):
+            code = cli.main(argv)
+            out = capsys.readouterr().out
+            assert cli.main(argv[:3] + argv[4:]) == 0            # the table
+            table = capsys.readouterr().out
+        macs = {n: normalize_mac(c.mac) for n, c in sim.cameras.items()}
+    assert code == 0
+    heard = json.loads(out)["heard_on"]
+    assert {mac: heard[mac] for mac in macs.values()} == {
+        macs[n]: [interfaces[int(n) - 1]] for n in ("1", "2", "3")}
+    assert "HEARD ON" in table and interfaces[1] in table

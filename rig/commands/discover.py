@@ -29,9 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                             description=DESCRIPTION, epilog=EPILOG,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--interface", "-i", metavar="IF",
-                       help="probe on this interface only (e.g. eth1); default: every interface "
-                            "that is up with an IPv4 address")
+    where.add_argument("--interface", "-i", metavar="IF", action="append",
+                       help="probe on this interface only (e.g. eth1); repeat it to probe several "
+                            "in one window, as on a VLAN bench (-i eth0.101 -i eth0.102: the "
+                            "table then says where each unit answered); default: every "
+                            "interface that is up with an IPv4 address")
     where.add_argument("--bind", "-b", metavar="ADDR",
                        help="probe from this IPv4 address of this host only (e.g. 127.0.0.1 "
                             "for the simulated bench)")
@@ -45,7 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run one discovery and print it; see EPILOG for the exit status."""
     try:
-        result = run_discovery(args.timeout, interface=args.interface, bind=args.bind)
+        names = args.interface or []
+        result = run_discovery(args.timeout, bind=args.bind,
+                               interface=names[0] if len(names) == 1 else None,
+                               interfaces=names if len(names) > 1 else None)
     except DiscoveryError as exc:
         print(f"rig discover: error: {exc}", file=sys.stderr)
         return 2
@@ -62,8 +67,11 @@ def format_table(result: DiscoveryResult) -> str:
     """One row per unit, then a summary line (and a hint when replies were skipped)."""
     lines: list[str] = []
     if result.devices:
-        rows = [COLUMNS, *(_row(device) for device in result.devices)]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+        several = len(result.interfaces) > 1 and result.heard_on
+        rows = [(*COLUMNS, "HEARD ON") if several else COLUMNS, *(
+            (*_row(d), ",".join(result.heard_on.get(d.mac, ())) or "-") if several else _row(d)
+            for d in result.devices)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths,
                                                                      strict=True)).rstrip()
                   for row in rows]
