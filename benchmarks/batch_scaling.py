@@ -67,7 +67,7 @@ HARD_STEPS = ("power off", "settle", "press", "power on", "hold", "release", "wa
               "verify")
 TARGET_RATIO = 1.05
 DEFAULT_SIZES = (1, 8, 24, 48)
-#: 5x real time: a 48-slot batch takes ~19 s, and the costs that do not scale (SNMP, SQLite,
+#: 5x real time: a 48-slot batch takes ~17 s, and the costs that do not scale (SNMP, SQLite,
 #: HTTP, thread start-up) stay small next to a ~16.5 s critical path: the ratio measured at 5
 #: is the one measured at 2 (benchmarks/README.md has the sweep).
 DEFAULT_TIME_SCALE = 5.0
