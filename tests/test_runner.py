@@ -267,3 +267,14 @@ def test_http_that_comes_up_after_sadp_is_waited_for_without_spending_logins(tmp
     attempts = [e.data["attempt"] for u in store.load_run(result.run_id).units
                 for e in u.evidence if e.kind == "http"]
     assert attempts == [1, 2, 3]
+
+
+def test_rig_run_takes_the_bench_from_rig_bench_and_says_when_there_is_none(monkeypatch, capsys,
+                                                                             tmp_path):
+    from rig import cli
+    monkeypatch.delenv("RIG_BENCH", raising=False)
+    assert cli.main(["run", "--db", str(tmp_path / "r.sqlite")]) == 2
+    assert "give a bench file (or set RIG_BENCH)" in capsys.readouterr().err
+    monkeypatch.setenv("RIG_BENCH", str(tmp_path / "missing.toml"))
+    assert cli.main(["run", "--db", str(tmp_path / "r.sqlite")]) == 2
+    assert "missing.toml: no such bench file" in capsys.readouterr().err

@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Reset every selected slot in parallel with the chosen method, verify each "
                     "unit over SADP and HTTP, record every step and its evidence, and print a "
                     "verdict per unit. Exit code 0 only if every unit is at factory defaults.")
-    parser.add_argument("bench", help="bench file (TOML)")
+    parser.add_argument("bench", nargs="?", default=os.environ.get("RIG_BENCH"),
+                        help="bench file (TOML); default: $RIG_BENCH (which `rig sim --netns` "
+                             "sets for the command it runs)")
     parser.add_argument("--method", choices=sorted(PROCEDURES),
                         help="reset method (default: the bench's [defaults] method)")
     parser.add_argument("--slots", help="comma-separated slot names (default: all)")
@@ -40,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.bench:
+        print("rig run: error: give a bench file (or set RIG_BENCH)", file=sys.stderr)
+        return 2
     try:
         bench = load_bench(args.bench)
         slots = [n.strip() for n in args.slots.split(",")] if args.slots else None

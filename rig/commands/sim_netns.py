@@ -20,8 +20,8 @@ Identity (written to the bench file's [network] identity):
   vlan              slot N's unit alone in VLAN 100+N; the controller has eth0.<100+N>
 
 examples:
-  sudo rig sim --netns --count 4 --time-scale 50 -- rig run bench.toml
-      (bench.toml: the path printed; or just `rig run "$RIG_BENCH"` in a shell:)
+  sudo rig sim --netns --count 8 --jammed 2,5 --provision Used-1 --time-scale 50 -- rig run
+      (rig run reads the bench file from $RIG_BENCH, which is set for the command)
   sudo rig sim --netns --count 4 -- bash
   sudo rig sim --netns --count 2 --identity vlan      (serves until Ctrl-C)
 """
