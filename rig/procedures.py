@@ -152,11 +152,11 @@ class SlotJob:
                                               f"no route to this unit: {exc}")) from exc
         sharing = sorted(m for m, d in self.census.present().items()
                          if m != self.mac and d.ipv4 == device.ipv4)
-        if not route.exclusive and sharing:
-            raise UnitFault(judge_not_default(
-                "http-attribution", f"{len(sharing) + 1} units answer on {device.ipv4} "
-                f"({', '.join(sharing)} too): a web request there could reach another unit; "
-                "use the hard method or an ipv6-link-local or vlan bench"))
+        if not route.exclusive and sharing:        # the bench's setup, not the unit's fault
+            raise BenchFault(f"{len(sharing) + 1} units answer on {device.ipv4} "
+                             f"({', '.join(sharing)} too): a web request there could reach "
+                             "another unit; use the hard method, or identity ipv6-link-local "
+                             "or vlan")
         return self.client(route)
 
     def boot_timeout(self) -> float:

@@ -156,3 +156,24 @@ def test_rig_discover_on_several_slot_vlans_says_where_each_unit_answered(tmp_pa
     assert {mac: heard[mac] for mac in macs.values()} == {
         macs[n]: [interfaces[int(n) - 1]] for n in ("1", "2", "3")}
     assert "HEARD ON" in table and interfaces[1] in table
+
+
+def test_a_web_reset_refuses_an_address_other_units_share(tmp_path: Path):
+    """On a serialised bench two used units both sit on 192.168.1.64: a factoryReset sent there
+    could reset the other one, so none is sent and the slot says why."""
+    from rig.camera.isapi import Credentials
+    with NetnsBench.start(netns_spec(2), directory=tmp_path / "bench", identity="serialised",
+                          time_scale=SCALE, provision=PASSWORD) as sim, \
+            RecordStore.open(tmp_path / "records.sqlite") as store:
+        with in_netns(sim.controller_ns):
+            hardware = BenchHardware(sim.bench)
+            try:
+                result = Runner(sim.bench, store, hardware, method="web-full", argv=["test"],
+                                credentials=Credentials("admin", PASSWORD)).run()
+            finally:
+                hardware.close()
+        assert all(c.password_for("admin") == PASSWORD for c in sim.cameras.values())
+    for r in result.results.values():
+        assert r.verdict.verdict is Verdict.BENCH_FAULT
+        assert "2 units answer on 192.168.1.64" in r.verdict.reason
+        assert "could reach another unit" in r.verdict.reason
