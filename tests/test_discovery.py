@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import secrets
 import socket
 import threading
@@ -25,6 +26,7 @@ import pytest
 from rig import cli
 from rig.camera import discovery
 from rig.camera.discovery import DiscoveryError, discover, open_group_socket, run_discovery
+from rig.camera.netif import BindRefused
 from rig.camera.sadp import (
     GROUP,
     MAX_DATAGRAM,
@@ -617,3 +619,59 @@ def test_bind_address_tags_replies_with_the_address(start_units) -> None:
 def test_interfaces_list_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(DiscoveryError, match=message):
         run_discovery(0.5, **kwargs)
+
+
+# --- SO_BINDTODEVICE refused (Linux < 5.7 without CAP_NET_RAW) -----------------------------------
+
+
+@pytest.fixture
+def bind_refused(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every SO_BINDTODEVICE is refused as an old kernel refuses an unprivileged user; returns
+    the interfaces pinning was tried on."""
+    tried: list[str] = []
+
+    def refuse(sock: socket.socket, name: str) -> None:
+        tried.append(name)
+        raise BindRefused(name)
+
+    monkeypatch.setattr(discovery, "bind_to_device", refuse)
+    return tried
+
+
+def test_refused_pinning_falls_back_to_the_address_of_one_interface(
+        start_units, bind_refused: list[str], caplog: pytest.LogCaptureFixture) -> None:
+    (unit,) = start_units(Unit(19, ("multicast", "unicast")))
+    with caplog.at_level(logging.DEBUG, logger="rig.camera.discovery"):
+        result = run_discovery(0.6, interface="lo")
+    assert "lo" in bind_refused
+    assert unit.mac in ours(result.devices)
+    assert result.heard_on[unit.mac] == ("lo",)
+    assert any("refused" in r.getMessage() and r.levelno == logging.DEBUG
+               for r in caplog.records)
+    (unit2,) = start_units(Unit(20, ("unicast",)))
+    assert unit2.mac in ours(discover(0.6, bind=LOOPBACK))
+
+
+def test_refused_pinning_falls_back_in_the_every_interface_scan(
+        start_units, bind_refused: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The scan, limited to loopback: a test never probes another interface.
+    lo = discovery.Interface("lo", LOOPBACK, socket.if_nametoindex("lo"))
+    monkeypatch.setattr(discovery, "all_ipv4_interfaces", lambda: [lo])
+    (unit,) = start_units(Unit(21, ("multicast",)))
+    result = run_discovery(0.6)
+    assert bind_refused == ["lo"]
+    assert unit.mac in ours(result.devices)
+
+
+def test_refused_pinning_is_an_error_for_interfaces_sharing_an_address(
+        bind_refused: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A VLAN bench: two interfaces with one address. Only the address of lo is used, and the
+    # error comes before any probe is sent.
+    index = socket.if_nametoindex("lo")
+    fake = {"lo": discovery.Interface("lo", LOOPBACK, index),
+            "rig-vlan0": discovery.Interface("rig-vlan0", LOOPBACK, index)}
+    monkeypatch.setattr(discovery, "named_interface", fake.__getitem__)
+    with pytest.raises(DiscoveryError, match=r"shares its address 127\.0\.0\.1 with rig-vlan0"
+                                             r".*Linux before 5\.7 needs CAP_NET_RAW"):
+        run_discovery(0.5, interfaces=["lo", "rig-vlan0"])
+    assert bind_refused == ["lo"]

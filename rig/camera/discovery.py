@@ -17,6 +17,11 @@ Why it looks the way it does (reference §1.1):
   Linux 5.7; CAP_NET_RAW before). A probe on eth0.101 then only leaves there, a reply is only
   heard there, and ``DiscoveryResult.heard_on`` says on which interface(s) each unit answered.
   ``interfaces=[...]`` probes several interfaces in one window.
+* Pinning is mandatory only where an address cannot tell the interfaces apart: several chosen
+  interfaces sharing one address (the VLAN bench). Elsewhere (one interface, or interfaces with
+  addresses of their own) a refused SO_BINDTODEVICE (Linux < 5.7 without CAP_NET_RAW) falls back
+  to sockets chosen by address, which is logged at debug; in the every-interface scan an
+  interface that shares its address and cannot be pinned is skipped with a warning.
 * Tests and the simulator pin discovery to loopback (``bind="127.0.0.1"`` or ``interface="lo"``)
   or run it inside a network namespace they made: a probe sent on the default interface leaves
   the machine.
@@ -87,7 +92,8 @@ class Interface:
 
     ``index`` is set when the interface was chosen by name: its sockets are then pinned to it
     (SO_BINDTODEVICE) and multicast is steered by index, so an address shared with other
-    interfaces (the VLAN bench) is no problem. Without it (``bind=``) the address decides.
+    interfaces (the VLAN bench) is no problem. Without it (``bind=``), or where the kernel
+    refuses the pinning and no other chosen interface has the address, the address decides.
     """
 
     name: str | None
@@ -176,8 +182,11 @@ def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: s
     ``interfaces`` probes each named interface in the same window; ``heard_on`` in the result
     tags each unit with the interface(s) its replies came in on. An interface given by name
     (``interface`` or ``interfaces``) is pinned by index and SO_BINDTODEVICE, so it may share its
-    address with others (a VLAN bench). ``group`` and ``port`` exist for simulators and tests
-    that must stay off the real SADP port.
+    address with others (a VLAN bench). Where the kernel refuses the pinning, an interface whose
+    address is its own among the chosen ones falls back to address-based sockets; interfaces
+    sharing an address raise DiscoveryError (naming CAP_NET_RAW / Linux 5.7) when given by
+    name, and are skipped in the every-interface scan. ``group`` and ``port`` exist for
+    simulators and tests that must stay off the real SADP port.
     ``expect`` (MACs) ends the window early once every one of them has replied: a caller that
     knows its units need not wait out the window for strangers (the window stays the bound).
     Never takes longer than ``timeout`` plus a few milliseconds of socket set-up and tear-down.
@@ -208,6 +217,9 @@ def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: s
         if not chosen:
             raise DiscoveryError("no interface is up with an IPv4 address")
     explicit = bind is not None or interface is not None or interfaces is not None
+    sharing: dict[str, list[str]] = {}
+    for iface in chosen:
+        sharing.setdefault(iface.address, []).append(iface.tag)
     probe_uuid, probe = build_probe(probe_uuid)
     deadline = started + timeout
 
@@ -218,7 +230,9 @@ def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: s
         for iface in chosen:
             first = len(sockets)
             try:
-                send_sock = _open_interface_sockets(iface, group, port, sockets)
+                others = [tag for tag in sharing[iface.address] if tag != iface.tag]
+                send_sock = _open_interface_sockets(iface, group, port, sockets,
+                                                    shared_with=others)
             except DiscoveryError as exc:
                 if explicit:
                     raise
@@ -399,12 +413,16 @@ def set_multicast_all_off(sock: socket.socket) -> None:
 
 
 def _open_interface_sockets(iface: Interface, group: str, port: int,
-                            sockets: list[socket.socket]) -> socket.socket:
+                            sockets: list[socket.socket], *,
+                            shared_with: Sequence[str] = ()) -> socket.socket:
     """Open the send socket and the group socket of one interface.
 
     Both are appended to ``sockets`` as soon as they exist, so the caller closes them whatever
     happens next; the send socket is returned because the probes go out through it. An interface
-    with an index is pinned by device and index; otherwise its address chooses it.
+    with an index is pinned by device and index; otherwise its address chooses it. If pinning
+    is refused (BindRefused: Linux < 5.7 without CAP_NET_RAW) the address chooses it too,
+    unless other chosen interfaces (``shared_with``) carry the same address: then the address
+    cannot tell them apart and DiscoveryError says what is missing.
     """
     address = iface.address
     pinned = iface.index is not None and iface.name is not None
@@ -414,7 +432,18 @@ def _open_interface_sockets(iface: Interface, group: str, port: int,
         assert iface.name is not None
         try:
             bind_to_device(send_sock, iface.name)
-        except (InterfaceMissing, BindRefused) as exc:
+        except BindRefused as exc:
+            if shared_with:
+                raise DiscoveryError(
+                    f"{iface.name} shares its address {address} with "
+                    f"{', '.join(shared_with)}, so its sockets must be pinned to it "
+                    f"(SO_BINDTODEVICE), and that was refused: Linux before 5.7 needs "
+                    f"CAP_NET_RAW for it (setcap cap_net_raw+ep on the interpreter, or "
+                    f"AmbientCapabilities=CAP_NET_RAW)") from None
+            log.debug("SADP discovery: %s; using sockets chosen by address %s on %s",
+                      exc, address, iface.name)
+            pinned = False
+        except InterfaceMissing as exc:
             raise DiscoveryError(str(exc)) from None
         except OSError as exc:
             raise DiscoveryError(f"cannot pin a socket to {iface.name!r}: "
