@@ -77,6 +77,29 @@ def test_lab_builds_a_link_and_removes_everything() -> None:
     lab.close()                                           # idempotent
 
 
+def test_a_ctrl_c_while_the_lab_closes_still_deletes_every_namespace(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = NetnsLab()
+    try:
+        lab.namespace("a"), lab.namespace("b")
+        delete, calls = netns.delete_namespace, []
+
+        def interrupted_once(name: str) -> None:   # `ip netns del` killed by the Ctrl-C
+            calls.append(name)
+            if len(calls) == 1:
+                raise KeyboardInterrupt
+            delete(name)
+
+        monkeypatch.setattr(netns, "delete_namespace", interrupted_once)
+        with pytest.raises(KeyboardInterrupt):
+            lab.close()
+        assert [n for n in ours() if n.startswith(lab.prefix)] == []
+    finally:
+        monkeypatch.undo()
+        for name in [n for n in ours() if n.startswith(lab.prefix)]:
+            netns.delete_namespace(name)
+
+
 def test_errors_quote_the_command_and_its_stderr() -> None:
     with NetnsLab() as lab:
         a = lab.namespace("a")
@@ -288,6 +311,31 @@ def test_vlan_mode_isolates_each_unit(tmp_path: Path) -> None:
             for slot, device in sim.controller_interfaces.items():
                 assert device_mac("192.168.1.64", device) == sim.cameras[slot].mac
         assert heard(sim, 0.3) == set()            # nothing of theirs on the untagged segment
+
+
+def test_a_second_ctrl_c_while_stopping_still_removes_every_namespace(tmp_path: Path) -> None:
+    sim = NetnsBench.start(2, directory=tmp_path, time_scale=100, boot=False)
+    try:
+        assert sim.lab is not None and sim._links is not None
+        prefix = sim.lab.prefix
+        assert [n for n in netns.list_namespaces() if n.startswith(prefix)]
+        stop_links = sim._links.stop
+        ran: list[str] = []
+
+        def interrupted_join() -> None:            # Ctrl-C while the link worker joins
+            stop_links()
+            raise KeyboardInterrupt
+
+        sim._undo[sim._undo.index(stop_links)] = interrupted_join
+        sim._undo.insert(0, lambda: ran.append("last step"))
+        with pytest.raises(KeyboardInterrupt):
+            sim.stop()
+        assert ran == ["last step"]                # the steps after the interrupt still ran
+        assert sim.lab.closed
+        assert [n for n in netns.list_namespaces() if n.startswith(prefix)] == []
+    finally:
+        if sim.lab is not None:
+            sim.lab.close()
 
 
 def test_a_jammed_unit_stays_activated_on_192_168_1_64(tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -471,6 +471,28 @@ class _BenchHost(CameraHost):
         return self
 
 
+def _run_all(actions: Iterable[Callable[[], None]]) -> None:
+    """Run every action in order. An Exception is logged and the next action runs; so does an
+    interrupt (KeyboardInterrupt, SystemExit), which is raised again once every action ran."""
+    pending = iter(actions)
+    interrupt: BaseException | None = None
+    while True:
+        try:
+            for action in pending:
+                try:
+                    action()
+                except Exception:  # noqa: BLE001 - every part must get its chance to stop
+                    log.exception("simulated bench: stopping %r failed", action)
+            break
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, once the rest ran
+            if interrupt is None:
+                interrupt = exc
+            log.warning("simulated bench: %s while stopping; stopping the rest first",
+                        type(exc).__name__)
+    if interrupt is not None:
+        raise interrupt
+
+
 def _stop_all(hosts: Sequence[CameraHost]) -> None:
     """Stop camera hosts side by side: each HTTP server notices its shutdown only at its next
     poll (up to 50 ms), which one after another costs seconds on a 48-slot bench."""
@@ -800,15 +822,13 @@ class SimBench:
         """Stop every part in the reverse order it started: relay boards (ptys and links removed),
         switch (UDP port freed), GPIO loads unwired, the SADP listener (group and unit sockets
         closed), the cameras' web servers (side by side) and the mock factory. Idempotent; an
-        error in one part does not keep the others running. Close the controller's
-        BenchHardware first: its devices live on ``pin_factory``."""
+        error in one part does not keep the others running. Neither does an interrupt (a second
+        Ctrl-C, SystemExit) raised in one part: the remaining parts are still stopped, then the
+        first interrupt is raised again. Close the controller's BenchHardware first: its devices
+        live on ``pin_factory``."""
         self._stopped = True
         undo, self._undo = self._undo, []
-        for action in reversed(undo):
-            try:
-                action()
-            except Exception:  # noqa: BLE001 - every part must get its chance to stop
-                log.exception("simulated bench: stopping %r failed", action)
+        _run_all(reversed(undo))
 
     def __enter__(self) -> SimBench:
         return self

@@ -354,15 +354,25 @@ class NetnsLab:
 
     def close(self) -> None:
         """Delete every namespace of this lab (their interfaces go with them). Idempotent; a
-        failure on one namespace is logged and the others are still deleted."""
+        failure on one namespace is logged and the others are still deleted. An interrupt
+        (Ctrl-C) while deleting one does not keep the others: it is raised again after them."""
         with self._lock:
             self._closed = True
             names, self.namespaces = self.namespaces, []
+        interrupt: BaseException | None = None
         for name in reversed(names):
             try:
                 delete_namespace(name)
             except NetnsError:
                 log.exception("could not delete namespace %s", name)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, once all are gone
+                interrupt = interrupt or exc
+                try:
+                    delete_namespace(name)       # the interrupted `ip netns del`, once more
+                except Exception:  # noqa: BLE001
+                    log.exception("could not delete namespace %s", name)
+        if interrupt is not None:
+            raise interrupt
 
     def __enter__(self) -> NetnsLab:
         return self

@@ -217,6 +217,15 @@ class NetnsBench(SimBench):
         self.tagged = False
         self._links: _LinkWorker | None = None
 
+    def stop(self) -> None:
+        """SimBench.stop, and the namespaces removed whatever happened in it (an interrupt
+        raised by one part is raised again only after the lab is closed). Idempotent."""
+        try:
+            super().stop()
+        finally:
+            if self.lab is not None:
+                self.lab.close()
+
     @classmethod
     def start(cls, spec: Sequence[SimSlot] | int, *,  # type: ignore[override]
               directory: str | Path, identity: str = "serialised", time_scale: float = 1.0,
@@ -276,7 +285,7 @@ class NetnsBench(SimBench):
 
     def _build_network(self, plans: list[_Plan]) -> None:
         lab = self.lab = NetnsLab()
-        self._undo.append(lab.close)              # runs last: after every server closed
+        self._undo.append(lab.close)              # runs late: after every server closed
         self._links = _LinkWorker(lab)
         self._undo.append(self._links.stop)
         vlan = self.identity == "vlan"
