@@ -415,6 +415,33 @@ def test_cli_serves_until_sigterm_and_a_killed_run_is_cleaned_next_time() -> Non
             assert left_by(proc.pid) == []
 
 
+def test_cli_sigterm_during_the_build_exits_143_without_running_the_command(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from rig.commands import sim_netns
+    built: list[NetnsBench] = []
+    real_start = NetnsBench.start
+
+    def start_then_sigterm(*args: object, **kwargs: object) -> NetnsBench:
+        os.kill(os.getpid(), signal.SIGTERM)       # arrives while the bench is being built
+        sim = real_start(*args, **kwargs)          # type: ignore[arg-type]
+        built.append(sim)
+        return sim
+
+    monkeypatch.setattr(sim_netns.NetnsBench, "start", start_then_sigterm)
+    marker = tmp_path / "ran"
+    previous = signal.getsignal(signal.SIGTERM)
+    code = cli.main(["sim", "--netns", "--count", "1", "--time-scale", "100", "--dir",
+                     str(tmp_path / "bench"), "--", "touch", str(marker)])
+    assert code == 128 + signal.SIGTERM
+    assert not marker.exists()                     # the command never ran
+    assert "SIGTERM" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == previous
+    (sim,) = built
+    assert sim.stopped and sim.lab is not None and sim.lab.closed
+    assert [n for n in ours() if n.startswith(sim.lab.prefix)] == []
+
+
 def test_cli_not_root_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)

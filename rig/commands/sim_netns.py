@@ -10,9 +10,10 @@ gratuitous ARP. Nothing is configured in the machine's own namespace.
 
 It prints where the bench file is and how to enter the controller namespace, then either runs
 COMMAND inside the controller namespace (``ip netns exec <ctl> COMMAND``, with RIG_BENCH set to
-the bench file) and exits with COMMAND's exit code, or, without a command, serves until Ctrl-C
-or SIGTERM. Everything it built is removed when it exits (normally, on an error, on Ctrl-C or
-SIGTERM); namespaces left by an earlier run that was killed (kill -9) are removed when it starts.
+the bench file) and exits with COMMAND's exit code (143, COMMAND not run, if SIGTERM arrives
+while the bench is being built), or, without a command, serves until Ctrl-C or SIGTERM.
+Everything it built is removed when it exits (normally, on an error, on Ctrl-C or SIGTERM);
+namespaces left by an earlier run that was killed (kill -9) are removed when it starts.
 
 Identity (written to the bench file's [network] identity):
   serialised        one flat segment; units told apart by MAC/serial, one at a time
@@ -35,7 +36,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,10 +105,15 @@ def run_netns(args: argparse.Namespace) -> int:
                                        boot=False, expected_identity=not args.no_identity,
                                        profile_set=ProfileSet.load())
                 try:
+                    if command and wait.stopped:
+                        # SIGTERM while the bench was being built: COMMAND is not started.
+                        print(f"{PROG}: SIGTERM while building the bench; {command[0]} not run",
+                              file=sys.stderr)
+                        return 128 + signal.SIGTERM
                     out = sys.stderr if command else sys.stdout
                     announce(sim, args.json, out, serving=not command)
                     if command:
-                        return _run_inside(sim, command)
+                        return _run_inside(sim, command, lambda: wait.stopped)
                     wait()
                 finally:
                     sim.stop()
@@ -120,10 +126,12 @@ def run_netns(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_inside(sim: NetnsBench, command: Sequence[str]) -> int:
+def _run_inside(sim: NetnsBench, command: Sequence[str],
+                stopped: Callable[[], bool] = lambda: False) -> int:
     """COMMAND in the controller namespace; its exit code (128+N when killed by signal N).
     Ctrl-C reaches it directly (same process group) and is ignored here meanwhile; SIGTERM to
-    this process is passed on to it, and it is killed if it outlives TERM_GRACE_S."""
+    this process is passed on to it, and it is killed if it outlives TERM_GRACE_S. ``stopped``
+    tells whether a SIGTERM came just before this handler was installed: it is passed on too."""
     env = dict(os.environ, RIG_BENCH=str(sim.bench_path))
     try:
         proc = subprocess.Popen(sim.exec_argv(command), env=env)
@@ -139,6 +147,8 @@ def _run_inside(sim: NetnsBench, command: Sequence[str]) -> int:
     previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
     previous_term = signal.signal(signal.SIGTERM, forward)
     try:
+        if stopped():
+            forward(signal.SIGTERM, None)
         while True:
             try:
                 code = proc.wait(timeout=TERM_GRACE_S if terminated.is_set() else None)
