@@ -15,6 +15,7 @@ the route is a claim, the answer's content is the check (rig.verify).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,11 +56,13 @@ def slot_interface(bench: Bench, slot: Slot) -> str | None:
 
 
 def http_route(bench: Bench, slot: Slot, mac: str, ipv4: str | None, port: int, *,
-               shared: str | None, heard_on: tuple[str, ...] = ()) -> HttpRoute:
+               shared: str | None, heard_on: tuple[str, ...] = (),
+               neighbours: Collection[str] = ()) -> HttpRoute:
     """The route to the unit ``mac`` in ``slot`` (its SADP reply gave ``ipv4`` and ``port``).
     ``shared`` is the address the unit shares with other slots on a serialised bench (its
     address turn), None when it is alone on its address. ``heard_on``: the interfaces the
-    census last heard the unit on (a VLAN bench). Raises NoRoute."""
+    census last heard the unit on, ``neighbours``: the other units heard on the slot's own
+    interface (a VLAN bench: there must be none). Raises NoRoute."""
     strategy = bench.network.identity
     if strategy == "ipv6-link-local":
         interface = bench.network.interface
@@ -81,10 +84,15 @@ def http_route(bench: Bench, slot: Slot, mac: str, ipv4: str | None, port: int, 
             where = ", ".join(heard_on) or "no slot interface"
             raise NoRoute(f"unit {mac} answers SADP on {where}, not on slot {slot.name}'s "
                           f"{interface}: is it in the right slot?")
+        others = sorted(set(neighbours) - {mac})
+        if others:
+            raise NoRoute(f"{len(others) + 1} units answer on {interface} ({', '.join(others)} "
+                          f"besides {mac}): VLAN {slot.vlan} does not isolate slot "
+                          f"{slot.name}, so an answer there is nobody's in particular")
         return HttpRoute(strategy, ipv4, port, interface,
                          f"only slot {slot.name}'s port is in VLAN {slot.vlan}, reached "
                          f"through {interface}", exclusive=True)
-    if shared is not None:
+    if shared is not None and ipv4 == shared:
         return HttpRoute("serialised", ipv4, port, None,
                          f"the only unit powered on {shared} during its turn (the others "
                          "parked)", exclusive=False)

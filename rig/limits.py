@@ -79,6 +79,11 @@ class PowerOnSchedule:
         return instant, max(due, key=lambda t: (self._waiting[t][0], -t))
 
 
+class AddressSpoiled(Exception):
+    """A unit of the group may still be powered on the shared address (its power-off or its
+    parking failed): no turn can make another unit the only one there."""
+
+
 class AddressTurns:
     """Serialised identity: slots whose units come back on the same address (on a real bench
     every reset unit answers on 192.168.1.64) take turns, from before power-on until the
@@ -96,6 +101,7 @@ class AddressTurns:
                             for slot in slots}
         self._still_on = {address: set(slots) for address, slots in shared.items()}
         self._locks = {address: threading.Lock() for address in shared}
+        self._spoiled: dict[str, str] = {}       # address → why no turn can be alone there
         self._cond = threading.Condition()
 
     @classmethod
@@ -122,20 +128,36 @@ class AddressTurns:
                 self._still_on[address].discard(slot)
                 self._cond.notify_all()
 
+    def spoil(self, slot: str, why: str) -> None:
+        """``slot``'s unit may still be on (``why``): every later turn on its address fails."""
+        with self._cond:
+            address = self._address_of.get(slot)
+            if address is not None:
+                self._spoiled.setdefault(address, f"slot {slot}'s unit may still be powered on "
+                                                  f"{address} ({why})")
+                self._cond.notify_all()
+
     @contextmanager
     def turn(self, slot: str, cancel: threading.Event) -> Iterator[None]:
-        """Hold the address for ``slot``; a no-op when its unit is alone on its address."""
+        """Hold the address for ``slot``; a no-op when its unit is alone on its address.
+        Raises AddressSpoiled when another unit of the group may still be on it."""
         address = self._address_of.get(slot)
         if address is None:
             yield
             return
         with self._cond:
-            while self._still_on[address] - {slot}:
+            while True:
+                if address in self._spoiled:
+                    raise AddressSpoiled(self._spoiled[address])
+                if not self._still_on[address] - {slot}:
+                    break
                 if cancel.is_set():
                     raise Interrupted("run stopped")
                 self._cond.wait(POLL_S)
         _acquire(self._locks[address], cancel)
         try:
+            if address in self._spoiled:
+                raise AddressSpoiled(self._spoiled[address])
             yield
         finally:
             self._locks[address].release()

@@ -24,8 +24,8 @@ from rig.camera.isapi import Credentials, IsapiClient, IsapiError
 from rig.camera.profiles import FirmwareProfile, ProfileSet
 from rig.camera.sadp import SadpDevice
 from rig.census import Census, Interrupted
-from rig.identity import HttpRoute, NoRoute, http_route
-from rig.limits import Limits
+from rig.identity import HttpRoute, NoRoute, http_route, slot_interface
+from rig.limits import AddressSpoiled, Limits
 from rig.records import Fault, RecordStore, StepOutcome, Verdict
 from rig.verify import BASIC, FULL, Check, UnitVerdict, judge
 from rig.wiring import BenchHardware, SlotHardware
@@ -86,6 +86,14 @@ class SlotJob:
     #: The outputs-ledger entry of a unit parked at the end of its turn (powered back on by
     #: the runner when the batch is done).
     parked: int | None = None
+    verdict: UnitVerdict | None = None
+    off_once: bool = False          # the unit was powered off by this run
+    on_again: bool = False          # ... and powered on again since (not parked)
+
+    @property
+    def may_be_on(self) -> bool:
+        """Whether the unit may be powered (and answering) now, as far as the rig knows."""
+        return not self.off_once or self.on_again
 
     @property
     def hw(self) -> SlotHardware:
@@ -133,10 +141,12 @@ class SlotJob:
         """The HTTP route to this slot's unit by the bench's identity strategy (NoRoute)."""
         assert self.mac is not None
         sighting = self.census.last(self.mac)
+        interface = slot_interface(self.bench, self.slot)
         return http_route(self.bench, self.slot, self.mac, device.ipv4,
                           device.http_port or 80,
                           shared=self.limits.turns.address_of(self.slot.name),
-                          heard_on=sighting.heard_on if sighting else ())
+                          heard_on=sighting.heard_on if sighting else (),
+                          neighbours=self.census.heard_on(interface) if interface else ())
 
     def client(self, route: HttpRoute) -> IsapiClient:
         return IsapiClient(route.host, route.port, timeout=HTTP_TIMEOUT_S,
@@ -196,6 +206,7 @@ def power_off(job: SlotJob) -> int:
                                  step_id)
                 else:
                     job.notes.append(f"identity not learned: {len(gone)} unit(s) went quiet")
+    job.off_once = True
     job.limits.turns.off(job.slot.name)
     return ledger
 
@@ -209,8 +220,10 @@ def power_on(job: SlotJob, ledger: int, at: float | None = None) -> float:
                                              job.cancel)
         job.sleep(max(at - time.monotonic(), 0.0))
         _act(job, job.hw.power.on)
+        powered_at = time.monotonic()         # the hold runs from here, not from the records
+        job.on_again = True
         job.cleared(ledger, "power back on")
-        return time.monotonic()
+        return powered_at
 
 
 def wait_boot(job: SlotJob, since: float) -> SadpDevice:
@@ -296,16 +309,19 @@ def hard(job: SlotJob) -> str:
             job.sleep(max(at - lead - time.monotonic(), 0.0))
             solenoid = job.engaged("solenoid-on", describe_output(job.slot.button),
                                    f"held {press:.2f} s through power-up")
-            pressing.callback(job.cleared, solenoid, "released")
             try:
                 limit = min(press + PRESS_SLACK_S, job.bench.solenoid_max_on_seconds)
-                pressing.enter_context(button.hold(limit))
+                pressing.enter_context(_energised(job, button, limit, solenoid))
             except (ActuatorError, ValueError) as exc:
                 raise BenchFault(str(exc)) from exc
             job.sleep(max(at - time.monotonic(), 0.0))
         powered_at = power_on(job, ledger, at)
         with job.step("hold", f"{hold:.2f} s from power-on"):
             job.sleep(max(hold - (time.monotonic() - powered_at), 0))
+            if button.watchdog_fired or not button.energised:
+                raise BenchFault(f"the solenoid was released {hold:.2f} s into power-up at the "
+                                 "latest (its watchdog fired: power-on came too late); the "
+                                 "unit may not have been reset")
         with job.step("release"):
             pressing.close()
         wait_boot(job, powered_at)
@@ -325,6 +341,18 @@ def poe_cycle(job: SlotJob) -> str:
     return FULL
 
 
+@contextmanager
+def _energised(job: SlotJob, button: Any, limit: float, ledger: int) -> Iterator[None]:
+    """The coil on for at most ``limit``; its ledger entry is cleared only once the release
+    succeeded (a failed release leaves it for make_safe and for recovery after a crash)."""
+    try:
+        with button.hold(limit):
+            yield
+    finally:
+        if not button.energised:
+            job.cleared(ledger, "released")
+
+
 def address_turn(job: SlotJob) -> None:
     """Serialised identity: wait until this unit may be the only one on its shared address,
     and hold that until the runner has the verdict; then the unit is parked (powered off)
@@ -333,7 +361,10 @@ def address_turn(job: SlotJob) -> None:
     if address is None:
         return
     with job.step("address turn", f"one unit at a time on {address}") as step_id:
-        job.held.enter_context(job.limits.turns.turn(job.slot.name, job.cancel))
+        try:
+            job.held.enter_context(job.limits.turns.turn(job.slot.name, job.cancel))
+        except AddressSpoiled as exc:
+            raise BenchFault(str(exc)) from exc
         job.held.callback(park, job, address)
         job.evidence("identity-strategy", {"strategy": "serialised", "address": address},
                      step_id)
@@ -348,6 +379,7 @@ def park(job: SlotJob, address: str) -> None:
         ledger = job.engaged(kind, target, "parked: serialised identity")
         _act(job, job.hw.power.off)
         job.parked = ledger
+        job.on_again = False
 
 
 def web_basic(job: SlotJob) -> str:
@@ -364,8 +396,16 @@ def auto(job: SlotJob) -> str:
     """The network reset where credentials work, else the button. At most one login is spent
     deciding, and none when SADP says the unit is in its login lock."""
     device = job.before
-    if job.credentials is not None and device is not None and not device.device_lock:
-        client = job.client_for(device)
+    shared = job.limits.turns.address_of(job.slot.name)
+    if job.credentials is not None and device is not None and shared is not None:
+        job.notes.append(f"auto: units share {shared} after a full reset (serialised bench), "
+                         "hard reset one at a time")
+    elif job.credentials is not None and device is not None and not device.device_lock:
+        try:
+            client = job.client_for(device)
+        except (BenchFault, UnitFault) as exc:
+            job.notes.append(f"auto: no web route to this unit ({exc}), hard reset")
+            return hard(job)
         with job.step("login check", f"as {job.credentials.user}") as step_id:
             try:
                 result = client.user_check(job.credentials)
@@ -391,6 +431,11 @@ def _web_reset(job: SlotJob, mode: str, login_checked: bool = False) -> None:
     if job.credentials is None:
         raise BenchFault(f"web-{mode} needs the admin password: give --password-env or "
                          "[defaults] password_env in the bench file")
+    shared = job.limits.turns.address_of(job.slot.name)
+    if mode == "full" and shared is not None:
+        raise BenchFault(f"web-full would leave every unit of this serialised bench on "
+                         f"{shared}, where they cannot be checked one at a time: use the hard "
+                         "method (or identity ipv6-link-local or vlan)")
     device = job.before
     if device is None or not device.ipv4:
         raise UnitFault(judge(mac=job.mac or "(unknown)", profile=job.profile, expect=FULL,

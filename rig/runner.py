@@ -146,7 +146,9 @@ class Runner:
                 jobs = self._jobs(run_id, units, active, census, results, since)
                 self._run_jobs(jobs, units, results)
                 self._unpark(jobs)
-            status = (RunStatus.PASSED if all(r.verdict.passed for r in results.values())
+            complete = {s.name for s in self.slots} <= results.keys()
+            status = (RunStatus.PASSED if complete and all(r.verdict.passed
+                                                           for r in results.values())
                       else RunStatus.FAILED)
         except (KeyboardInterrupt, SystemExit):
             self.cancel.set()
@@ -226,7 +228,11 @@ class Runner:
             try:
                 pending = set(futures)
                 while pending:
-                    _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        if future.exception() is not None:     # _run_slot's own failure
+                            log.error("slot %s: worker failed: %r", futures[future].slot.name,
+                                      future.exception())
             except BaseException:
                 self.cancel.set()
                 for future in futures:
@@ -236,6 +242,22 @@ class Runner:
 
     def _run_slot(self, job: SlotJob, results: dict[str, SlotResult]) -> None:
         started = time.monotonic()
+        verdict = UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH,
+                              "internal error: the slot's worker ended without a verdict",
+                              "internal")
+        try:
+            self._run_procedure(job)
+        finally:
+            verdict = job.verdict or verdict
+            sighting = job.census.last(job.mac) if job.mac else None
+            serial = sighting.device.serial if sighting else job.slot.serial
+            self._finish(job.unit_id, job.slot.name, verdict, job.mac, serial, results,
+                         tuple(job.notes))
+            log.info("slot %s: %s in %.1f s", job.slot.name, verdict.verdict,
+                     time.monotonic() - started)
+
+    def _run_procedure(self, job: SlotJob) -> None:
+        """The slot's procedure and verification; leaves its verdict in ``job.verdict``."""
         try:
             expect = PROCEDURES[self.method](job)
             verdict = verify(job, expect)
@@ -250,24 +272,24 @@ class Runner:
             log.exception("slot %s: unexpected error", job.slot.name)
             verdict = UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH,
                                   f"internal error: {type(exc).__name__}: {exc}", "internal")
+        job.verdict = verdict
         self._release(job)
-        sighting = job.census.last(job.mac) if job.mac else None
-        serial = sighting.device.serial if sighting else job.slot.serial
-        self._finish(job.unit_id, job.slot.name, verdict, job.mac, serial, results,
-                     tuple(job.notes))
-        log.info("slot %s: %s in %.1f s", job.slot.name, verdict.verdict,
-                 time.monotonic() - started)
 
     @staticmethod
     def _release(job: SlotJob) -> None:
-        """After the verdict: park the unit and end its address turn (serialised identity),
-        and let the slot's group go on without it whatever happened."""
+        """After the verdict: park the unit and end its address turn (serialised identity).
+        The slot's group goes on without it only if its unit is known to be off; otherwise no
+        later turn could make another unit the only one on the address. Never raises."""
         try:
             job.held.close()
-        except (BenchFault, ActuatorError, Interrupted) as exc:
+        except Exception as exc:  # noqa: BLE001 - the verdict must still be recorded
             job.notes.append(f"could not park the unit: {exc}")
             log.error("slot %s: could not park the unit: %s", job.slot.name, exc)
-        finally:
+        if job.may_be_on:
+            job.limits.turns.spoil(job.slot.name, "its power-off or its parking did not "
+                                                  "happen" if not job.off_once else
+                                                  "it could not be parked")
+        else:
             job.limits.turns.off(job.slot.name)
 
     def _unpark(self, jobs: list[SlotJob]) -> None:

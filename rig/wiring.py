@@ -89,9 +89,11 @@ class BenchHardware:
         for name in sorted(names):
             try:
                 with self._lock:
+                    if self._closed:
+                        return
                     switch = self.switch(name)
                 switch.connect()
-            except ActuatorError as exc:
+            except Exception as exc:  # noqa: BLE001 - the first real command reports it
                 log.debug("bench %s: switch %s not opened ahead: %s", self.bench.name, name,
                           exc)
 
@@ -139,13 +141,15 @@ class BenchHardware:
     def make_safe(self) -> list[str]:
         """Rest state for every opened output; returns the errors (never raises)."""
         errors: list[str] = []
-        for hw in list(self._slots.values()):
+        with self._lock:
+            slots, switches = list(self._slots.values()), list(self._switches.values())
+        for hw in slots:
             if hw.button is not None:
                 try:
                     hw.button.release()
                 except Exception as exc:  # noqa: BLE001 - every output must get its chance
                     errors.append(str(exc))
-        for switch in self._switches.values():
+        for switch in switches:
             try:
                 switch.restore_ports()
             except ActuatorError as exc:

@@ -132,3 +132,25 @@ def test_a_normal_press_is_not_reported_as_a_watchdog_release():
         button.press(0.05)
         assert not button.watchdog_fired
     assert button.log == ["on", "off"] * 5
+
+
+def test_a_failed_release_keeps_the_coil_energised_and_the_watchdog_armed():
+    """A board that fails to release (unplugged) must not be taken as released: the hold's
+    exit raises, the button still counts as energised, and the watchdog tries again."""
+    class Flaky(RecordingButton):
+        failures = 1
+
+        def _release(self) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise OSError("board gone")
+            super()._release()
+
+    button = Flaky(max_on_seconds=5.0, cooldown_ratio=0)
+    with pytest.raises(OSError, match="board gone"), button.hold(0.2):
+        pass
+    assert button.on and button.energised
+    deadline = time.monotonic() + 2
+    while button.energised and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not button.on and not button.energised and button.watchdog_fired

@@ -81,3 +81,21 @@ def test_an_exclusive_route_credits_an_answer_unless_deviceinfo_names_another_un
                   route=http_route(bench("serialised"), b.slots[0], MAC, "192.168.1.64", 80,
                                    shared="192.168.1.64"))
     assert not naive.passed and "8 units answer on 192.168.1.64" in naive.reason
+
+
+def test_a_vlan_that_holds_two_units_attributes_nothing():
+    b = bench("vlan")
+    slot = b.slots[0]
+    own = f"eth0.{slot.vlan}"
+    with pytest.raises(NoRoute, match="2 units answer on eth0.101 .* does not isolate"):
+        http_route(b, slot, MAC, "192.168.1.64", 80, shared=None, heard_on=(own,),
+                   neighbours=[MAC, "44:47:cc:00:00:99"])
+    route = http_route(b, slot, MAC, "192.168.1.64", 80, shared=None, heard_on=(own,),
+                       neighbours=[MAC])
+    assert route.exclusive
+
+
+def test_a_unit_on_its_own_address_is_not_described_as_a_serialised_turn():
+    b = bench("serialised")
+    route = http_route(b, b.slots[0], MAC, "10.1.2.3", 80, shared="192.168.1.64")
+    assert route.strategy == "own-address"

@@ -158,9 +158,14 @@ def test_rig_discover_on_several_slot_vlans_says_where_each_unit_answered(tmp_pa
     assert "HEARD ON" in table and interfaces[1] in table
 
 
-def test_a_web_reset_refuses_an_address_other_units_share(tmp_path: Path):
+@pytest.mark.parametrize(("method", "says"), [
+    ("web-full", "web-full would leave every unit of this serialised bench on 192.168.1.64"),
+    ("web-basic", "2 units answer on 192.168.1.64")])
+def test_a_web_reset_refuses_an_address_other_units_share(method: str, says: str,
+                                                          tmp_path: Path):
     """On a serialised bench two used units both sit on 192.168.1.64: a factoryReset sent there
-    could reset the other one, so none is sent and the slot says why."""
+    could reset the other one, and after it they could not be checked one at a time anyway,
+    so none is sent and the slot says why."""
     from rig.camera.isapi import Credentials
     with NetnsBench.start(netns_spec(2), directory=tmp_path / "bench", identity="serialised",
                           time_scale=SCALE, provision=PASSWORD) as sim, \
@@ -168,12 +173,31 @@ def test_a_web_reset_refuses_an_address_other_units_share(tmp_path: Path):
         with in_netns(sim.controller_ns):
             hardware = BenchHardware(sim.bench)
             try:
-                result = Runner(sim.bench, store, hardware, method="web-full", argv=["test"],
+                result = Runner(sim.bench, store, hardware, method=method, argv=["test"],
                                 credentials=Credentials("admin", PASSWORD)).run()
             finally:
                 hardware.close()
         assert all(c.password_for("admin") == PASSWORD for c in sim.cameras.values())
     for r in result.results.values():
         assert r.verdict.verdict is Verdict.BENCH_FAULT
-        assert "2 units answer on 192.168.1.64" in r.verdict.reason
-        assert "could reach another unit" in r.verdict.reason
+        assert says in r.verdict.reason and "hard method" in r.verdict.reason
+
+
+def test_auto_on_a_serialised_bench_resets_by_button_one_at_a_time(tmp_path: Path):
+    """The password works, but a web reset would leave both units on 192.168.1.64 together:
+    auto takes the button instead, and the turns keep each unit alone for its check."""
+    from rig.camera.isapi import Credentials
+    with NetnsBench.start(netns_spec(2, profiles=("current", "legacy")),
+                          directory=tmp_path / "bench", identity="serialised",
+                          time_scale=SCALE, provision=PASSWORD) as sim, \
+            RecordStore.open(tmp_path / "records.sqlite") as store:
+        with in_netns(sim.controller_ns):
+            hardware = BenchHardware(sim.bench)
+            try:
+                result = Runner(sim.bench, store, hardware, method="auto", argv=["test"],
+                                credentials=Credentials("admin", PASSWORD)).run()
+            finally:
+                hardware.close()
+    assert result.passed, {n: r.verdict.reason for n, r in result.results.items()}
+    for r in result.results.values():
+        assert any("hard reset one at a time" in n for n in r.notes), r.notes

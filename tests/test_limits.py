@@ -137,3 +137,16 @@ def test_turns_only_on_a_serialised_bench_and_cancel_ends_the_wait(tmp_path):
     with pytest.raises(Interrupted):
         with turns.turn(bench.slots[0].name, cancel):   # the other 23 never said "off"
             pass
+
+
+def test_a_unit_that_may_still_be_on_spoils_its_groups_later_turns():
+    from rig.limits import AddressSpoiled, AddressTurns
+    turns = AddressTurns({"192.168.1.64": ["1", "2", "3"]})
+    turns.off("1")
+    turns.off("2")
+    turns.spoil("3", "its power-off failed")
+    cancel = threading.Event()
+    with pytest.raises(AddressSpoiled, match="slot 3's unit may still be powered on "
+                                             "192.168.1.64 \\(its power-off failed\\)"):
+        with turns.turn("1", cancel):
+            pass

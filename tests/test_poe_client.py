@@ -204,6 +204,47 @@ def test_with_the_agent_gone_every_caller_gets_its_own_timeout(sim):
     assert len({id(e) for e in errors}) == 4, "threads must not share one exception object"
 
 
+def test_power_ons_never_share_a_set_the_schedule_spaced_them(sim):
+    """Inrush: a slow SET must not bunch power-ons the bench spaced apart into one request."""
+    with client(sim) as poe:
+        poe.set_ports(dict.fromkeys(range(1, 9), False))
+        before = sim.stats.set_pdus
+        assert _from_threads(8, lambda p: poe.set_port(p, True)) == [None] * 8
+        assert sim.stats.set_pdus - before == 8
+        assert all(sim.state(p).enabled for p in range(1, 9))
+
+
+def test_a_refused_batch_retried_port_by_port_stops_at_the_first_timeout(sim, monkeypatch):
+    calls: list[dict] = []
+
+    def fake(states):
+        calls.append(dict(states))
+        if len(calls) == 1:
+            time.sleep(0.3)                  # the others queue up behind this one
+            return
+        if len(calls) == 2:
+            raise SnmpError("sw", "refused", status="notWritable")
+        raise SnmpTimeout("sw", "no answer")
+
+    with client(sim) as poe:
+        monkeypatch.setattr(poe, "set_ports", fake)
+        errors = _from_threads(6, lambda p: poe.set_port(p, False))
+    assert len(calls[1]) == 5, calls
+    assert len(calls) == 3, "after the agent went silent, no port waits for its own timeout"
+    assert sorted(type(e).__name__ for e in errors) == ["NoneType"] + ["SnmpTimeout"] * 5
+
+
+def test_an_unexpected_error_never_reads_as_success_to_the_other_callers(sim, monkeypatch):
+    def broken(states):
+        raise RuntimeError("bug")
+
+    with client(sim) as poe:
+        monkeypatch.setattr(poe, "set_ports", broken)
+        errors = _from_threads(4, lambda p: poe.set_port(p, False))
+    assert all(e is not None for e in errors)
+    assert any(isinstance(e, RuntimeError) for e in errors)
+
+
 def test_closed_switch_refuses_requests(sim):
     poe = client(sim)
     poe.read_ports([1])

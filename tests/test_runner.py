@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -278,3 +279,44 @@ def test_rig_run_takes_the_bench_from_rig_bench_and_says_when_there_is_none(monk
     monkeypatch.setenv("RIG_BENCH", str(tmp_path / "missing.toml"))
     assert cli.main(["run", "--db", str(tmp_path / "r.sqlite")]) == 2
     assert "missing.toml: no such bench file" in capsys.readouterr().err
+
+
+def test_a_slot_whose_record_cannot_be_finished_fails_the_run(tmp_path, store, monkeypatch):
+    """A worker that dies after its verdict (here: writing it) must not leave a PASSED run."""
+    original = Runner._finish
+
+    def flaky(self, unit_id, slot, *args, **kwargs):
+        if slot == "2":
+            raise OSError("disk full")
+        return original(self, unit_id, slot, *args, **kwargs)
+
+    monkeypatch.setattr(Runner, "_finish", flaky)
+    with SimBench.start([SimSlot("poe", "current"), SimSlot("poe", "current")],
+                        directory=tmp_path, time_scale=SCALE, first=201) as sim:
+        result = run(sim, store, method="poe-cycle")
+    assert result.status is RunStatus.FAILED
+    assert set(result.results) == {"1"} and result.results["1"].verdict.passed
+
+
+def test_a_press_cut_short_by_its_watchdog_is_a_bench_fault(tmp_path, store, monkeypatch):
+    """Power-on that comes after the solenoid's watchdog released it: the unit may not have
+    seen the button, which is the bench's doing, not the unit's."""
+    import rig.procedures
+    from rig.actuators.poe import PoePort
+    monkeypatch.setattr(rig.procedures, "PRESS_SLACK_S", 0.0)
+    slow_on = PoePort.on
+
+    def late(self):
+        time.sleep(0.6)                  # past the whole scaled press (0.32 s at scale 100)
+        slow_on(self)
+
+    monkeypatch.setattr(PoePort, "on", late)
+    with SimBench.start([SimSlot("poe", "current", button="relay")], directory=tmp_path,
+                        time_scale=SCALE, first=203, provision=PASSWORD) as sim:
+        result = run(sim, store, method="hard")
+        board = sim.relay_board
+        assert board is not None and not any(board.states.values()), "every coil released"
+        assert not sim.cameras["1"].button_pressed
+    verdict = result.results["1"].verdict
+    assert verdict.verdict is Verdict.BENCH_FAULT, verdict.reason
+    assert "watchdog fired" in verdict.reason

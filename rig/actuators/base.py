@@ -129,10 +129,10 @@ class CappedButton:
             try:
                 self._energised_at = self._clock()
                 self._energise()
+                self._watchdog.start()       # no watchdog, no press
             except BaseException:
                 self.release()
                 raise
-            self._watchdog.start()
         try:
             yield
         finally:
@@ -144,23 +144,29 @@ class CappedButton:
             time.sleep(seconds)
 
     def release(self) -> None:
-        """De-energise now. Safe to call at any time, any number of times, from any thread."""
+        """De-energise now. Safe to call at any time, any number of times, from any thread.
+
+        If the driver fails to release (a board unplugged), this raises and the coil still
+        counts as energised: the watchdog stays armed and tries again at the limit."""
         with self._lock:
+            started = self._energised_at
+            self._release()
             if self._watchdog is not None:
                 self._watchdog.cancel()
                 self._watchdog = None
-            started, self._energised_at = self._energised_at, None
-            try:
-                self._release()
-            finally:
-                if started is not None:
-                    now = self._clock()
-                    self._cool_until = now + (now - started) * self.cooldown_ratio
+            self._energised_at = None
+            if started is not None:
+                now = self._clock()
+                self._cool_until = now + (now - started) * self.cooldown_ratio
 
     def _on_watchdog(self) -> None:
         log.error("%s: on-time cap reached, releasing the solenoid", self.name)
         self.watchdog_fired = True
-        self.release()
+        try:
+            self.release()
+        except Exception:  # noqa: BLE001 - a timer thread has no caller to tell
+            log.critical("%s: THE SOLENOID MAY STILL BE ENERGISED: release failed",
+                         self.name, exc_info=True)
 
     def close(self) -> None:
         self.release()

@@ -261,49 +261,67 @@ class PoeSwitch:
 
     def _take_batch(self) -> list[_PortRequest]:
         """The queued requests, one per port in arrival order (a second request for the same
-        port waits for the next batch: its order relative to the first is kept)."""
+        port waits for the next batch: its order relative to the first is kept), and at most
+        one power-on: the bench's power-on schedule spaced them, a SET that happened to be
+        slow must not bunch them back together (inrush, PoE classification)."""
         batch: dict[int, _PortRequest] = {}
         rest: list[_PortRequest] = []
+        has_on = False
         for request in self._batch_queue:
-            if request.port in batch:
+            if request.port in batch or (request.on and has_on):
                 rest.append(request)
             else:
                 batch[request.port] = request
+                has_on = has_on or request.on
         self._batch_queue = rest
         return list(batch.values())
 
     def _send_batch(self, batch: list[_PortRequest]) -> None:
         """One SET for the batch; each request gets its own outcome (and its own exception
-        object: callers in different threads must not share a traceback)."""
+        object: callers in different threads must not share a traceback). A request whose
+        outcome is unknown (an unexpected error) is reported failed, never done."""
+        settled: set[int] = set()
         try:
-            self.set_ports({r.port: r.on for r in batch})
-        except PortVerifyError as exc:
-            for request in batch:
-                wrong = exc.wrong.get(request.port)
-                request.error = None if wrong is None else PortVerifyError(
-                    self.part, f"the switch accepted the SET but port {request.port} reads "
-                    f"{wrong.value} ({dotted(self._admin_oid(request.port))})",
-                    oid=self._admin_oid(request.port), port=request.port)
-        except SnmpError as exc:
-            if exc.status is None or len(batch) == 1:    # unreachable, or already one port
+            try:
+                self.set_ports({r.port: r.on for r in batch})
+            except PortVerifyError as exc:
+                for request in batch:
+                    wrong = exc.wrong.get(request.port)
+                    request.error = None if wrong is None else PortVerifyError(
+                        self.part, f"the switch accepted the SET but port {request.port} reads "
+                        f"{wrong.value} ({dotted(self._admin_oid(request.port))})",
+                        oid=self._admin_oid(request.port), port=request.port)
+            except SnmpError as exc:
+                if exc.status is None or len(batch) == 1:   # unreachable, or one port anyway
+                    for request in batch:
+                        request.error = _copy_error(exc)
+                else:                                       # refused: find whose port it was
+                    self._send_one_by_one(batch, settled)
+            except ActuatorError as exc:
                 for request in batch:
                     request.error = _copy_error(exc)
-            else:                                        # refused: find whose port it was
-                for request in batch:
-                    try:
-                        self.set_ports({request.port: request.on})
-                    except ActuatorError as single:
-                        request.error = _copy_error(single)
-        except ActuatorError as exc:
-            for request in batch:
-                request.error = _copy_error(exc)
-        except BaseException as exc:
-            for request in batch:
-                request.error = exc
-            raise
+            settled.update(id(r) for r in batch)
         finally:
             for request in batch:
+                if id(request) not in settled and request.error is None:
+                    request.error = ActuatorError(self.part, f"port {request.port}: the SET was "
+                                                  "not completed (unexpected error)")
                 request.done = True
+
+    def _send_one_by_one(self, batch: list[_PortRequest], settled: set[int]) -> None:
+        """After the agent refused a batch: each port alone. An unreachable agent ends it (as
+        in restore_ports): the rest get that error at once instead of a timeout each."""
+        for i, request in enumerate(batch):
+            try:
+                self.set_ports({request.port: request.on})
+            except (SnmpTimeout, SnmpAuthError) as exc:
+                for rest in batch[i:]:
+                    rest.error = _copy_error(exc)
+                    settled.add(id(rest))
+                return
+            except ActuatorError as exc:
+                request.error = _copy_error(exc)
+            settled.add(id(request))
 
     def set_ports(self, states: Mapping[int, bool]) -> None:
         """Set every port in ``states`` (port → on) in ONE SET request, then read all back.
