@@ -319,9 +319,9 @@ def hard(job: SlotJob) -> str:
         with job.step("hold", f"{hold:.2f} s from power-on"):
             job.sleep(max(hold - (time.monotonic() - powered_at), 0))
             if button.watchdog_fired or not button.energised:
-                raise BenchFault(f"the solenoid was released {hold:.2f} s into power-up at the "
-                                 "latest (its watchdog fired: power-on came too late); the "
-                                 "unit may not have been reset")
+                raise BenchFault("the solenoid's watchdog released the button before the "
+                                 f"{hold:.2f} s hold ended (power-on came too long after the "
+                                 "coil went in); the unit may not have been reset")
         with job.step("release"):
             pressing.close()
         wait_boot(job, powered_at)
