@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 from rig.bench import Bench, PoeOutput, Slot
@@ -154,13 +154,10 @@ class AddressTurns:
                 if cancel.is_set():
                     raise Interrupted("run stopped")
                 self._cond.wait(POLL_S)
-        _acquire(self._locks[address], cancel)
-        try:
+        with _holding(self._locks[address], cancel):
             if address in self._spoiled:
                 raise AddressSpoiled(self._spoiled[address])
             yield
-        finally:
-            self._locks[address].release()
 
 
 @dataclass
@@ -192,24 +189,22 @@ class Limits:
         if gate is None:
             yield
             return
-        _acquire(gate, cancel)
-        try:
+        with _holding(gate, cancel):
             yield
-        finally:
-            gate.release()
 
-    @contextmanager
-    def solenoid_turn(self, cancel: threading.Event) -> Iterator[None]:
+    def solenoid_turn(self, cancel: threading.Event) -> AbstractContextManager[None]:
         """Wait for a free solenoid (the bench's limit on coils energised at once)."""
-        _acquire(self.solenoids, cancel)
-        try:
-            yield
-        finally:
-            self.solenoids.release()
+        return _holding(self.solenoids, cancel)
 
 
-def _acquire(gate: threading.BoundedSemaphore | threading.Lock,
-             cancel: threading.Event) -> None:
+@contextmanager
+def _holding(gate: threading.BoundedSemaphore | threading.Lock,
+             cancel: threading.Event) -> Iterator[None]:
+    """Hold ``gate`` for the block, waiting for it no longer than the run lasts."""
     while not gate.acquire(timeout=POLL_S):
         if cancel.is_set():
             raise Interrupted("run stopped")
+    try:
+        yield
+    finally:
+        gate.release()

@@ -27,7 +27,7 @@ from rig.census import Census, Interrupted
 from rig.identity import HttpRoute, NoRoute, http_route, slot_interface
 from rig.limits import AddressSpoiled, Limits
 from rig.records import Fault, RecordStore, StepOutcome, Verdict
-from rig.verify import BASIC, FULL, Check, UnitVerdict, judge
+from rig.verify import BASIC, FULL, Check, UnitVerdict, judge, sharing_address
 from rig.wiring import BenchHardware, SlotHardware
 
 #: Extra press time around power-on: the solenoid goes in before power and stays past the hold.
@@ -160,8 +160,7 @@ class SlotJob:
         except NoRoute as exc:
             raise UnitFault(judge_not_default("http-attribution",
                                               f"no route to this unit: {exc}")) from exc
-        sharing = sorted(m for m, d in self.census.present().items()
-                         if m != self.mac and d.ipv4 == device.ipv4)
+        sharing = sharing_address(device, self.census.present().values())
         if not route.exclusive and sharing:        # the bench's setup, not the unit's fault
             raise BenchFault(f"{len(sharing) + 1} units answer on {device.ipv4} "
                              f"({', '.join(sharing)} too): a web request there could reach "
@@ -335,9 +334,7 @@ def poe_cycle(job: SlotJob) -> str:
         job.sleep(job.bench.settle_seconds)
     address_turn(job)
     with job.limits.boot_turn(job.slot, job.cancel):
-        at = job.limits.power_on.reserve(time.monotonic(), job.after_power_on(), 0.0,
-                                         job.cancel)
-        wait_boot(job, power_on(job, ledger, at))
+        wait_boot(job, power_on(job, ledger))
     return FULL
 
 

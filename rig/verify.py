@@ -101,7 +101,7 @@ def _attribution(after: SadpDevice, http: HttpEvidence | None, others: Iterable[
                                           f"answered{via}"))
     if route is not None and route.exclusive:
         return Check("http-attribution", True, f"{route.strategy}: {route.how}")
-    sharing = sorted(o.mac for o in others if o.mac != after.mac and o.ipv4 == after.ipv4)
+    sharing = sharing_address(after, others)
     if sharing:
         return Check("http-attribution", False,
                      f"{len(sharing) + 1} units answer on {after.ipv4} ({', '.join(sharing)} too):"
@@ -109,6 +109,11 @@ def _attribution(after: SadpDevice, http: HttpEvidence | None, others: Iterable[
                      "strategy for this bench")
     return Check("http-attribution", True, route.how if route else
                  f"{after.ipv4} is this unit's own address on the bench")
+
+
+def sharing_address(device: SadpDevice, others: Iterable[SadpDevice]) -> list[str]:
+    """The MACs of the other units that answer on ``device``'s IPv4 address, sorted."""
+    return sorted(o.mac for o in others if o.mac != device.mac and o.ipv4 == device.ipv4)
 
 
 def _full_reset(profile: FirmwareProfile, after: SadpDevice, http: HttpEvidence,
