@@ -50,6 +50,15 @@ from pathlib import Path
 from typing import Any
 
 from rig import __version__
+from rig.vocabulary import (  # noqa: F401 - re-exported until callers import the vocabulary
+    DEFAULT_FAULT,
+    Fault,
+    OutputKind,
+    RunStatus,
+    StepOutcome,
+    UnitState,
+    Verdict,
+)
 
 Clock = Callable[[], datetime]
 
@@ -67,65 +76,6 @@ class UnknownRun(RecordError, LookupError):
     """No run with that id in this store."""
 
 
-# --- vocabulary ---------------------------------------------------------------------------------
-
-class RunStatus(enum.StrEnum):
-    RUNNING = "running"
-    PASSED = "passed"              # every unit that was tried is at factory defaults
-    FAILED = "failed"              # at least one unit is not, or could not be proven
-    INTERRUPTED = "interrupted"    # the rig stopped without closing the run (crash, kill, power)
-    ABORTED = "aborted"            # stopped on purpose (operator, signal) and closed as such
-
-
-class UnitState(enum.StrEnum):
-    PENDING = "pending"            # planned, not started
-    RUNNING = "running"
-    DONE = "done"                  # has a verdict
-    INTERRUPTED = "interrupted"    # the run ended before it had one
-
-
-class Verdict(enum.StrEnum):
-    FACTORY_DEFAULT = "factory-default"
-    NOT_DEFAULT = "not-default"
-    UNREACHABLE = "unreachable"
-    BENCH_FAULT = "bench-fault"
-    INTERRUPTED = "interrupted"
-    SKIPPED = "skipped"
-    OUT_OF_SERVICE = "out-of-service"
-
-
-class Fault(enum.StrEnum):
-    NONE = "none"
-    BENCH = "bench"                # the rig's side failed: slot health counts these
-    UNIT = "unit"                  # the camera's side
-
-
-class StepOutcome(enum.StrEnum):
-    RUNNING = "running"
-    OK = "ok"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    SKIPPED = "skipped"
-    INTERRUPTED = "interrupted"
-
-
-class OutputKind(enum.StrEnum):
-    """Usual kinds for the outputs ledger; any non-empty text is accepted."""
-
-    SOLENOID_ON = "solenoid-on"
-    POWER_ON = "power-on"
-    POWER_OFF = "power-off"
-    POE_PORT_OFF = "poe-port-off"
-    POE_PORT_ON = "poe-port-on"
-
-
-#: The fault a verdict implies when the caller names none.
-DEFAULT_FAULT: Mapping[Verdict, Fault] = {
-    Verdict.FACTORY_DEFAULT: Fault.NONE, Verdict.NOT_DEFAULT: Fault.UNIT,
-    Verdict.UNREACHABLE: Fault.UNIT, Verdict.BENCH_FAULT: Fault.BENCH,
-    Verdict.INTERRUPTED: Fault.NONE, Verdict.SKIPPED: Fault.NONE,
-    Verdict.OUT_OF_SERVICE: Fault.BENCH,
-}
 #: Verdicts from a unit the rig actually worked on: only these move the slot health counter
 #: (an interrupted, skipped or out-of-service unit says nothing about the slot).
 HEALTH_VERDICTS = frozenset({Verdict.FACTORY_DEFAULT, Verdict.NOT_DEFAULT, Verdict.UNREACHABLE,

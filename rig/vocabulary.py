@@ -1,0 +1,162 @@
+"""The closed sets of words rig uses, each once: reset methods, identity strategies, expected
+states, output kinds, verdicts, faults, step outcomes, run and unit states, evidence kinds.
+
+Why one module: these words cross every layer (bench file, procedures, judge, records, reports,
+CLI, simulator). Written as string literals in several files they drift apart: a message that
+names a bench-file key the loader rejects, a choice list the driver outgrew. Here each set is a
+``StrEnum``, so a member compares equal to its text (records and JSON keep the plain words) and
+a typo is an AttributeError at import, not a silent mismatch at run time.
+
+This module imports nothing from rig: anything may import it, including the storage layer and
+the simulator.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from types import MappingProxyType
+
+
+class Method(enum.StrEnum):
+    """How a unit is reset (the bench file's ``[defaults] method``, ``rig run --method``)."""
+
+    AUTO = "auto"              # the web reset when the admin password works, else the button
+    HARD = "hard"              # button held through power-up
+    POE_CYCLE = "poe-cycle"    # a plain power cycle (a reboot, not a reset)
+    WEB_BASIC = "web-basic"    # ISAPI factoryReset mode=basic ("Restore": keeps network, users)
+    WEB_FULL = "web-full"      # ISAPI factoryReset mode=full ("Default": everything)
+
+
+class IdentityStrategy(enum.StrEnum):
+    """How the bench reaches one unit's web server when all answer on 192.168.1.64."""
+
+    SERIALISED = "serialised"            # one unit powered on the shared address at a time
+    IPV6_LINK_LOCAL = "ipv6-link-local"  # fe80:: + EUI-64 of the SADP MAC, scoped to the NIC
+    VLAN = "vlan"                        # the slot's own VLAN through <interface>.<vid>
+
+
+class RouteKind(enum.StrEnum):
+    """Why an HTTP route reaches one unit: a strategy, or an address the unit has alone."""
+
+    SERIALISED = IdentityStrategy.SERIALISED.value
+    IPV6_LINK_LOCAL = IdentityStrategy.IPV6_LINK_LOCAL.value
+    VLAN = IdentityStrategy.VLAN.value
+    OWN_ADDRESS = "own-address"          # no other unit of the bench answers there
+
+
+class ResetMode(enum.StrEnum):
+    """ISAPI ``factoryReset`` modes (the web page's Restore and Default)."""
+
+    BASIC = "basic"
+    FULL = "full"
+
+
+class ExpectedState(enum.StrEnum):
+    """What a reset must leave behind; the judge checks the unit against it."""
+
+    FULL = "full"      # everything back to the factory: button, web-full
+    BASIC = "basic"    # web "Restore": network and users kept, parameters reset
+
+
+class PowerKind(enum.StrEnum):
+    """What switches a slot's power (the bench file's ``power.kind``)."""
+
+    GPIO = "gpio"      # a relay channel on a Raspberry Pi GPIO pin
+    RELAY = "relay"    # a channel of a USB-serial relay board
+    POE = "poe"        # a port of a managed PoE switch, over SNMP
+
+
+#: What may drive a reset-button solenoid (a PoE port cannot).
+BUTTON_KINDS: tuple[PowerKind, ...] = (PowerKind.GPIO, PowerKind.RELAY)
+
+
+class OutputKind(enum.StrEnum):
+    """Entries of the outputs ledger: an output the rig moved away from its rest state."""
+
+    SOLENOID_ON = "solenoid-on"
+    POWER_ON = "power-on"
+    POWER_OFF = "power-off"
+    POE_PORT_OFF = "poe-port-off"
+    POE_PORT_ON = "poe-port-on"
+
+    @classmethod
+    def off_for(cls, power: PowerKind) -> OutputKind:
+        """The ledger kind for cutting a slot's power of kind ``power``."""
+        return cls.POE_PORT_OFF if power is PowerKind.POE else cls.POWER_OFF
+
+    @classmethod
+    def on_for(cls, power: PowerKind) -> OutputKind:
+        """The ledger kind for applying a slot's power of kind ``power``."""
+        return cls.POE_PORT_ON if power is PowerKind.POE else cls.POWER_ON
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    PASSED = "passed"              # every unit that was tried is at factory defaults
+    FAILED = "failed"              # at least one unit is not, or could not be proven
+    INTERRUPTED = "interrupted"    # the rig stopped without closing the run (crash, kill, power)
+    ABORTED = "aborted"            # stopped on purpose (operator, signal) and closed as such
+
+
+class UnitState(enum.StrEnum):
+    PENDING = "pending"            # planned, not started
+    RUNNING = "running"
+    DONE = "done"                  # has a verdict
+    INTERRUPTED = "interrupted"    # the run ended before it had one
+
+
+class Verdict(enum.StrEnum):
+    FACTORY_DEFAULT = "factory-default"
+    NOT_DEFAULT = "not-default"
+    UNREACHABLE = "unreachable"
+    BENCH_FAULT = "bench-fault"
+    INTERRUPTED = "interrupted"
+    SKIPPED = "skipped"
+    OUT_OF_SERVICE = "out-of-service"
+
+
+class Fault(enum.StrEnum):
+    """Whose side failed (LAVA's infrastructure versus device split)."""
+
+    NONE = "none"
+    BENCH = "bench"                # the rig's side failed: slot health counts these
+    UNIT = "unit"                  # the camera's side
+
+
+class StepOutcome(enum.StrEnum):
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"
+
+
+class EvidenceKind(enum.StrEnum):
+    """Kinds of recorded evidence: facts seen, never a decision (except ``verdict``)."""
+
+    SADP_BEFORE = "sadp-before"
+    SADP_AFTER = "sadp-after"
+    IDENTITY = "identity"
+    IDENTITY_STRATEGY = "identity-strategy"
+    HTTP_ROUTE = "http-route"
+    HTTP = "http"
+    USER_CHECK = "user-check"
+    FACTORY_RESET = "factory-reset"
+    REBOOT = "reboot"
+    VERDICT = "verdict"
+
+
+#: The fault a verdict implies when the caller names none.
+DEFAULT_FAULT: Mapping[Verdict, Fault] = MappingProxyType({
+    Verdict.FACTORY_DEFAULT: Fault.NONE, Verdict.NOT_DEFAULT: Fault.UNIT,
+    Verdict.UNREACHABLE: Fault.UNIT, Verdict.BENCH_FAULT: Fault.BENCH,
+    Verdict.INTERRUPTED: Fault.NONE, Verdict.SKIPPED: Fault.NONE,
+    Verdict.OUT_OF_SERVICE: Fault.BENCH,
+})
+
+
+def choices(words: type[enum.StrEnum] | tuple[enum.StrEnum, ...]) -> tuple[str, ...]:
+    """The plain texts of a set of words, in order (for argparse ``choices`` and messages)."""
+    return tuple(str(w) for w in words)
