@@ -24,7 +24,7 @@ from rig.camera.isapi import Credentials, IsapiClient, IsapiError
 from rig.camera.profiles import FirmwareProfile, ProfileSet
 from rig.camera.sadp import SadpDevice
 from rig.census import Census, Interrupted
-from rig.identity import HttpRoute, NoRoute, http_route, slot_interface
+from rig.identity import NoRoute, UnitRoute, http_route, slot_interface
 from rig.limits import AddressSpoiled, Limits
 from rig.records import Fault, RecordStore, StepOutcome, Verdict
 from rig.verify import BASIC, FULL, Check, UnitVerdict, judge, sharing_address
@@ -137,7 +137,7 @@ class SlotJob:
         """How long the unit needs from power-on (its place in the power-on schedule)."""
         return self.scaled(max(self.profile.boot_seconds, self.profile.hold_seconds[1]))
 
-    def route(self, device: SadpDevice) -> HttpRoute:
+    def route(self, device: SadpDevice) -> UnitRoute:
         """The HTTP route to this slot's unit by the bench's identity strategy (NoRoute)."""
         assert self.mac is not None
         sighting = self.census.last(self.mac)
@@ -148,9 +148,10 @@ class SlotJob:
                           heard_on=sighting.heard_on if sighting else (),
                           neighbours=self.census.heard_on(interface) if interface else ())
 
-    def client(self, route: HttpRoute) -> IsapiClient:
-        return IsapiClient(route.host, route.port, timeout=HTTP_TIMEOUT_S,
-                           interface=route.interface)
+    def client(self, route: UnitRoute) -> IsapiClient:
+        where = route.route
+        host = f"{where.host}%{where.zone}" if where.zone else where.host
+        return IsapiClient(host, where.port, timeout=HTTP_TIMEOUT_S, interface=where.interface)
 
     def client_for(self, device: SadpDevice) -> IsapiClient:
         """A client for a web reset: over the identity route, so a login or a factoryReset
@@ -161,7 +162,7 @@ class SlotJob:
             raise UnitFault(judge_not_default("http-attribution",
                                               f"no route to this unit: {exc}")) from exc
         sharing = sharing_address(device, self.census.present().values())
-        if not route.exclusive and sharing:        # the bench's setup, not the unit's fault
+        if not route.claim.exclusive and sharing:        # the bench's setup, not the unit's fault
             raise BenchFault(f"{len(sharing) + 1} units answer on {device.ipv4} "
                              f"({', '.join(sharing)} too): a web request there could reach "
                              "another unit; use the hard method, or identity ipv6-link-local "

@@ -21,7 +21,7 @@ from typing import Any
 from rig.camera.factory_state import HttpEvidence, HttpState
 from rig.camera.profiles import DEFAULT_DEVICE_NAME, FirmwareProfile
 from rig.camera.sadp import SadpDevice
-from rig.identity import HttpRoute
+from rig.identity import UnitRoute
 from rig.records import Fault, Verdict
 
 FULL = "full"     # everything back to the factory: button, web-full
@@ -58,7 +58,7 @@ class UnitVerdict:
 def judge(*, mac: str, profile: FirmwareProfile, expect: str, after: SadpDevice | None,
           http: HttpEvidence | None, before: SadpDevice | None = None,
           expected_ipv4: str | None = None, others: Iterable[SadpDevice] = (),
-          route: HttpRoute | None = None) -> UnitVerdict:
+          route: UnitRoute | None = None) -> UnitVerdict:
     """The verdict for one unit from what the bench saw after its reset.
 
     ``after``: the unit's SADP reply after boot (None: it never answered). ``http``: the HTTP
@@ -87,11 +87,12 @@ def judge(*, mac: str, profile: FirmwareProfile, expect: str, after: SadpDevice 
 
 
 def _attribution(after: SadpDevice, http: HttpEvidence | None, others: Iterable[SadpDevice],
-                 route: HttpRoute | None) -> Check:
+                 route: UnitRoute | None) -> Check:
     """Is the HTTP answer this unit's? The answer's own deviceInfo MAC overrules any route; an
     exclusive route (link-local from the MAC, the slot's VLAN) attributes an answer without
     one; otherwise nobody else may be answering on the unit's address."""
-    via = f" ({route.strategy}: {route.how})" if route else ""
+    claim = route.claim if route else None
+    via = f" ({claim.kind}: {claim.how})" if claim else ""
     info = http.device_info if http else None
     if info is not None and info.mac_address:
         same = info.mac_address == after.mac
@@ -99,15 +100,15 @@ def _attribution(after: SadpDevice, http: HttpEvidence | None, others: Iterable[
                      f"deviceInfo macAddress {info.mac_address}" + (
                          via if same else f" is not this unit's {after.mac}: another unit "
                                           f"answered{via}"))
-    if route is not None and route.exclusive:
-        return Check("http-attribution", True, f"{route.strategy}: {route.how}")
+    if claim is not None and claim.exclusive:
+        return Check("http-attribution", True, f"{claim.kind}: {claim.how}")
     sharing = sharing_address(after, others)
     if sharing:
         return Check("http-attribution", False,
                      f"{len(sharing) + 1} units answer on {after.ipv4} ({', '.join(sharing)} too):"
                      " an HTTP answer there cannot be credited to this unit; choose an identity "
                      "strategy for this bench")
-    return Check("http-attribution", True, route.how if route else
+    return Check("http-attribution", True, claim.how if claim else
                  f"{after.ipv4} is this unit's own address on the bench")
 
 

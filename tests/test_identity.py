@@ -27,10 +27,10 @@ def bench(identity: str, interface: str | None = "eth0") -> Bench:
 def test_link_local_route_is_the_eui64_of_the_sadp_mac_on_the_bench_interface():
     b = bench("ipv6-link-local")
     route = http_route(b, b.slots[0], "44:47:cc:37:ce:81", "192.168.1.64", 80, shared=None)
-    assert route.host == "fe80::4647:ccff:fe37:ce81%eth0"
-    assert route.exclusive and route.interface is None
+    assert (route.route.host, route.route.zone) == ("fe80::4647:ccff:fe37:ce81", "eth0")
+    assert route.claim.exclusive and route.route.interface is None
     assert route.target == "[fe80::4647:ccff:fe37:ce81%eth0]:80"
-    assert "EUI-64" in route.how and "44:47:cc:37:ce:81" in route.how
+    assert "EUI-64" in route.claim.how and "44:47:cc:37:ce:81" in route.claim.how
     with pytest.raises(NoRoute, match="needs \\[network\\] interface"):
         b2 = bench("ipv6-link-local", interface=None)
         http_route(b2, b2.slots[0], MAC, "192.168.1.64", 80, shared=None)
@@ -42,7 +42,8 @@ def test_vlan_route_goes_through_the_slots_own_interface_and_only_if_heard_there
     assert slot.vlan is not None
     own = f"eth0.{slot.vlan}"
     route = http_route(b, slot, MAC, "192.168.1.64", 80, shared=None, heard_on=(own,))
-    assert (route.host, route.interface, route.exclusive) == ("192.168.1.64", own, True)
+    assert (route.route.host, route.route.interface, route.claim.exclusive) == (
+        "192.168.1.64", own, True)
     assert route.target == f"192.168.1.64:80 via {own}"
     with pytest.raises(NoRoute, match="is it in the right slot"):
         http_route(b, slot, MAC, "192.168.1.64", 80, shared=None, heard_on=("eth0.199",))
@@ -51,9 +52,9 @@ def test_vlan_route_goes_through_the_slots_own_interface_and_only_if_heard_there
 def test_serialised_route_needs_the_census_to_show_the_unit_alone():
     b = bench("serialised")
     route = http_route(b, b.slots[0], MAC, "192.168.1.64", 80, shared="192.168.1.64")
-    assert route.strategy == "serialised" and not route.exclusive
+    assert route.claim.kind == "serialised" and not route.claim.exclusive
     lone = http_route(b, b.slots[0], MAC, "127.0.1.9", 80, shared=None)
-    assert lone.strategy == "own-address"
+    assert lone.claim.kind == "own-address"
     with pytest.raises(NoRoute, match="no IPv4"):
         http_route(b, b.slots[0], MAC, None, 80, shared=None)
 
@@ -92,10 +93,10 @@ def test_a_vlan_that_holds_two_units_attributes_nothing():
                    neighbours=[MAC, "44:47:cc:00:00:99"])
     route = http_route(b, slot, MAC, "192.168.1.64", 80, shared=None, heard_on=(own,),
                        neighbours=[MAC])
-    assert route.exclusive
+    assert route.claim.exclusive
 
 
 def test_a_unit_on_its_own_address_is_not_described_as_a_serialised_turn():
     b = bench("serialised")
     route = http_route(b, b.slots[0], MAC, "10.1.2.3", 80, shared="192.168.1.64")
-    assert route.strategy == "own-address"
+    assert route.claim.kind == "own-address"
