@@ -15,7 +15,7 @@ import itertools
 import math
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
@@ -79,87 +79,6 @@ class PowerOnSchedule:
         return instant, max(due, key=lambda t: (self._waiting[t][0], -t))
 
 
-class AddressSpoiled(Exception):
-    """A unit of the group may still be powered on the shared address (its power-off or its
-    parking failed): no turn can make another unit the only one there."""
-
-
-class AddressTurns:
-    """Serialised identity: slots whose units come back on the same address (on a real bench
-    every reset unit answers on 192.168.1.64) take turns, from before power-on until the
-    verdict, and each unit is powered off ("parked") at the end of its turn. An HTTP answer on
-    that address then comes from the one unit whose turn it is.
-
-    A group's first turn starts only once every unit of the group is off (or its slot has
-    finished): a used unit still powered on that address would answer in another's turn.
-    """
-
-    def __init__(self, groups: Mapping[str, Collection[str]]) -> None:
-        shared = {address: frozenset(slots) for address, slots in groups.items()
-                  if len(slots) > 1}
-        self._address_of = {slot: address for address, slots in shared.items()
-                            for slot in slots}
-        self._still_on = {address: set(slots) for address, slots in shared.items()}
-        self._locks = {address: threading.Lock() for address in shared}
-        self._spoiled: dict[str, str] = {}       # address → why no turn can be alone there
-        self._cond = threading.Condition()
-
-    @classmethod
-    def for_bench(cls, bench: Bench, slots: Sequence[Slot],
-                  default_address: Callable[[Slot], str]) -> AddressTurns:
-        """The groups of ``slots`` when the bench's identity strategy is "serialised" (none
-        otherwise); ``default_address`` gives a slot's address when the bench file has none."""
-        if bench.network.identity != "serialised":
-            return cls({})
-        groups: dict[str, list[str]] = {}
-        for slot in slots:
-            groups.setdefault(slot.address or default_address(slot), []).append(slot.name)
-        return cls(groups)
-
-    def address_of(self, slot: str) -> str | None:
-        """The address ``slot`` shares with other slots, or None if its unit is alone on it."""
-        return self._address_of.get(slot)
-
-    def off(self, slot: str) -> None:
-        """``slot``'s unit is off (or the slot is done and will not power it on)."""
-        with self._cond:
-            address = self._address_of.get(slot)
-            if address is not None:
-                self._still_on[address].discard(slot)
-                self._cond.notify_all()
-
-    def spoil(self, slot: str, why: str) -> None:
-        """``slot``'s unit may still be on (``why``): every later turn on its address fails."""
-        with self._cond:
-            address = self._address_of.get(slot)
-            if address is not None:
-                self._spoiled.setdefault(address, f"slot {slot}'s unit may still be powered on "
-                                                  f"{address} ({why})")
-                self._cond.notify_all()
-
-    @contextmanager
-    def turn(self, slot: str, cancel: threading.Event) -> Iterator[None]:
-        """Hold the address for ``slot``; a no-op when its unit is alone on its address.
-        Raises AddressSpoiled when another unit of the group may still be on it."""
-        address = self._address_of.get(slot)
-        if address is None:
-            yield
-            return
-        with self._cond:
-            while True:
-                if address in self._spoiled:
-                    raise AddressSpoiled(self._spoiled[address])
-                if not self._still_on[address] - {slot}:
-                    break
-                if cancel.is_set():
-                    raise Interrupted("run stopped")
-                self._cond.wait(POLL_S)
-        with _holding(self._locks[address], cancel):
-            if address in self._spoiled:
-                raise AddressSpoiled(self._spoiled[address])
-            yield
-
-
 @dataclass
 class Limits:
     """Bench-wide limits every slot shares: solenoids energised at once, the power-on
@@ -171,15 +90,14 @@ class Limits:
     roll_call: threading.Lock = field(default_factory=threading.Lock)
     learned: set[str] = field(default_factory=set)   # MACs slots learned during this run
     boots: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
-    turns: AddressTurns = field(default_factory=lambda: AddressTurns({}))
 
     @classmethod
-    def for_bench(cls, bench: Bench, turns: AddressTurns | None = None) -> Limits:
+    def for_bench(cls, bench: Bench) -> Limits:
         boots = {name: threading.BoundedSemaphore(s.boots_at_once)
                  for name, s in bench.switches.items() if s.boots_at_once is not None}
         return cls(threading.BoundedSemaphore(bench.max_solenoids_on),
                    PowerOnSchedule(bench.power_on_spacing_seconds / bench.time_scale),
-                   boots=boots, turns=turns or AddressTurns({}))
+                   boots=boots)
 
     @contextmanager
     def boot_turn(self, slot: Slot, cancel: threading.Event) -> Iterator[None]:
@@ -189,16 +107,16 @@ class Limits:
         if gate is None:
             yield
             return
-        with _holding(gate, cancel):
+        with holding(gate, cancel):
             yield
 
     def solenoid_turn(self, cancel: threading.Event) -> AbstractContextManager[None]:
         """Wait for a free solenoid (the bench's limit on coils energised at once)."""
-        return _holding(self.solenoids, cancel)
+        return holding(self.solenoids, cancel)
 
 
 @contextmanager
-def _holding(gate: threading.BoundedSemaphore | threading.Lock,
+def holding(gate: threading.BoundedSemaphore | threading.Lock,
              cancel: threading.Event) -> Iterator[None]:
     """Hold ``gate`` for the block, waiting for it no longer than the run lasts."""
     while not gate.acquire(timeout=POLL_S):

@@ -13,7 +13,6 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -22,17 +21,19 @@ from rig.bench import Bench, PoeOutput, Slot
 from rig.camera.isapi import Credentials
 from rig.camera.profiles import ProfileSet
 from rig.census import Census, Interrupted
+from rig.context import SlotContext, Unit
+from rig.faults import BenchFault, UnitFault
+from rig.hands import SlotHands
 from rig.identity import slot_interface
-from rig.limits import AddressTurns, Limits
-from rig.procedures import (
-    PROCEDURES,
-    BenchFault,
-    SlotJob,
-    UnitFault,
-    verify,
-)
-from rig.records import Fault, RecordStore, RunStatus, Verdict, file_sha256
+from rig.limits import Limits
+from rig.procedures import PROCEDURES
+from rig.recorder import EventSink, Recorder
+from rig.records import RecordStore, file_sha256
+from rig.rollcall import roll_call
+from rig.serialised import AddressTurns, SlotTurn
+from rig.verification import verify_unit
 from rig.verify import UnitVerdict
+from rig.vocabulary import EvidenceKind, Fault, IdentityStrategy, Method, RunStatus, Verdict
 from rig.wiring import BenchHardware
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,6 @@ log = logging.getLogger(__name__)
 #: Census cadence on a real bench (seconds); a simulated bench divides it by its time_scale.
 CENSUS_WINDOW_S = 1.0
 CENSUS_INTERVAL_S = 2.0
-
-EventSink = Callable[[str, str, str], None]   # (slot, kind, text)
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,15 @@ class SlotResult:
     mac: str | None
     serial: str | None
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SlotJob:
+    """One slot's work in a batch: its context, its recorder, and its unit as first known."""
+
+    ctx: SlotContext
+    rec: Recorder
+    unit: Unit
 
 
 @dataclass(frozen=True)
@@ -75,9 +83,11 @@ class Runner:
         self.bench = bench
         self.store = store
         self.hardware = hardware
-        self.method = method or bench.default_method
-        if self.method not in PROCEDURES:
-            raise ValueError(f"unknown method {self.method!r}; known: {', '.join(PROCEDURES)}")
+        try:
+            self.method = Method(method or bench.default_method)
+        except ValueError:
+            raise ValueError(f"unknown method {method!r}; known: "
+                             f"{', '.join(PROCEDURES)}") from None
         self.slots = bench.select(slots)
         self.credentials = credentials
         self.profiles = profiles or ProfileSet.load()
@@ -143,8 +153,8 @@ class Runner:
         try:
             since = time.monotonic()       # the census's first round counts as "before"
             with self._census(active) as census:
-                jobs = self._jobs(run_id, units, active, census, results, since)
-                self._run_jobs(jobs, units, results)
+                jobs = self._jobs(run_id, units, active, census, since)
+                self._run_jobs(jobs, results)
                 self._unpark(jobs)
             complete = {s.name for s in self.slots} <= results.keys()
             status = (RunStatus.PASSED if complete and all(r.verdict.passed
@@ -166,7 +176,7 @@ class Runner:
         # When the bench file names every unit, the first round ends once all have answered.
         expect = [s.mac for s in slots if s.mac] if all(s.mac for s in slots) else []
         window = max(min(CENSUS_WINDOW_S / scale, interval * 0.6), 0.05)
-        if self.bench.network.identity == "vlan":
+        if self.bench.network.identity == IdentityStrategy.VLAN:
             # Every slot's own VLAN sub-interface, probed in the same window: a unit is the
             # slot's because it answers there. They all carry the bench address, so the
             # interface (not the address) pins each probe.
@@ -178,31 +188,36 @@ class Runner:
                       window=window, interval=interval, expect=expect)
 
     def _jobs(self, run_id: int, units: dict[str, int], slots: list[Slot], census: Census,
-              results: dict[str, SlotResult], since: float) -> list[SlotJob]:
+              since: float) -> list[SlotJob]:
         """One job per slot, with its 'before' evidence from the census round that started with
         the batch, before any output moves (hands open later, in the slot's own worker: a GPIO
         relay opens off)."""
-        limits = Limits.for_bench(self.bench, AddressTurns.for_bench(
+        limits = Limits.for_bench(self.bench)
+        turns = AddressTurns.for_bench(
             self.bench, slots,
-            lambda s: self.profiles.get(s.profile or self.bench.default_profile).default_ipv4))
+            lambda s: self.profiles.get(s.profile or self.bench.default_profile).default_ipv4)
         census.rounds_after(since, 1, 10 * census.interval + 5)
         jobs = []
         for slot in slots:
-            unit_id = units[slot.name]
-            profile = self.profiles.get(slot.profile or self.bench.default_profile)
-            job = SlotJob(bench=self.bench, slot=slot, hardware=self.hardware, profile=profile,
-                          profiles=self.profiles, method=self.method, store=self.store,
-                          run_id=run_id, unit_id=unit_id, census=census, limits=limits,
-                          cancel=self.cancel, credentials=self.credentials, emit=self.emit,
-                          mac=slot.mac or self._mac_of_serial(census, slot.serial)
-                          or self._mac_on_vlan(census, slot))
-            if job.mac is not None:
-                sighting = census.last(job.mac)
-                job.before = sighting.device if sighting else None
-                if job.before is not None:
-                    self.store.add_evidence(unit_id, "sadp-before", job.before.to_json())
-            jobs.append(job)
+            rec = Recorder(self.store, run_id, units[slot.name], slot.name, self.emit)
+            hands = SlotHands(self.hardware, slot, rec)
+            ctx = SlotContext(
+                bench=self.bench, slot=slot,
+                profile=self.profiles.get(slot.profile or self.bench.default_profile),
+                profiles=self.profiles, hands=hands,
+                turn=SlotTurn(turns, hands, rec, self.cancel), limits=limits, census=census,
+                cancel=self.cancel, credentials=self.credentials)
+            jobs.append(SlotJob(ctx, rec, self._known_unit(census, slot, rec)))
         return jobs
+
+    def _known_unit(self, census: Census, slot: Slot, rec: Recorder) -> Unit:
+        """The slot's unit as the bench file and the first census round tell it."""
+        mac = (slot.mac or self._mac_of_serial(census, slot.serial)
+               or self._mac_on_vlan(census, slot))
+        sighting = census.last(mac) if mac else None
+        if sighting is not None:
+            rec.evidence(EvidenceKind.SADP_BEFORE, sighting.device.to_json())
+        return Unit(mac, sighting.device if sighting else None)
 
     def _mac_on_vlan(self, census: Census, slot: Slot) -> str | None:
         """On a VLAN bench, the one unit that answered on the slot's own interface."""
@@ -218,8 +233,7 @@ class Runner:
             return None
         return next((d.mac for d in census.present().values() if d.serial == serial), None)
 
-    def _run_jobs(self, jobs: list[SlotJob], units: dict[str, int],
-                  results: dict[str, SlotResult]) -> None:
+    def _run_jobs(self, jobs: list[SlotJob], results: dict[str, SlotResult]) -> None:
         if not jobs:
             return
         with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="slot") as pool:
@@ -231,8 +245,8 @@ class Runner:
                     done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                     for future in done:
                         if future.exception() is not None:     # _run_slot's own failure
-                            log.error("slot %s: worker failed: %r", futures[future].slot.name,
-                                      future.exception())
+                            log.error("slot %s: worker failed: %r",
+                                      futures[future].ctx.slot.name, future.exception())
             except BaseException:
                 self.cancel.set()
                 for future in futures:
@@ -241,72 +255,58 @@ class Runner:
                 raise
 
     def _run_slot(self, job: SlotJob, results: dict[str, SlotResult]) -> None:
+        """The slot's stages, then its verdict recorded whatever happened."""
         started = time.monotonic()
         verdict = UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH,
                               "internal error: the slot's worker ended without a verdict",
                               "internal")
+        unit = job.unit
         try:
-            self._run_procedure(job)
+            verdict, unit = self._stages(job)
         finally:
-            verdict = job.verdict or verdict
-            sighting = job.census.last(job.mac) if job.mac else None
-            serial = sighting.device.serial if sighting else job.slot.serial
-            self._finish(job.unit_id, job.slot.name, verdict, job.mac, serial, results,
-                         tuple(job.notes))
-            log.info("slot %s: %s in %.1f s", job.slot.name, verdict.verdict,
+            sighting = job.ctx.census.last(unit.mac) if unit.mac else None
+            serial = sighting.device.serial if sighting else job.ctx.slot.serial
+            self._finish(job.rec.unit_id, job.ctx.slot.name, verdict, unit.mac, serial,
+                         results, job.rec.notes)
+            log.info("slot %s: %s in %.1f s", job.ctx.slot.name, verdict.verdict,
                      time.monotonic() - started)
 
-    def _run_procedure(self, job: SlotJob) -> None:
-        """The slot's procedure and verification; leaves its verdict in ``job.verdict``."""
+    def _stages(self, job: SlotJob) -> tuple[UnitVerdict, Unit]:
+        """Identity, the procedure and verification inside the slot's serialised turn (which
+        parks the unit, or spoils its group, on the way out); returns the verdict and the unit
+        as it came to be known."""
+        ctx, rec, unit = job.ctx, job.rec, job.unit
         try:
-            expect = PROCEDURES[self.method](job)
-            verdict = verify(job, expect)
+            with ctx.turn:
+                if unit.mac is None:
+                    unit = roll_call(ctx, rec)
+                outcome = PROCEDURES[self.method](ctx, rec, unit)
+                unit = outcome.unit
+                return verify_unit(ctx, rec, outcome), unit
         except UnitFault as fault:
-            verdict = fault.verdict
+            return fault.verdict, unit
         except BenchFault as fault:
-            verdict = UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH, str(fault), "bench")
+            return UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH, str(fault), "bench"), unit
         except Interrupted:
-            verdict = UnitVerdict(Verdict.INTERRUPTED, Fault.NONE,
-                                  "run stopped (Ctrl-C or SIGTERM) during this unit's reset")
+            return UnitVerdict(Verdict.INTERRUPTED, Fault.NONE, "run stopped (Ctrl-C or "
+                               "SIGTERM) during this unit's reset"), unit
         except Exception as exc:  # noqa: BLE001 - one slot's bug must not sink the batch
-            log.exception("slot %s: unexpected error", job.slot.name)
-            verdict = UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH,
-                                  f"internal error: {type(exc).__name__}: {exc}", "internal")
-        job.verdict = verdict
-        self._release(job)
-
-    @staticmethod
-    def _release(job: SlotJob) -> None:
-        """After the verdict: park the unit and end its address turn (serialised identity).
-        The slot's group goes on without it only if its unit is known to be off; otherwise no
-        later turn could make another unit the only one on the address. Never raises."""
-        try:
-            job.held.close()
-        except Exception as exc:  # noqa: BLE001 - the verdict must still be recorded
-            job.notes.append(f"could not park the unit: {exc}")
-            log.error("slot %s: could not park the unit: %s", job.slot.name, exc)
-        if job.may_be_on:
-            job.limits.turns.spoil(job.slot.name, "its power-off or its parking did not "
-                                                  "happen" if not job.off_once else
-                                                  "it could not be parked")
-        else:
-            job.limits.turns.off(job.slot.name)
+            log.exception("slot %s: unexpected error", ctx.slot.name)
+            return UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH,
+                               f"internal error: {type(exc).__name__}: {exc}", "internal"), unit
 
     def _unpark(self, jobs: list[SlotJob]) -> None:
         """Power parked units back on, spaced like any power-on (the batch is over: they may
         all answer on one address now)."""
         for job in jobs:
-            if job.parked is None or self.cancel.is_set():
-                continue
+            if self.cancel.is_set():
+                return
             try:
-                at = job.limits.power_on.reserve(time.monotonic(), 0.0, 0.0, self.cancel)
-                if self.cancel.wait(max(at - time.monotonic(), 0.0)):
-                    return
-                self.hardware.slot(job.slot.name).power.on()
-                self.store.output_cleared(job.parked, "powered back on after the batch")
-            except (ActuatorError, Interrupted) as exc:
-                self.emit(job.slot.name, "warning", f"parked unit not powered back on: {exc}")
-                log.error("slot %s: parked unit not powered back on: %s", job.slot.name, exc)
+                job.ctx.turn.unpark(job.ctx.limits.power_on, self.cancel)
+            except (BenchFault, Interrupted) as exc:
+                name = job.ctx.slot.name
+                self.emit(name, "warning", f"parked unit not powered back on: {exc}")
+                log.error("slot %s: parked unit not powered back on: %s", name, exc)
 
     def _finish(self, unit_id: int, slot: str, verdict: UnitVerdict, mac: str | None,
                 serial: str | None, results: dict[str, SlotResult],

@@ -162,3 +162,10 @@ def _verdict(checks: list[Check], failing: Verdict) -> UnitVerdict:
 
 def _text(value: bool | None) -> str:
     return "missing" if value is None else str(value).lower()
+
+
+def not_default(check: str, detail: str) -> UnitVerdict:
+    """A not-default verdict for a step that failed before verification could run (a refused
+    login, a unit that never rebooted, no route to it)."""
+    return UnitVerdict(Verdict.NOT_DEFAULT, Fault.UNIT, f"{check}: {detail}", check,
+                       (Check(check, False, detail),))

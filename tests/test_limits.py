@@ -84,7 +84,7 @@ def test_negative_spacing_is_refused():
 # --- serialised identity: address turns ------------------------------------------------------
 
 def test_turns_wait_for_every_unit_of_the_group_to_be_off_then_go_one_at_a_time():
-    from rig.limits import AddressTurns
+    from rig.serialised import AddressTurns
     turns = AddressTurns({"192.168.1.64": ["1", "2", "3"], "192.168.1.65": ["4"]})
     assert turns.address_of("1") == "192.168.1.64"
     assert turns.address_of("4") is None, "a unit alone on its address takes no turn"
@@ -120,7 +120,7 @@ def test_turns_wait_for_every_unit_of_the_group_to_be_off_then_go_one_at_a_time(
 
 def test_turns_only_on_a_serialised_bench_and_cancel_ends_the_wait(tmp_path):
     from rig.bench import load_bench
-    from rig.limits import AddressTurns
+    from rig.serialised import AddressTurns
     text = (BENCHES / "poe-serial-24.toml").read_text()
     path = tmp_path / "bench.toml"
     path.write_text(text)
@@ -140,7 +140,7 @@ def test_turns_only_on_a_serialised_bench_and_cancel_ends_the_wait(tmp_path):
 
 
 def test_a_unit_that_may_still_be_on_spoils_its_groups_later_turns():
-    from rig.limits import AddressSpoiled, AddressTurns
+    from rig.serialised import AddressSpoiled, AddressTurns
     turns = AddressTurns({"192.168.1.64": ["1", "2", "3"]})
     turns.off("1")
     turns.off("2")

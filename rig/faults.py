@@ -1,0 +1,27 @@
+"""How a stage says it could not go on: the bench failed, or the unit did.
+
+The split is LAVA's infrastructure-versus-device idea: a bench fault (an actuator, the switch, a
+missing solenoid) counts toward taking the slot out of service; a unit fault is the camera's and
+carries the verdict the judge gave it.
+"""
+
+from __future__ import annotations
+
+from rig.verify import UnitVerdict, not_default
+
+
+class BenchFault(Exception):
+    """The bench, not the unit, failed: an actuator, the switch, a missing solenoid."""
+
+
+class UnitFault(Exception):
+    """The unit failed a step (never came back, refused a login): carries the verdict."""
+
+    def __init__(self, verdict: UnitVerdict) -> None:
+        super().__init__(verdict.reason)
+        self.verdict = verdict
+
+    @classmethod
+    def not_default(cls, check: str, detail: str) -> UnitFault:
+        """A not-default verdict for a step that failed before verification could run."""
+        return cls(not_default(check, detail))
