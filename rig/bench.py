@@ -8,7 +8,6 @@ hardware/benches/.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from rig.actuators import poe_mibs
 from rig.camera.netif import strict_rp_filter
 from rig.camera.profiles import ProfileError, ProfileSet
 from rig.camera.sadp import SadpError, normalize_mac
+from rig.tomltable import TomlTable
 
 GPIO_FACTORIES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
 SNMP_VERSIONS = ("2c", "3")
@@ -189,80 +189,15 @@ class Bench:
         return self.slots if not names else tuple(self.slot(n) for n in names)
 
 
-class _Table:
-    """One TOML table being read: typed getters that name the key on error, and a final check
-    that no unknown key was left (a typo must not be silently ignored)."""
+def _table(path: Path, where: str, data: Any) -> TomlTable:
+    """A bench-file table: its errors are BenchErrors naming the file and the key."""
+    return TomlTable(path, where, data, error=BenchError)
 
-    def __init__(self, path: Path, where: str, data: Any) -> None:
-        if not isinstance(data, dict):
-            raise BenchError(f"{path}: {where or 'top level'}: must be a table")
-        self.path, self.where, self.data, self.used = path, where, data, set()
 
-    def key(self, name: str) -> str:
-        return f"{self.where}.{name}" if self.where else name
-
-    def fail(self, name: str, why: str) -> BenchError:
-        return BenchError(f"{self.path}: {self.key(name)}: {why}")
-
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ...,
-            what: str = "") -> Any:
-        self.used.add(name)
-        if name not in self.data:
-            if default is ...:
-                raise self.fail(name, f"missing (required{': ' + what if what else ''})")
-            return default
-        value = self.data[name]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            expected = what or " or ".join(k.__name__ for k in kinds)
-            raise self.fail(name, f"{value!r} is not {expected}")
-        return value
-
-    def number(self, name: str, default: Any = ..., low: float = 0, high: float | None = None,
-               integer: bool = False) -> Any:
-        value = self.get(name, int if integer else (int, float), default,
-                         "a whole number" if integer else "a number")
-        if value is default and default is not ...:
-            return value
-        if value < low or (high is not None and value > high):
-            bound = f"{low} to {high}" if high is not None else f"at least {low}"
-            raise self.fail(name, f"{value} is out of range ({bound})")
-        return value
-
-    def choice(self, name: str, allowed: tuple[str, ...], default: Any = ...) -> Any:
-        value = self.get(name, str, default)
-        if value is not default and value not in allowed:
-            raise self.fail(name, f"{value!r} is not one of: {', '.join(allowed)}")
-        return value
-
-    def address(self, name: str) -> str | None:
-        """An optional IP address, checked."""
-        value = self.get(name, str, None)
-        if value is not None:
-            try:
-                ipaddress.ip_address(value)
-            except ValueError:
-                raise self.fail(name, f"{value!r} is not an IP address") from None
-        return value
-
-    def secret(self, name: str, default: Any = ...) -> Secret | None:
-        env_name = f"{name}_env"
-        if env_name in self.data:
-            self.used.add(name)
-            return Secret(env=self.get(env_name, str))
-        self.used.add(env_name)
-        value = self.get(name, str, default)
-        return value if value is None or isinstance(value, Secret) else Secret(value)
-
-    def sub(self, name: str, default: Any = ...) -> _Table | None:
-        value = self.get(name, dict, default)
-        return None if value is None else _Table(self.path, self.key(name), value)
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            allowed = ", ".join(sorted(self.used))
-            raise self.fail(unknown[0], f"unknown key; allowed here: {allowed}")
+def _secret(t: TomlTable, name: str, default: Secret | None) -> Secret | None:
+    """A credential inline or as ``NAME_env``; ``default`` when neither is given."""
+    parts = t.secret_text(name)
+    return default if parts is None else Secret(*parts)
 
 
 def load_bench(path: str | Path, profiles: ProfileSet | None = None) -> Bench:
@@ -288,8 +223,8 @@ class _Reader:
         self.path, self.profiles = path, profiles
 
     def bench(self, data: dict) -> Bench:
-        top = _Table(self.path, "", data)
-        head = top.sub("bench", {}) or _Table(self.path, "bench", {})
+        top = _table(self.path, "", data)
+        head = top.table("bench")
         name = head.get("name", str, self.path.stem)
         gpio_factory = head.choice("gpio_factory", GPIO_FACTORIES, "lgpio")
         cap = head.number("solenoid_max_on_seconds", 45.0, low=1, high=180)
@@ -298,14 +233,14 @@ class _Reader:
         time_scale = head.number("time_scale", 1.0, low=1, high=100_000)
         spacing = head.number("power_on_spacing_seconds", 0.2, low=0, high=30)
         head.done()
-        network = self.network(top.sub("network", {}) or _Table(self.path, "network", {}))
-        defaults = top.sub("defaults", {}) or _Table(self.path, "defaults", {})
+        network = self.network(top.table("network"))
+        defaults = top.table("defaults")
         default_profile = defaults.get("profile", str, "current")
         self.check_profile(defaults, "profile", default_profile)
         default_method = defaults.choice("method", METHODS, "auto")
         defaults.done()
-        switches = {n: self.switch(n, t) for n, t in self.named(top, "switches")}
-        boards = {n: self.board(n, t) for n, t in self.named(top, "relay_boards")}
+        switches = {n: self.switch(n, t) for n, t in top.named("switches")}
+        boards = {n: self.board(n, t) for n, t in top.named("relay_boards")}
         raw_slots = top.get("slots", list, what="a list of [[slots]] tables")
         top.done()
         if not raw_slots:
@@ -319,14 +254,6 @@ class _Reader:
                      default_method=default_method, max_solenoids_on=max_on,
                      settle_seconds=float(settle), time_scale=float(time_scale),
                      power_on_spacing_seconds=float(spacing))
-
-    def named(self, top: _Table, key: str) -> list[tuple[str, _Table]]:
-        table = top.sub(key, {})
-        assert table is not None
-        out = [(name, _Table(self.path, f"{key}.{name}", value))
-               for name, value in table.data.items()]
-        table.used.update(table.data)
-        return out
 
     def check_identity(self, network: NetworkConfig, slots: tuple[Slot, ...]) -> None:
         """What each identity strategy needs from the rest of the file."""
@@ -347,12 +274,12 @@ class _Reader:
                                      f"share vlan {s.vlan}; identity 'vlan' needs one per slot")
                 seen[s.vlan] = s.name
 
-    def check_profile(self, table: _Table, key: str, name: str) -> None:
+    def check_profile(self, table: TomlTable, key: str, name: str) -> None:
         if name not in self.profiles.names:
             raise table.fail(key, f"unknown firmware profile {name!r}; known: "
                                   f"{', '.join(self.profiles.names)}")
 
-    def network(self, t: _Table) -> NetworkConfig:
+    def network(self, t: TomlTable) -> NetworkConfig:
         interface = t.get("interface", str, None)
         address = t.address("address")
         identity = t.choice("identity", IDENTITY_STRATEGIES, "serialised")
@@ -361,14 +288,14 @@ class _Reader:
         return NetworkConfig(interface=interface, address=address, identity=identity,
                              http_port=http_port)
 
-    def switch(self, name: str, t: _Table) -> SwitchConfig:
+    def switch(self, name: str, t: TomlTable) -> SwitchConfig:
         version = t.choice("version", SNMP_VERSIONS, "2c")
         config = SwitchConfig(
             name=name, host=t.get("host", str, what="the switch's management address"),
             port=t.number("port", 161, low=1, high=65535, integer=True), version=version,
-            community=t.secret("community", Secret("private")),
-            user=t.get("user", str, None), auth_key=t.secret("auth_key", None),
-            priv_key=t.secret("priv_key", None),
+            community=_secret(t, "community", Secret("private")),
+            user=t.get("user", str, None), auth_key=_secret(t, "auth_key", None),
+            priv_key=_secret(t, "priv_key", None),
             auth_protocol=t.choice("auth_protocol", AUTH_PROTOCOLS, "sha"),
             priv_protocol=t.choice("priv_protocol", PRIV_PROTOCOLS, "aes"),
             mib=t.choice("mib", tuple(poe_mibs.names()), "rfc3621"),
@@ -382,7 +309,7 @@ class _Reader:
         t.done()
         return config
 
-    def board(self, name: str, t: _Table) -> RelayBoardConfig:
+    def board(self, name: str, t: TomlTable) -> RelayBoardConfig:
         config = RelayBoardConfig(
             name=name, port=t.get("port", str, what="a device path such as /dev/serial/by-id/…"),
             protocol=t.choice("protocol", RELAY_PROTOCOLS),
@@ -391,7 +318,7 @@ class _Reader:
         t.done()
         return config
 
-    def output(self, t: _Table, kinds: tuple[str, ...], switches: dict, boards: dict):
+    def output(self, t: TomlTable, kinds: tuple[str, ...], switches: dict, boards: dict):
         kind = t.choice("kind", kinds)
         if kind == "gpio":
             spec: PowerSpec = GpioOutput(pin=t.number("pin", low=0, high=27, integer=True),
@@ -413,7 +340,7 @@ class _Reader:
         return spec
 
     def slot(self, index: int, raw: Any, switches: dict, boards: dict) -> Slot:
-        t = _Table(self.path, f"slots[{index}]", raw)
+        t = _table(self.path, f"slots[{index}]", raw)
         name = str(t.get("name", (str, int), what="a slot name"))
         power_table = t.sub("power", None)
         if power_table is None:
