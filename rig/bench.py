@@ -14,21 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rig.actuators import poe_mibs
+from rig.actuators import poe_mibs, relay_protocols
 from rig.camera.netif import strict_rp_filter
 from rig.camera.profiles import ProfileError, ProfileSet
 from rig.camera.sadp import SadpError, normalize_mac
 from rig.tomltable import TomlTable
+from rig.vocabulary import BUTTON_KINDS, IdentityStrategy, Method, PowerKind
 
 GPIO_FACTORIES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
 SNMP_VERSIONS = ("2c", "3")
-AUTH_PROTOCOLS = ("sha", "sha224", "sha256", "sha384", "sha512")
-PRIV_PROTOCOLS = ("aes", "aes192", "aes256")
-RELAY_PROTOCOLS = ("lcus", "numato", "kmtronic")
-IDENTITY_STRATEGIES = ("serialised", "ipv6-link-local", "vlan")
-METHODS = ("auto", "hard", "poe-cycle", "web-basic", "web-full")
-POWER_KINDS = ("gpio", "relay", "poe")
-BUTTON_KINDS = ("gpio", "relay")
 
 
 class BenchError(ValueError):
@@ -37,21 +31,21 @@ class BenchError(ValueError):
 
 @dataclass(frozen=True)
 class GpioOutput:
-    kind = "gpio"
+    kind = PowerKind.GPIO
     pin: int
     active_high: bool = True
 
 
 @dataclass(frozen=True)
 class RelayOutput:
-    kind = "relay"
+    kind = PowerKind.RELAY
     board: str
     channel: int
 
 
 @dataclass(frozen=True)
 class PoeOutput:
-    kind = "poe"
+    kind = PowerKind.POE
     switch: str
     port: int
 
@@ -120,7 +114,7 @@ class RelayBoardConfig:
 class NetworkConfig:
     interface: str | None = None          # the bench NIC; SADP is sent only there
     address: str | None = None            # the controller's own address on the bench
-    identity: str = "serialised"
+    identity: IdentityStrategy = IdentityStrategy.SERIALISED
     http_port: int = 80
 
 
@@ -148,7 +142,7 @@ class Bench:
     relay_boards: dict[str, RelayBoardConfig]
     slots: tuple[Slot, ...]
     default_profile: str
-    default_method: str
+    default_method: Method
     max_solenoids_on: int
     settle_seconds: float
     time_scale: float = 1.0           # > 1 only for simulated benches: compresses every wait
@@ -165,7 +159,7 @@ class Bench:
     def warnings(self) -> list[str]:
         """Things that load but deserve an operator's look (``rig check`` prints them)."""
         out = []
-        if self.network.identity == "vlan" and self.network.interface:
+        if self.network.identity is IdentityStrategy.VLAN and self.network.interface:
             strict = sorted({i for i in (f"{self.network.interface}.{s.vlan}"
                                           for s in self.slots) if strict_rp_filter(i)})
             if strict:
@@ -237,7 +231,7 @@ class _Reader:
         defaults = top.table("defaults")
         default_profile = defaults.get("profile", str, "current")
         self.check_profile(defaults, "profile", default_profile)
-        default_method = defaults.choice("method", METHODS, "auto")
+        default_method = Method(defaults.choice("method", Method, Method.AUTO))
         defaults.done()
         switches = {n: self.switch(n, t) for n, t in top.named("switches")}
         boards = {n: self.board(n, t) for n, t in top.named("relay_boards")}
@@ -257,21 +251,22 @@ class _Reader:
 
     def check_identity(self, network: NetworkConfig, slots: tuple[Slot, ...]) -> None:
         """What each identity strategy needs from the rest of the file."""
-        if network.identity in ("ipv6-link-local", "vlan") and not network.interface:
-            raise BenchError(f"{self.path}: network.interface: identity {network.identity!r} "
+        if network.identity is not IdentityStrategy.SERIALISED and not network.interface:
+            raise BenchError(f"{self.path}: network.interface: identity {str(network.identity)!r} "
                              "needs the bench interface (the link-local zone, or the parent "
                              "of the slot VLAN sub-interfaces)")
-        if network.identity == "vlan":
+        if network.identity is IdentityStrategy.VLAN:
             missing = [s.name for s in slots if s.vlan is None]
             if missing:
-                raise BenchError(f"{self.path}: slots: identity 'vlan' needs a vlan for every "
-                                 f"slot; missing for {', '.join(missing)}")
+                raise BenchError(f"{self.path}: slots: identity '{IdentityStrategy.VLAN}' needs a "
+                                 f"vlan for every slot; missing for {', '.join(missing)}")
             seen: dict[int, str] = {}
             for s in slots:
                 assert s.vlan is not None
                 if s.vlan in seen:
                     raise BenchError(f"{self.path}: slots: slots {seen[s.vlan]} and {s.name} "
-                                     f"share vlan {s.vlan}; identity 'vlan' needs one per slot")
+                                     f"share vlan {s.vlan}; identity '{IdentityStrategy.VLAN}' "
+                                     "needs one per slot")
                 seen[s.vlan] = s.name
 
     def check_profile(self, table: TomlTable, key: str, name: str) -> None:
@@ -282,13 +277,18 @@ class _Reader:
     def network(self, t: TomlTable) -> NetworkConfig:
         interface = t.get("interface", str, None)
         address = t.address("address")
-        identity = t.choice("identity", IDENTITY_STRATEGIES, "serialised")
+        identity = IdentityStrategy(t.choice("identity", IdentityStrategy,
+                                             IdentityStrategy.SERIALISED))
         http_port = t.number("http_port", 80, low=1, high=65535, integer=True)
         t.done()
         return NetworkConfig(interface=interface, address=address, identity=identity,
                              http_port=http_port)
 
     def switch(self, name: str, t: TomlTable) -> SwitchConfig:
+        # What the SNMP driver can speak; imported here, not at the top: pysnmp costs ~0.1 s
+        # that a bench without a switch (and rig check on it) need not pay.
+        from rig.actuators.poe import AUTH_PROTOCOLS, PRIV_PROTOCOLS
+
         version = t.choice("version", SNMP_VERSIONS, "2c")
         config = SwitchConfig(
             name=name, host=t.get("host", str, what="the switch's management address"),
@@ -312,18 +312,19 @@ class _Reader:
     def board(self, name: str, t: TomlTable) -> RelayBoardConfig:
         config = RelayBoardConfig(
             name=name, port=t.get("port", str, what="a device path such as /dev/serial/by-id/…"),
-            protocol=t.choice("protocol", RELAY_PROTOCOLS),
+            protocol=t.choice("protocol", relay_protocols.available()),
             channels=t.number("channels", low=1, high=64, integer=True),
             baudrate=t.number("baudrate", None, low=300, high=1_000_000, integer=True))
         t.done()
         return config
 
-    def output(self, t: TomlTable, kinds: tuple[str, ...], switches: dict, boards: dict):
-        kind = t.choice("kind", kinds)
-        if kind == "gpio":
+    def output(self, t: TomlTable, kinds: tuple[PowerKind, ...], switches: dict,
+               boards: dict) -> PowerSpec:
+        kind = PowerKind(t.choice("kind", kinds))
+        if kind is PowerKind.GPIO:
             spec: PowerSpec = GpioOutput(pin=t.number("pin", low=0, high=27, integer=True),
                                          active_high=t.get("active_high", bool, True))
-        elif kind == "relay":
+        elif kind is PowerKind.RELAY:
             board = t.get("board", str)
             if board not in boards:
                 raise t.fail("board", f"no relay board {board!r}; defined: "
@@ -344,8 +345,8 @@ class _Reader:
         name = str(t.get("name", (str, int), what="a slot name"))
         power_table = t.sub("power", None)
         if power_table is None:
-            raise t.fail("power", "missing (required: { kind = gpio | relay | poe, … })")
-        power = self.output(power_table, POWER_KINDS, switches, boards)
+            raise t.fail("power", f"missing (required: {{ kind = {' | '.join(PowerKind)}, … }})")
+        power = self.output(power_table, tuple(PowerKind), switches, boards)
         button_table = t.sub("button", None)
         button = (self.output(button_table, BUTTON_KINDS, switches, boards)
                   if button_table is not None else None)

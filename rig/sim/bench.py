@@ -68,7 +68,6 @@ from gpiozero.pins.mock import MockFactory
 
 from rig.actuators import relay_protocols
 from rig.bench import (
-    POWER_KINDS,
     Bench,
     GpioOutput,
     PoeOutput,
@@ -86,6 +85,7 @@ from rig.sim.gpio import LoadPin, wire_gpio_slot
 from rig.sim.isapi_server import IsapiServer
 from rig.sim.sadp_responder import READ_SIZE, SadpResponder
 from rig.sim.serial_board import FIRMWARES, SimulatedRelayBoard
+from rig.vocabulary import PowerKind
 
 if TYPE_CHECKING:
     from rig.sim.switch import VirtualSwitch
@@ -146,9 +146,9 @@ class SimSlot:
     button: str | None = None
 
     def __post_init__(self) -> None:
-        if self.power not in POWER_KINDS:
+        if self.power not in tuple(PowerKind):
             raise ValueError(f"SimSlot power {self.power!r} is not one of: "
-                             f"{', '.join(POWER_KINDS)}")
+                             f"{', '.join(PowerKind)}")
         if self.button is None:
             object.__setattr__(self, "button", "relay" if self.power == "relay" else "gpio")
         elif self.button not in BUTTON_KINDS:
