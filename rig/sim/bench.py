@@ -79,6 +79,7 @@ from rig.bench import (
 from rig.camera.discovery import open_group_socket
 from rig.camera.profiles import FirmwareProfile, ProfileSet
 from rig.camera.sadp import GROUP, PORT
+from rig.sim.behaviour import behaviour_for
 from rig.sim.camera import SimFaults, VirtualCamera
 from rig.sim.fleet import CameraHost, sim_mac, sim_serial
 from rig.sim.gpio import LoadPin, wire_gpio_slot
@@ -351,7 +352,7 @@ def _plan(spec: Sequence[SimSlot], *, profiles: ProfileSet, base: str, first: in
         mac = sim_mac(first + i, mac_block)
         plans.append(_Plan(name=str(i + 1), sim=item, profile=profile, power=power,
                            button=button, address=addresses[i], mac=mac,
-                           serial=sim_serial(profile.sample_model, mac)))
+                           serial=sim_serial(behaviour_for(profile).sample_model, mac)))
     return plans, boards
 
 
