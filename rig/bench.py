@@ -16,7 +16,7 @@ from typing import Any
 
 from rig.actuators import poe_mibs, relay_protocols
 from rig.camera.netif import strict_rp_filter
-from rig.camera.profiles import ProfileError, ProfileSet
+from rig.camera.profiles import FirmwareProfile, ProfileError, ProfileSet
 from rig.camera.sadp import SadpError, normalize_mac
 from rig.tomltable import TomlTable
 from rig.vocabulary import BUTTON_KINDS, IdentityStrategy, Method, PowerKind
@@ -120,10 +120,13 @@ class NetworkConfig:
 
 @dataclass(frozen=True)
 class Slot:
+    """One slot. ``profile`` is its unit's firmware family, resolved at load: the slot's own
+    ``profile`` key, else the bench's ``[defaults] profile``."""
+
     name: str
     power: PowerSpec
     button: ButtonSpec | None
-    profile: str | None = None
+    profile: FirmwareProfile
     mac: str | None = None
     serial: str | None = None
     vlan: int | None = None
@@ -141,7 +144,7 @@ class Bench:
     switches: dict[str, SwitchConfig]
     relay_boards: dict[str, RelayBoardConfig]
     slots: tuple[Slot, ...]
-    default_profile: str
+    default_profile: str              # [defaults] profile: a name, already applied to slots
     default_method: Method
     max_solenoids_on: int
     settle_seconds: float
@@ -229,8 +232,7 @@ class _Reader:
         head.done()
         network = self.network(top.table("network"))
         defaults = top.table("defaults")
-        default_profile = defaults.get("profile", str, "current")
-        self.check_profile(defaults, "profile", default_profile)
+        default_profile = self.profile(defaults, None)
         default_method = Method(defaults.choice("method", Method, Method.AUTO))
         defaults.done()
         switches = {n: self.switch(n, t) for n, t in top.named("switches")}
@@ -239,12 +241,13 @@ class _Reader:
         top.done()
         if not raw_slots:
             raise BenchError(f"{self.path}: slots: the bench has no slots")
-        slots = tuple(self.slot(i, raw, switches, boards) for i, raw in enumerate(raw_slots))
+        slots = tuple(self.slot(i, raw, switches, boards, default_profile)
+                      for i, raw in enumerate(raw_slots))
         self.check_unique(slots)
         self.check_identity(network, slots)
         return Bench(path=self.path, name=name, gpio_factory=gpio_factory,
                      solenoid_max_on_seconds=float(cap), network=network, switches=switches,
-                     relay_boards=boards, slots=slots, default_profile=default_profile,
+                     relay_boards=boards, slots=slots, default_profile=default_profile.name,
                      default_method=default_method, max_solenoids_on=max_on,
                      settle_seconds=float(settle), time_scale=float(time_scale),
                      power_on_spacing_seconds=float(spacing))
@@ -269,10 +272,17 @@ class _Reader:
                                      "needs one per slot")
                 seen[s.vlan] = s.name
 
-    def check_profile(self, table: TomlTable, key: str, name: str) -> None:
+    def profile(self, table: TomlTable, default: FirmwareProfile | None) -> FirmwareProfile:
+        """The firmware profile named by ``table``'s ``profile`` key, else ``default`` (None:
+        the family called "current")."""
+        name = table.get("profile", str, None if default else "current")
+        if name is None:
+            assert default is not None
+            return default
         if name not in self.profiles.names:
-            raise table.fail(key, f"unknown firmware profile {name!r}; known: "
-                                  f"{', '.join(self.profiles.names)}")
+            raise table.fail("profile", f"unknown firmware profile {name!r}; known: "
+                                        f"{', '.join(self.profiles.names)}")
+        return self.profiles.get(name)
 
     def network(self, t: TomlTable) -> NetworkConfig:
         interface = t.get("interface", str, None)
@@ -340,7 +350,8 @@ class _Reader:
         t.done()
         return spec
 
-    def slot(self, index: int, raw: Any, switches: dict, boards: dict) -> Slot:
+    def slot(self, index: int, raw: Any, switches: dict, boards: dict,
+             default_profile: FirmwareProfile) -> Slot:
         t = _table(self.path, f"slots[{index}]", raw)
         name = str(t.get("name", (str, int), what="a slot name"))
         power_table = t.sub("power", None)
@@ -350,9 +361,7 @@ class _Reader:
         button_table = t.sub("button", None)
         button = (self.output(button_table, BUTTON_KINDS, switches, boards)
                   if button_table is not None else None)
-        profile = t.get("profile", str, None)
-        if profile is not None:
-            self.check_profile(t, "profile", profile)
+        profile = self.profile(t, default_profile)
         mac = t.get("mac", str, None)
         if mac is not None:
             try:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rig.bench import BenchError, GpioOutput, PoeOutput, RelayOutput, load_bench
+from rig.camera.profiles import ProfileSet
 
 GOOD = """
 [bench]
@@ -68,7 +69,8 @@ def test_a_valid_bench_loads_into_typed_slots(tmp_path, monkeypatch):
     a1, a2, a3 = bench.slots
     assert a1.power == GpioOutput(pin=17, active_high=False)
     assert a1.button == GpioOutput(pin=22) and a1.mac == "44:47:cc:37:ce:81"
-    assert a1.profile == "legacy" and a2.profile is None and bench.default_profile == "current"
+    assert a1.profile.name == "legacy" and bench.default_profile == "current"
+    assert a2.profile == a3.profile == ProfileSet.load().get("current")   # the default, applied
     assert a2.power == PoeOutput(switch="main", port=2)
     assert a2.button == RelayOutput(board="b1", channel=1)
     assert a3.button is None

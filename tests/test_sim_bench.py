@@ -105,8 +105,8 @@ def test_the_bench_file_loads_and_describes_the_units(mixed: SimBench) -> None:
         camera = mixed.cameras[slot.name]
         assert slot.power.kind == sim_slot.power
         assert (slot.mac, slot.serial, slot.address, slot.profile) == (
-            camera.mac, camera.serial, camera.address, camera.profile.name)
-        assert slot.profile == sim_slot.profile
+            camera.mac, camera.serial, camera.address, camera.profile)
+        assert slot.profile.name == sim_slot.profile
     assert [c.address for c in mixed.cameras.values()] == [f"127.0.1.{n}" for n in range(40, 46)]
 
 
@@ -242,7 +242,7 @@ def test_without_expected_identity_the_bench_file_names_no_unit(tmp_path: Path) 
         assert not re.search(r"^(mac|serial) =", text, re.MULTILINE)
         assert [(s.mac, s.serial) for s in sim.bench.slots] == [(None, None), (None, None)]
         assert [s.address for s in sim.bench.slots] == ["127.0.1.62", "127.0.1.63"]
-        assert [s.profile for s in sim.bench.slots] == ["legacy", "current"]
+        assert [s.profile.name for s in sim.bench.slots] == ["legacy", "current"]
 
 
 def test_any_power_goes_with_any_button(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def as_json(bench: Bench) -> dict:
                          for n, b in bench.relay_boards.items()},
         "slots": [{"name": s.name, "power": describe_output(s.power),
                    "button": describe_output(s.button),
-                   "profile": s.profile or bench.default_profile, "mac": s.mac,
+                   "profile": s.profile.name, "mac": s.mac,
                    "serial": s.serial} for s in bench.slots],
     }
 
@@ -57,7 +57,7 @@ def as_text(bench: Bench) -> str:
     lines.append(f"  {'SLOT':<8} {'POWER':<34} {'BUTTON':<30} {'PROFILE':<8} EXPECTED UNIT")
     for s in bench.slots:
         lines.append(f"  {s.name:<8} {describe_output(s.power):<34} "
-                     f"{describe_output(s.button):<30} {s.profile or bench.default_profile:<8} "
+                     f"{describe_output(s.button):<30} {s.profile.name:<8} "
                      f"{s.mac or s.serial or '-'}")
     lines.append("OK")
     return "\n".join(lines)
