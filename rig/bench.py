@@ -9,6 +9,7 @@ hardware/benches/.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,10 @@ from rig.vocabulary import BUTTON_KINDS, IdentityStrategy, Method, PowerKind
 
 GPIO_FACTORIES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
 SNMP_VERSIONS = ("2c", "3")
+
+
+#: What password_env must look like: a shell variable name.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class BenchError(ValueError):
@@ -150,6 +155,9 @@ class Bench:
     settle_seconds: float
     time_scale: float = 1.0           # > 1 only for simulated benches: compresses every wait
     power_on_spacing_seconds: float = 0.2   # between two power-ons anywhere on the bench
+    #: [defaults] password_env: the web admin password, by the NAME of the environment
+    #: variable that holds it (``rig run --password-env`` wins over it).
+    password: Secret | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def slot(self, name: str) -> Slot:
@@ -234,6 +242,7 @@ class _Reader:
         defaults = top.table("defaults")
         default_profile = self.profile(defaults, None)
         default_method = Method(defaults.choice("method", Method, Method.AUTO))
+        password = self.password(defaults)
         defaults.done()
         switches = {n: self.switch(n, t) for n, t in top.named("switches")}
         boards = {n: self.board(n, t) for n, t in top.named("relay_boards")}
@@ -250,7 +259,7 @@ class _Reader:
                      relay_boards=boards, slots=slots, default_profile=default_profile.name,
                      default_method=default_method, max_solenoids_on=max_on,
                      settle_seconds=float(settle), time_scale=float(time_scale),
-                     power_on_spacing_seconds=float(spacing))
+                     power_on_spacing_seconds=float(spacing), password=password)
 
     def check_identity(self, network: NetworkConfig, slots: tuple[Slot, ...]) -> None:
         """What each identity strategy needs from the rest of the file."""
@@ -283,6 +292,21 @@ class _Reader:
             raise table.fail("profile", f"unknown firmware profile {name!r}; known: "
                                         f"{', '.join(self.profiles.names)}")
         return self.profiles.get(name)
+
+    @staticmethod
+    def password(t: TomlTable) -> Secret | None:
+        """``password_env = "VAR"``: the name of the variable, never the password: a bench file
+        is copied, committed and printed. The value is never shown, not even when refused."""
+        if "password" in t.data:
+            raise t.fail("password", "give the NAME of the environment variable that holds the "
+                                     "web password, as password_env; never the password itself")
+        name = t.get("password_env", str, None)
+        if name is None:
+            return None
+        if not _ENV_NAME.fullmatch(name):
+            raise t.fail("password_env", "not an environment variable name (letters, digits, "
+                                         "_): give the variable's NAME, never the password")
+        return Secret(env=name)
 
     def network(self, t: TomlTable) -> NetworkConfig:
         interface = t.get("interface", str, None)

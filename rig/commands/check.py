@@ -34,6 +34,7 @@ def as_json(bench: Bench) -> dict:
         "name": bench.name, "path": str(bench.path), "gpio_factory": bench.gpio_factory,
         "solenoid_max_on_seconds": bench.solenoid_max_on_seconds,
         "max_solenoids_on": bench.max_solenoids_on,
+        "password_env": bench.password.env if bench.password else None,
         "network": {"interface": bench.network.interface, "address": bench.network.address,
                     "identity": bench.network.identity},
         "switches": {n: {"host": s.host, "port": s.port, "version": s.version, "mib": s.mib}
@@ -50,6 +51,9 @@ def as_json(bench: Bench) -> dict:
 def as_text(bench: Bench) -> str:
     lines = [f"bench {bench.name!r} ({bench.path}): {len(bench.slots)} slot(s), "
              f"GPIO factory {bench.gpio_factory}, solenoid cap {bench.solenoid_max_on_seconds:g} s"]
+    if bench.password is not None:
+        lines.append(f"  web password: from environment variable {bench.password.env} "
+                     "([defaults] password_env)")
     for name, s in bench.switches.items():
         lines.append(f"  switch {name}: {s.host}:{s.port} SNMP v{s.version}, MIB {s.mib}")
     for name, b in bench.relay_boards.items():
