@@ -8,10 +8,12 @@ hardware/benches/.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -430,3 +432,122 @@ def describe_output(output: PowerSpec | None) -> str:
     if isinstance(output, GpioOutput) and not output.active_high:
         text += " (active-low)"
     return text
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+#: The community a switch gets when the file names none (SwitchConfig's default): not written.
+_DEFAULT_COMMUNITY = Secret("private")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def dump(bench: Bench, *, header: Sequence[str] = (),
+         slot_notes: Mapping[str, str] | None = None) -> str:
+    """The bench file (TOML text) that ``load_bench`` reads back into ``bench``: for every bench
+    ``b`` written to a file, ``load_bench(file)`` equals ``b`` but for ``path``.
+
+    Secrets are written only as ``*_env`` names. An inline one (a switch's community other than
+    the default "private", an auth or priv key given as a value) is refused with a BenchError
+    naming the key, never the value: a written bench file is copied and committed. ``header``:
+    comment lines at the top; ``slot_notes``: slot name → a comment after that slot's table.
+    Every slot's profile is written, so the file does not depend on ``[defaults] profile``.
+    """
+    notes = slot_notes or {}
+    lines = [f"# {line}" if line else "#" for line in header]
+    lines += _head_tables(bench)
+    for name, switch in bench.switches.items():
+        lines += ["", f"[switches.{_toml_key(name)}]", *_switch_lines(bench, switch)]
+    for name, board in bench.relay_boards.items():
+        lines += ["", f"[relay_boards.{_toml_key(name)}]",
+                  *_field_lines(board, skip={"name"})]
+    for slot in bench.slots:
+        lines += ["", "[[slots]]", *_slot_lines(slot)]
+        if slot.name in notes:
+            lines[-1] += f"    # {notes[slot.name]}"
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _head_tables(bench: Bench) -> list[str]:
+    """``[bench]``, ``[network]`` and ``[defaults]``."""
+    lines = ["", "[bench]", f"name = {_toml_value(bench.name)}",
+             f"gpio_factory = {_toml_value(bench.gpio_factory)}"]
+    for key in ("solenoid_max_on_seconds", "max_solenoids_on", "settle_seconds", "time_scale",
+                "power_on_spacing_seconds"):
+        lines.append(f"{key} = {_toml_value(getattr(bench, key))}")
+    lines += ["", "[network]", *_field_lines(bench.network)]
+    lines += ["", "[defaults]", f"profile = {_toml_value(bench.default_profile)}",
+              f"method = {_toml_value(bench.default_method)}"]
+    if bench.password is not None:
+        env = _env_name(bench, "defaults.password", bench.password)
+        lines.append(f"password_env = {_toml_value(env)}")
+    return lines
+
+
+def _switch_lines(bench: Bench, switch: SwitchConfig) -> list[str]:
+    lines = _field_lines(switch, skip={"name", "community", "auth_key", "priv_key"})
+    where = f"switches.{switch.name}"
+    if switch.community != _DEFAULT_COMMUNITY:
+        env = _env_name(bench, f"{where}.community", switch.community)
+        lines.append(f"community_env = {_toml_value(env)}")
+    for key in ("auth_key", "priv_key"):
+        secret = getattr(switch, key)
+        if secret is not None:
+            lines.append(f"{key}_env = {_toml_value(_env_name(bench, f'{where}.{key}', secret))}")
+    return lines
+
+
+def _env_name(bench: Bench, key: str, secret: Secret) -> str:
+    if secret.env is None:
+        raise BenchError(f"{bench.path}: {key}: an inline secret; dump() writes secrets only as "
+                         f"{key.rsplit('.', 1)[-1]}_env, the NAME of an environment variable")
+    return secret.env
+
+
+def _slot_lines(slot: Slot) -> list[str]:
+    lines = [f"name = {_toml_value(slot.name)}", f"power = {_output_value(slot.power)}"]
+    if slot.button is not None:
+        lines.append(f"button = {_output_value(slot.button)}")
+    lines.append(f"profile = {_toml_value(slot.profile.name)}")
+    for key in ("mac", "serial", "vlan", "address"):
+        value = getattr(slot, key)
+        if value is not None:
+            lines.append(f"{key} = {_toml_value(value)}")
+    return lines
+
+
+def _output_value(output: PowerSpec) -> str:
+    """An output as the inline table the loader reads (``active_high`` only when false)."""
+    table: dict[str, Any] = {"kind": output.kind}
+    if isinstance(output, GpioOutput):
+        table["pin"] = output.pin
+        if not output.active_high:
+            table["active_high"] = False
+    elif isinstance(output, RelayOutput):
+        table.update(board=output.board, channel=output.channel)
+    else:
+        table.update(switch=output.switch, port=output.port)
+    return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in table.items()) + " }"
+
+
+def _field_lines(config: Any, skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """``key = value`` for each field of the dataclass ``config`` that is set (not None): the
+    written file pins every value instead of leaning on the loader's defaults."""
+    return [f"{f.name} = {_toml_value(getattr(config, f.name))}" for f in fields(config)
+            if f.name not in skip and getattr(config, f.name) is not None]
+
+
+def _toml_key(name: str) -> str:
+    return name if _BARE_KEY.fullmatch(name) else json.dumps(name)
+
+
+def _toml_value(value: Any) -> str:
+    """A TOML value for a str (enums included), bool, int or float."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(str(value))   # a JSON string (\uXXXX escapes) is a TOML basic string
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    raise TypeError(f"no TOML form for {value!r}")
