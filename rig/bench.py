@@ -484,7 +484,10 @@ def _head_tables(bench: Bench) -> list[str]:
 
 
 def _switch_lines(bench: Bench, switch: SwitchConfig) -> list[str]:
-    lines = _field_lines(switch, skip={"name", "community", "auth_key", "priv_key"})
+    skip = {"name", "community", "auth_key", "priv_key"}
+    if switch.version != "3" and (switch.auth_protocol, switch.priv_protocol) == ("sha", "aes"):
+        skip |= {"auth_protocol", "priv_protocol"}      # v2c: the v3 defaults say nothing
+    lines = _field_lines(switch, skip=skip)
     where = f"switches.{switch.name}"
     if switch.community != _DEFAULT_COMMUNITY:
         env = _env_name(bench, f"{where}.community", switch.community)

@@ -10,6 +10,7 @@ processes may have simulated units on loopback too.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import secrets
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.bench import GpioOutput, PoeOutput, RelayOutput, load_bench
+from rig.bench import GpioOutput, PoeOutput, RelayOutput, dump, load_bench
 from rig.camera.discovery import discover, open_group_socket
 from rig.camera.sadp import PORT, SadpError, build_probe, parse_probe_match
 from rig.records import RecordStore, RunStatus, Verdict
@@ -97,6 +98,9 @@ def hard_reset(hw: SlotHardware, camera: VirtualCamera) -> None:
 def test_the_bench_file_loads_and_describes_the_units(mixed: SimBench) -> None:
     bench = load_bench(mixed.bench_path)        # validates: outputs, profiles, unique units
     assert bench == mixed.bench
+    again = mixed.directory / "dumped.toml"     # rig.bench.dump wrote it; it writes it back
+    again.write_text(dump(bench), encoding="utf-8")
+    assert dataclasses.replace(load_bench(again), path=bench.path) == bench
     assert bench.gpio_factory == "mock" and bench.time_scale == TIME_SCALE
     assert bench.network.address == "127.0.0.1" and bench.network.identity == "serialised"
     assert bench.solenoid_max_on_seconds >= 30 / TIME_SCALE + 1
