@@ -172,7 +172,7 @@ class Bench:
     def warnings(self) -> list[str]:
         """Things that load but deserve an operator's look (``rig check`` prints them)."""
         out = []
-        if self.network.identity is IdentityStrategy.VLAN and self.network.interface:
+        if self.network.identity == IdentityStrategy.VLAN and self.network.interface:
             strict = sorted({i for i in (f"{self.network.interface}.{s.vlan}"
                                           for s in self.slots) if strict_rp_filter(i)})
             if strict:
