@@ -8,27 +8,28 @@ hardware/benches/.
 
 from __future__ import annotations
 
-import ipaddress
+import json
 import os
+import re
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from rig.actuators import poe_mibs
+from rig.actuators import poe_mibs, relay_protocols
 from rig.camera.netif import strict_rp_filter
-from rig.camera.profiles import ProfileError, ProfileSet
+from rig.camera.profiles import FirmwareProfile, ProfileError, ProfileSet
 from rig.camera.sadp import SadpError, normalize_mac
+from rig.tomltable import TomlTable
+from rig.vocabulary import BUTTON_KINDS, IdentityStrategy, Method, PowerKind
 
 GPIO_FACTORIES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
 SNMP_VERSIONS = ("2c", "3")
-AUTH_PROTOCOLS = ("sha", "sha224", "sha256", "sha384", "sha512")
-PRIV_PROTOCOLS = ("aes", "aes192", "aes256")
-RELAY_PROTOCOLS = ("lcus", "numato", "kmtronic")
-IDENTITY_STRATEGIES = ("serialised", "ipv6-link-local", "vlan")
-METHODS = ("auto", "hard", "poe-cycle", "web-basic", "web-full")
-POWER_KINDS = ("gpio", "relay", "poe")
-BUTTON_KINDS = ("gpio", "relay")
+
+
+#: What password_env must look like: a shell variable name.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class BenchError(ValueError):
@@ -37,21 +38,21 @@ class BenchError(ValueError):
 
 @dataclass(frozen=True)
 class GpioOutput:
-    kind = "gpio"
+    kind = PowerKind.GPIO
     pin: int
     active_high: bool = True
 
 
 @dataclass(frozen=True)
 class RelayOutput:
-    kind = "relay"
+    kind = PowerKind.RELAY
     board: str
     channel: int
 
 
 @dataclass(frozen=True)
 class PoeOutput:
-    kind = "poe"
+    kind = PowerKind.POE
     switch: str
     port: int
 
@@ -120,16 +121,19 @@ class RelayBoardConfig:
 class NetworkConfig:
     interface: str | None = None          # the bench NIC; SADP is sent only there
     address: str | None = None            # the controller's own address on the bench
-    identity: str = "serialised"
+    identity: IdentityStrategy = IdentityStrategy.SERIALISED
     http_port: int = 80
 
 
 @dataclass(frozen=True)
 class Slot:
+    """One slot. ``profile`` is its unit's firmware family, resolved at load: the slot's own
+    ``profile`` key, else the bench's ``[defaults] profile``."""
+
     name: str
     power: PowerSpec
     button: ButtonSpec | None
-    profile: str | None = None
+    profile: FirmwareProfile
     mac: str | None = None
     serial: str | None = None
     vlan: int | None = None
@@ -147,12 +151,15 @@ class Bench:
     switches: dict[str, SwitchConfig]
     relay_boards: dict[str, RelayBoardConfig]
     slots: tuple[Slot, ...]
-    default_profile: str
-    default_method: str
+    default_profile: str              # [defaults] profile: a name, already applied to slots
+    default_method: Method
     max_solenoids_on: int
     settle_seconds: float
     time_scale: float = 1.0           # > 1 only for simulated benches: compresses every wait
     power_on_spacing_seconds: float = 0.2   # between two power-ons anywhere on the bench
+    #: [defaults] password_env: the web admin password, by the NAME of the environment
+    #: variable that holds it (``rig run --password-env`` wins over it).
+    password: Secret | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def slot(self, name: str) -> Slot:
@@ -165,7 +172,7 @@ class Bench:
     def warnings(self) -> list[str]:
         """Things that load but deserve an operator's look (``rig check`` prints them)."""
         out = []
-        if self.network.identity == "vlan" and self.network.interface:
+        if self.network.identity == IdentityStrategy.VLAN and self.network.interface:
             strict = sorted({i for i in (f"{self.network.interface}.{s.vlan}"
                                           for s in self.slots) if strict_rp_filter(i)})
             if strict:
@@ -189,80 +196,15 @@ class Bench:
         return self.slots if not names else tuple(self.slot(n) for n in names)
 
 
-class _Table:
-    """One TOML table being read: typed getters that name the key on error, and a final check
-    that no unknown key was left (a typo must not be silently ignored)."""
+def _table(path: Path, where: str, data: Any) -> TomlTable:
+    """A bench-file table: its errors are BenchErrors naming the file and the key."""
+    return TomlTable(path, where, data, error=BenchError)
 
-    def __init__(self, path: Path, where: str, data: Any) -> None:
-        if not isinstance(data, dict):
-            raise BenchError(f"{path}: {where or 'top level'}: must be a table")
-        self.path, self.where, self.data, self.used = path, where, data, set()
 
-    def key(self, name: str) -> str:
-        return f"{self.where}.{name}" if self.where else name
-
-    def fail(self, name: str, why: str) -> BenchError:
-        return BenchError(f"{self.path}: {self.key(name)}: {why}")
-
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ...,
-            what: str = "") -> Any:
-        self.used.add(name)
-        if name not in self.data:
-            if default is ...:
-                raise self.fail(name, f"missing (required{': ' + what if what else ''})")
-            return default
-        value = self.data[name]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            expected = what or " or ".join(k.__name__ for k in kinds)
-            raise self.fail(name, f"{value!r} is not {expected}")
-        return value
-
-    def number(self, name: str, default: Any = ..., low: float = 0, high: float | None = None,
-               integer: bool = False) -> Any:
-        value = self.get(name, int if integer else (int, float), default,
-                         "a whole number" if integer else "a number")
-        if value is default and default is not ...:
-            return value
-        if value < low or (high is not None and value > high):
-            bound = f"{low} to {high}" if high is not None else f"at least {low}"
-            raise self.fail(name, f"{value} is out of range ({bound})")
-        return value
-
-    def choice(self, name: str, allowed: tuple[str, ...], default: Any = ...) -> Any:
-        value = self.get(name, str, default)
-        if value is not default and value not in allowed:
-            raise self.fail(name, f"{value!r} is not one of: {', '.join(allowed)}")
-        return value
-
-    def address(self, name: str) -> str | None:
-        """An optional IP address, checked."""
-        value = self.get(name, str, None)
-        if value is not None:
-            try:
-                ipaddress.ip_address(value)
-            except ValueError:
-                raise self.fail(name, f"{value!r} is not an IP address") from None
-        return value
-
-    def secret(self, name: str, default: Any = ...) -> Secret | None:
-        env_name = f"{name}_env"
-        if env_name in self.data:
-            self.used.add(name)
-            return Secret(env=self.get(env_name, str))
-        self.used.add(env_name)
-        value = self.get(name, str, default)
-        return value if value is None or isinstance(value, Secret) else Secret(value)
-
-    def sub(self, name: str, default: Any = ...) -> _Table | None:
-        value = self.get(name, dict, default)
-        return None if value is None else _Table(self.path, self.key(name), value)
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            allowed = ", ".join(sorted(self.used))
-            raise self.fail(unknown[0], f"unknown key; allowed here: {allowed}")
+def _secret(t: TomlTable, name: str, default: Secret | None) -> Secret | None:
+    """A credential inline or as ``NAME_env``; ``default`` when neither is given."""
+    parts = t.secret_text(name)
+    return default if parts is None else Secret(*parts)
 
 
 def load_bench(path: str | Path, profiles: ProfileSet | None = None) -> Bench:
@@ -288,8 +230,8 @@ class _Reader:
         self.path, self.profiles = path, profiles
 
     def bench(self, data: dict) -> Bench:
-        top = _Table(self.path, "", data)
-        head = top.sub("bench", {}) or _Table(self.path, "bench", {})
+        top = _table(self.path, "", data)
+        head = top.table("bench")
         name = head.get("name", str, self.path.stem)
         gpio_factory = head.choice("gpio_factory", GPIO_FACTORIES, "lgpio")
         cap = head.number("solenoid_max_on_seconds", 45.0, low=1, high=180)
@@ -298,77 +240,98 @@ class _Reader:
         time_scale = head.number("time_scale", 1.0, low=1, high=100_000)
         spacing = head.number("power_on_spacing_seconds", 0.2, low=0, high=30)
         head.done()
-        network = self.network(top.sub("network", {}) or _Table(self.path, "network", {}))
-        defaults = top.sub("defaults", {}) or _Table(self.path, "defaults", {})
-        default_profile = defaults.get("profile", str, "current")
-        self.check_profile(defaults, "profile", default_profile)
-        default_method = defaults.choice("method", METHODS, "auto")
+        network = self.network(top.table("network"))
+        defaults = top.table("defaults")
+        default_profile = self.profile(defaults, None)
+        default_method = Method(defaults.choice("method", Method, Method.AUTO))
+        password = self.password(defaults)
         defaults.done()
-        switches = {n: self.switch(n, t) for n, t in self.named(top, "switches")}
-        boards = {n: self.board(n, t) for n, t in self.named(top, "relay_boards")}
+        switches = {n: self.switch(n, t) for n, t in top.named("switches")}
+        boards = {n: self.board(n, t) for n, t in top.named("relay_boards")}
         raw_slots = top.get("slots", list, what="a list of [[slots]] tables")
         top.done()
         if not raw_slots:
             raise BenchError(f"{self.path}: slots: the bench has no slots")
-        slots = tuple(self.slot(i, raw, switches, boards) for i, raw in enumerate(raw_slots))
+        slots = tuple(self.slot(i, raw, switches, boards, default_profile)
+                      for i, raw in enumerate(raw_slots))
         self.check_unique(slots)
         self.check_identity(network, slots)
         return Bench(path=self.path, name=name, gpio_factory=gpio_factory,
                      solenoid_max_on_seconds=float(cap), network=network, switches=switches,
-                     relay_boards=boards, slots=slots, default_profile=default_profile,
+                     relay_boards=boards, slots=slots, default_profile=default_profile.name,
                      default_method=default_method, max_solenoids_on=max_on,
                      settle_seconds=float(settle), time_scale=float(time_scale),
-                     power_on_spacing_seconds=float(spacing))
-
-    def named(self, top: _Table, key: str) -> list[tuple[str, _Table]]:
-        table = top.sub(key, {})
-        assert table is not None
-        out = [(name, _Table(self.path, f"{key}.{name}", value))
-               for name, value in table.data.items()]
-        table.used.update(table.data)
-        return out
+                     power_on_spacing_seconds=float(spacing), password=password)
 
     def check_identity(self, network: NetworkConfig, slots: tuple[Slot, ...]) -> None:
         """What each identity strategy needs from the rest of the file."""
-        if network.identity in ("ipv6-link-local", "vlan") and not network.interface:
-            raise BenchError(f"{self.path}: network.interface: identity {network.identity!r} "
+        if network.identity is not IdentityStrategy.SERIALISED and not network.interface:
+            raise BenchError(f"{self.path}: network.interface: identity {str(network.identity)!r} "
                              "needs the bench interface (the link-local zone, or the parent "
                              "of the slot VLAN sub-interfaces)")
-        if network.identity == "vlan":
+        if network.identity is IdentityStrategy.VLAN:
             missing = [s.name for s in slots if s.vlan is None]
             if missing:
-                raise BenchError(f"{self.path}: slots: identity 'vlan' needs a vlan for every "
-                                 f"slot; missing for {', '.join(missing)}")
+                raise BenchError(f"{self.path}: slots: identity '{IdentityStrategy.VLAN}' needs a "
+                                 f"vlan for every slot; missing for {', '.join(missing)}")
             seen: dict[int, str] = {}
             for s in slots:
                 assert s.vlan is not None
                 if s.vlan in seen:
                     raise BenchError(f"{self.path}: slots: slots {seen[s.vlan]} and {s.name} "
-                                     f"share vlan {s.vlan}; identity 'vlan' needs one per slot")
+                                     f"share vlan {s.vlan}; identity '{IdentityStrategy.VLAN}' "
+                                     "needs one per slot")
                 seen[s.vlan] = s.name
 
-    def check_profile(self, table: _Table, key: str, name: str) -> None:
+    def profile(self, table: TomlTable, default: FirmwareProfile | None) -> FirmwareProfile:
+        """The firmware profile named by ``table``'s ``profile`` key, else ``default`` (None:
+        the family called "current")."""
+        name = table.get("profile", str, None if default else "current")
+        if name is None:
+            assert default is not None
+            return default
         if name not in self.profiles.names:
-            raise table.fail(key, f"unknown firmware profile {name!r}; known: "
-                                  f"{', '.join(self.profiles.names)}")
+            raise table.fail("profile", f"unknown firmware profile {name!r}; known: "
+                                        f"{', '.join(self.profiles.names)}")
+        return self.profiles.get(name)
 
-    def network(self, t: _Table) -> NetworkConfig:
+    @staticmethod
+    def password(t: TomlTable) -> Secret | None:
+        """``password_env = "VAR"``: the name of the variable, never the password: a bench file
+        is copied, committed and printed. The value is never shown, not even when refused."""
+        if "password" in t.data:
+            raise t.fail("password", "give the NAME of the environment variable that holds the "
+                                     "web password, as password_env; never the password itself")
+        name = t.get("password_env", str, None)
+        if name is None:
+            return None
+        if not _ENV_NAME.fullmatch(name):
+            raise t.fail("password_env", "not an environment variable name (letters, digits, "
+                                         "_): give the variable's NAME, never the password")
+        return Secret(env=name)
+
+    def network(self, t: TomlTable) -> NetworkConfig:
         interface = t.get("interface", str, None)
         address = t.address("address")
-        identity = t.choice("identity", IDENTITY_STRATEGIES, "serialised")
+        identity = IdentityStrategy(t.choice("identity", IdentityStrategy,
+                                             IdentityStrategy.SERIALISED))
         http_port = t.number("http_port", 80, low=1, high=65535, integer=True)
         t.done()
         return NetworkConfig(interface=interface, address=address, identity=identity,
                              http_port=http_port)
 
-    def switch(self, name: str, t: _Table) -> SwitchConfig:
+    def switch(self, name: str, t: TomlTable) -> SwitchConfig:
+        # What the SNMP driver can speak; imported here, not at the top: pysnmp costs ~0.1 s
+        # that a bench without a switch (and rig check on it) need not pay.
+        from rig.actuators.poe import AUTH_PROTOCOLS, PRIV_PROTOCOLS
+
         version = t.choice("version", SNMP_VERSIONS, "2c")
         config = SwitchConfig(
             name=name, host=t.get("host", str, what="the switch's management address"),
             port=t.number("port", 161, low=1, high=65535, integer=True), version=version,
-            community=t.secret("community", Secret("private")),
-            user=t.get("user", str, None), auth_key=t.secret("auth_key", None),
-            priv_key=t.secret("priv_key", None),
+            community=_secret(t, "community", Secret("private")),
+            user=t.get("user", str, None), auth_key=_secret(t, "auth_key", None),
+            priv_key=_secret(t, "priv_key", None),
             auth_protocol=t.choice("auth_protocol", AUTH_PROTOCOLS, "sha"),
             priv_protocol=t.choice("priv_protocol", PRIV_PROTOCOLS, "aes"),
             mib=t.choice("mib", tuple(poe_mibs.names()), "rfc3621"),
@@ -382,21 +345,22 @@ class _Reader:
         t.done()
         return config
 
-    def board(self, name: str, t: _Table) -> RelayBoardConfig:
+    def board(self, name: str, t: TomlTable) -> RelayBoardConfig:
         config = RelayBoardConfig(
             name=name, port=t.get("port", str, what="a device path such as /dev/serial/by-id/…"),
-            protocol=t.choice("protocol", RELAY_PROTOCOLS),
+            protocol=t.choice("protocol", relay_protocols.available()),
             channels=t.number("channels", low=1, high=64, integer=True),
             baudrate=t.number("baudrate", None, low=300, high=1_000_000, integer=True))
         t.done()
         return config
 
-    def output(self, t: _Table, kinds: tuple[str, ...], switches: dict, boards: dict):
-        kind = t.choice("kind", kinds)
-        if kind == "gpio":
+    def output(self, t: TomlTable, kinds: tuple[PowerKind, ...], switches: dict,
+               boards: dict) -> PowerSpec:
+        kind = PowerKind(t.choice("kind", kinds))
+        if kind is PowerKind.GPIO:
             spec: PowerSpec = GpioOutput(pin=t.number("pin", low=0, high=27, integer=True),
                                          active_high=t.get("active_high", bool, True))
-        elif kind == "relay":
+        elif kind is PowerKind.RELAY:
             board = t.get("board", str)
             if board not in boards:
                 raise t.fail("board", f"no relay board {board!r}; defined: "
@@ -412,19 +376,18 @@ class _Reader:
         t.done()
         return spec
 
-    def slot(self, index: int, raw: Any, switches: dict, boards: dict) -> Slot:
-        t = _Table(self.path, f"slots[{index}]", raw)
+    def slot(self, index: int, raw: Any, switches: dict, boards: dict,
+             default_profile: FirmwareProfile) -> Slot:
+        t = _table(self.path, f"slots[{index}]", raw)
         name = str(t.get("name", (str, int), what="a slot name"))
         power_table = t.sub("power", None)
         if power_table is None:
-            raise t.fail("power", "missing (required: { kind = gpio | relay | poe, … })")
-        power = self.output(power_table, POWER_KINDS, switches, boards)
+            raise t.fail("power", f"missing (required: {{ kind = {' | '.join(PowerKind)}, … }})")
+        power = self.output(power_table, tuple(PowerKind), switches, boards)
         button_table = t.sub("button", None)
         button = (self.output(button_table, BUTTON_KINDS, switches, boards)
                   if button_table is not None else None)
-        profile = t.get("profile", str, None)
-        if profile is not None:
-            self.check_profile(t, "profile", profile)
+        profile = self.profile(t, default_profile)
         mac = t.get("mac", str, None)
         if mac is not None:
             try:
@@ -469,3 +432,125 @@ def describe_output(output: PowerSpec | None) -> str:
     if isinstance(output, GpioOutput) and not output.active_high:
         text += " (active-low)"
     return text
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+#: The community a switch gets when the file names none (SwitchConfig's default): not written.
+_DEFAULT_COMMUNITY = Secret("private")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def dump(bench: Bench, *, header: Sequence[str] = (),
+         slot_notes: Mapping[str, str] | None = None) -> str:
+    """The bench file (TOML text) that ``load_bench`` reads back into ``bench``: for every bench
+    ``b`` written to a file, ``load_bench(file)`` equals ``b`` but for ``path``.
+
+    Secrets are written only as ``*_env`` names. An inline one (a switch's community other than
+    the default "private", an auth or priv key given as a value) is refused with a BenchError
+    naming the key, never the value: a written bench file is copied and committed. ``header``:
+    comment lines at the top; ``slot_notes``: slot name → a comment after that slot's table.
+    Every slot's profile is written, so the file does not depend on ``[defaults] profile``.
+    """
+    notes = slot_notes or {}
+    lines = [f"# {line}" if line else "#" for line in header]
+    lines += _head_tables(bench)
+    for name, switch in bench.switches.items():
+        lines += ["", f"[switches.{_toml_key(name)}]", *_switch_lines(bench, switch)]
+    for name, board in bench.relay_boards.items():
+        lines += ["", f"[relay_boards.{_toml_key(name)}]",
+                  *_field_lines(board, skip={"name"})]
+    for slot in bench.slots:
+        lines += ["", "[[slots]]", *_slot_lines(slot)]
+        if slot.name in notes:
+            lines[-1] += f"    # {notes[slot.name]}"
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _head_tables(bench: Bench) -> list[str]:
+    """``[bench]``, ``[network]`` and ``[defaults]``."""
+    lines = ["", "[bench]", f"name = {_toml_value(bench.name)}",
+             f"gpio_factory = {_toml_value(bench.gpio_factory)}"]
+    for key in ("solenoid_max_on_seconds", "max_solenoids_on", "settle_seconds", "time_scale",
+                "power_on_spacing_seconds"):
+        lines.append(f"{key} = {_toml_value(getattr(bench, key))}")
+    lines += ["", "[network]", *_field_lines(bench.network)]
+    lines += ["", "[defaults]", f"profile = {_toml_value(bench.default_profile)}",
+              f"method = {_toml_value(bench.default_method)}"]
+    if bench.password is not None:
+        env = _env_name(bench, "defaults.password", bench.password)
+        lines.append(f"password_env = {_toml_value(env)}")
+    return lines
+
+
+def _switch_lines(bench: Bench, switch: SwitchConfig) -> list[str]:
+    skip = {"name", "community", "auth_key", "priv_key"}
+    if switch.version != "3" and (switch.auth_protocol, switch.priv_protocol) == ("sha", "aes"):
+        skip |= {"auth_protocol", "priv_protocol"}      # v2c: the v3 defaults say nothing
+    lines = _field_lines(switch, skip=skip)
+    where = f"switches.{switch.name}"
+    if switch.community != _DEFAULT_COMMUNITY:
+        env = _env_name(bench, f"{where}.community", switch.community)
+        lines.append(f"community_env = {_toml_value(env)}")
+    for key in ("auth_key", "priv_key"):
+        secret = getattr(switch, key)
+        if secret is not None:
+            lines.append(f"{key}_env = {_toml_value(_env_name(bench, f'{where}.{key}', secret))}")
+    return lines
+
+
+def _env_name(bench: Bench, key: str, secret: Secret) -> str:
+    if secret.env is None:
+        raise BenchError(f"{bench.path}: {key}: an inline secret; dump() writes secrets only as "
+                         f"{key.rsplit('.', 1)[-1]}_env, the NAME of an environment variable")
+    return secret.env
+
+
+def _slot_lines(slot: Slot) -> list[str]:
+    lines = [f"name = {_toml_value(slot.name)}", f"power = {_output_value(slot.power)}"]
+    if slot.button is not None:
+        lines.append(f"button = {_output_value(slot.button)}")
+    lines.append(f"profile = {_toml_value(slot.profile.name)}")
+    for key in ("mac", "serial", "vlan", "address"):
+        value = getattr(slot, key)
+        if value is not None:
+            lines.append(f"{key} = {_toml_value(value)}")
+    return lines
+
+
+def _output_value(output: PowerSpec) -> str:
+    """An output as the inline table the loader reads (``active_high`` only when false)."""
+    table: dict[str, Any] = {"kind": output.kind}
+    if isinstance(output, GpioOutput):
+        table["pin"] = output.pin
+        if not output.active_high:
+            table["active_high"] = False
+    elif isinstance(output, RelayOutput):
+        table.update(board=output.board, channel=output.channel)
+    else:
+        table.update(switch=output.switch, port=output.port)
+    return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in table.items()) + " }"
+
+
+def _field_lines(config: Any, skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """``key = value`` for each field of the dataclass ``config`` that is set (not None): the
+    written file pins every value instead of leaning on the loader's defaults."""
+    return [f"{f.name} = {_toml_value(getattr(config, f.name))}" for f in fields(config)
+            if f.name not in skip and getattr(config, f.name) is not None]
+
+
+def _toml_key(name: str) -> str:
+    return name if _BARE_KEY.fullmatch(name) else json.dumps(name)
+
+
+def _toml_value(value: Any) -> str:
+    """A TOML value for a str (enums included), bool, int or float."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(str(value))   # a JSON string (\uXXXX escapes) is a TOML basic string
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    raise TypeError(f"no TOML form for {value!r}")

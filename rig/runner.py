@@ -138,7 +138,7 @@ class Runner:
                                       bench_path=self.bench.path,
                                       bench_sha256=file_sha256(self.bench.path), argv=self.argv)
         units = {s.name: self.store.plan_unit(
-            run_id, s.name, method=self.method, profile=s.profile or self.bench.default_profile,
+            run_id, s.name, method=self.method, profile=s.profile.name,
             expected_mac=s.mac, expected_serial=s.serial) for s in self.slots}
         results: dict[str, SlotResult] = {}
         out = set(self.store.out_of_service_slots(self.bench.name))
@@ -195,7 +195,7 @@ class Runner:
         limits = Limits.for_bench(self.bench)
         turns = AddressTurns.for_bench(
             self.bench, slots,
-            lambda s: self.profiles.get(s.profile or self.bench.default_profile).default_ipv4)
+            lambda s: s.profile.default_ipv4)
         census.rounds_after(since, 1, 10 * census.interval + 5)
         jobs = []
         for slot in slots:
@@ -203,7 +203,7 @@ class Runner:
             hands = SlotHands(self.hardware, slot, rec)
             ctx = SlotContext(
                 bench=self.bench, slot=slot,
-                profile=self.profiles.get(slot.profile or self.bench.default_profile),
+                profile=slot.profile,
                 profiles=self.profiles, hands=hands,
                 turn=SlotTurn(turns, hands, rec, self.cancel), limits=limits, census=census,
                 cancel=self.cancel, credentials=self.credentials)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rig.bench import BenchError, GpioOutput, PoeOutput, RelayOutput, load_bench
+from rig.camera.profiles import ProfileSet
 
 GOOD = """
 [bench]
@@ -68,7 +70,8 @@ def test_a_valid_bench_loads_into_typed_slots(tmp_path, monkeypatch):
     a1, a2, a3 = bench.slots
     assert a1.power == GpioOutput(pin=17, active_high=False)
     assert a1.button == GpioOutput(pin=22) and a1.mac == "44:47:cc:37:ce:81"
-    assert a1.profile == "legacy" and a2.profile is None and bench.default_profile == "current"
+    assert a1.profile.name == "legacy" and bench.default_profile == "current"
+    assert a2.profile == a3.profile == ProfileSet.load().get("current")   # the default, applied
     assert a2.power == PoeOutput(switch="main", port=2)
     assert a2.button == RelayOutput(board="b1", channel=1)
     assert a3.button is None
@@ -203,3 +206,102 @@ def test_a_vlan_bench_warns_about_strict_reverse_path_filtering(monkeypatch):
     assert any("rp_filter=1" in w and "eth0.103" in w and "eth0.101" not in w for w in warnings)
     monkeypatch.setattr(rig.bench, "strict_rp_filter", lambda name: False)
     assert not any("rp_filter" in w for w in bench.warnings())
+
+
+# ------------------------------------------------------------------ choices from vocabulary
+
+
+def test_choices_come_from_the_vocabulary_and_the_registries(tmp_path, monkeypatch):
+    from rig.actuators import relay_protocols
+    from rig.actuators.poe import AUTH_PROTOCOLS, PRIV_PROTOCOLS
+    from rig.vocabulary import IdentityStrategy, Method, PowerKind
+
+    monkeypatch.setenv("RIG_TEST_AUTH", "authauth123")
+    bench = load_bench(write(tmp_path, GOOD))
+    assert bench.default_method is Method.HARD
+    assert bench.network.identity is IdentityStrategy.SERIALISED
+    assert [s.power.kind for s in bench.slots] == [PowerKind.GPIO, PowerKind.POE, PowerKind.RELAY]
+    for key, allowed in (("protocol", relay_protocols.available()),
+                         ("auth_protocol", list(AUTH_PROTOCOLS)),
+                         ("priv_protocol", list(PRIV_PROTOCOLS))):
+        text = GOOD.replace('protocol = "lcus"', 'protocol = "morse"') if key == "protocol" \
+            else GOOD.replace('priv_key = "privpriv123"', f'priv_key = "privpriv123"\n{key} = "x"')
+        with pytest.raises(BenchError) as caught:
+            load_bench(write(tmp_path, text))
+        assert f"is not one of: {', '.join(allowed)}" in str(caught.value)
+
+
+# ------------------------------------------------------------------ [defaults] password_env
+
+
+def test_password_env_names_the_variable_and_rig_check_shows_only_the_name(tmp_path, monkeypatch,
+                                                                          capsys):
+    from rig.bench import Secret
+    from rig.cli import main
+
+    monkeypatch.setenv("RIG_TEST_AUTH", "authauth123")
+    monkeypatch.setenv("RIG_TEST_WEB", "Web-Pass-123")
+    path = write(tmp_path, GOOD.replace('method = "hard"',
+                                        'method = "hard"\npassword_env = "RIG_TEST_WEB"'))
+    bench = load_bench(path)
+    assert bench.password == Secret(env="RIG_TEST_WEB") and bench.password.get() == "Web-Pass-123"
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "RIG_TEST_WEB" in out and "Web-Pass-123" not in out
+    assert main(["check", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["password_env"] == "RIG_TEST_WEB"
+    assert load_bench(write(tmp_path, GOOD)).password is None
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ('password = "Web-Pass-123"', "defaults.password: give the NAME of the environment variable"),
+    ('password_env = "Web-Pass-123!"', "defaults.password_env: not an environment variable name"),
+])
+def test_a_password_in_the_bench_file_is_refused_without_showing_it(tmp_path, line, expected):
+    path = write(tmp_path, GOOD.replace('method = "hard"', f'method = "hard"\n{line}'))
+    with pytest.raises(BenchError) as caught:
+        load_bench(path)
+    assert expected in str(caught.value) and "Web-Pass-123" not in str(caught.value)
+
+
+# --------------------------------------------------------------------------- dump
+
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "hardware" / "benches").glob("*.toml"))
+
+
+def round_trip(bench, tmp_path: Path):
+    from rig.bench import dump
+
+    path = tmp_path / "dumped.toml"
+    path.write_text(dump(bench), encoding="utf-8")
+    return dataclasses.replace(load_bench(path), path=bench.path)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_dump_writes_back_every_example_bench(example, tmp_path):
+    bench = load_bench(example)
+    assert round_trip(bench, tmp_path) == bench
+
+
+def test_dump_writes_secrets_as_names_and_refuses_inline_ones(tmp_path, monkeypatch):
+    from rig.bench import dump
+
+    monkeypatch.setenv("RIG_TEST_AUTH", "authauth123")
+    inline = load_bench(write(tmp_path, GOOD))
+    with pytest.raises(BenchError) as caught:
+        dump(inline)
+    assert "switches.main.priv_key: an inline secret" in str(caught.value)
+    assert "privpriv123" not in str(caught.value)
+    text = GOOD.replace('priv_key = "privpriv123"', 'priv_key_env = "RIG_TEST_PRIV"\n'
+                        'community_env = "RIG_TEST_COMMUNITY"')
+    text = text.replace('method = "hard"', 'method = "hard"\npassword_env = "RIG_TEST_WEB"')
+    bench = load_bench(write(tmp_path, text))
+    written = dump(bench, header=["a header"], slot_notes={"A2": "a note"})
+    assert written.startswith("# a header\n") and "# a note" in written
+    for name in ("RIG_TEST_AUTH", "RIG_TEST_PRIV", "RIG_TEST_COMMUNITY", "RIG_TEST_WEB"):
+        assert f'_env = "{name}"' in written
+    assert "authauth123" not in written
+    assert round_trip(bench, tmp_path) == bench
+    assert round_trip(dataclasses.replace(bench, name="odd \"name\" ü"), tmp_path).name == \
+        'odd "name" ü'

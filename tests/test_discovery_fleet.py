@@ -41,7 +41,7 @@ def fleet() -> Iterator[CameraFleet]:
 
 def sadp_activated(cam: VirtualCamera) -> bool | None:
     """What SADP can say about activation: legacy firmware has no <Activated> element at all."""
-    return None if "Activated" in cam.profile.sadp_omit else cam.activated
+    return None if "Activated" in cam.behaviour.sadp_omit else cam.activated
 
 
 def expected(fleet: CameraFleet) -> dict[str, tuple[str, bool | None, str]]:

@@ -21,12 +21,17 @@ from rig.camera.profiles import (
     ProfileSet,
     load_profile,
 )
+from rig.sim.behaviour import SimBehaviour, behaviour_for, load_behaviour
 
 NOTES = Path(__file__).resolve().parents[1] / "firmware_notes"
 PROFILES = NOTES / "profiles"
 PROFILE_FILES = sorted(PROFILES.glob("*.toml"))
 FAMILY_NAMES = [p.stem for p in PROFILE_FILES]
-FIELD_NAMES = {f.name for f in fields(FirmwareProfile)}
+#: Every key a profile file may hold: the firmware facts (FirmwareProfile, less the file it was
+#: read from) and the [sim] table (SimBehaviour).
+PROFILE_FIELDS = {f.name for f in fields(FirmwareProfile)} - {"source"}
+SIM_FIELDS = {f.name for f in fields(SimBehaviour)}
+FIELD_NAMES = PROFILE_FIELDS | SIM_FIELDS
 
 
 # --------------------------------------------------------------------------- helpers
@@ -88,6 +93,7 @@ def test_every_profile_loads(profile_set: ProfileSet) -> None:
     for path in PROFILE_FILES:
         profile = load_profile(path)
         assert isinstance(profile, FirmwareProfile)
+        assert isinstance(load_behaviour(path), SimBehaviour)
         assert profile.hold_seconds[0] <= profile.hold_seconds[1]
         assert set(profile.uncertain) <= FIELD_NAMES
     # The default directory (package data or the checkout) holds the same families.
@@ -229,10 +235,10 @@ def test_each_version_belongs_to_exactly_one_family(firmware: str, family: str,
 
 def test_sample_firmware_maps_back_to_its_profile(profile_set: ProfileSet) -> None:
     for profile in profile_set.profiles:
-        found = profile_set.for_firmware(profile.sample_firmware)
+        sample = behaviour_for(profile).sample_firmware
+        found = profile_set.for_firmware(sample)
         assert found is not None and found.name == profile.name, (
-            f"{profile.name}: sample_firmware {profile.sample_firmware} maps to "
-            f"{found.name if found else None}")
+            f"{profile.name}: sample_firmware {sample} maps to {found.name if found else None}")
 
 
 # --------------------------------------------------------------------------- broken profiles
@@ -249,7 +255,10 @@ def mutate(text: str, pattern: str, replacement: str) -> str:
 
 BROKEN = {
     # case id: (pattern, replacement, key the error must name)
-    "unknown-key": (r"^\[sadp\]$", "[sadp]\nbogus_key = 1", "bogus_key"),
+    "unknown-key": (r"^\[isapi\]$", "[isapi]\nbogus_key = 1", "bogus_key"),
+    "unknown-sim-key": (r"^\[sim\]$", "[sim]\nbogus_key = 1", "bogus_key"),
+    "bad-status": (r"^inactive_http_status = .*$", "inactive_http_status = 500",
+                   "inactive_http_status"),
     "unknown-top-key": (r"^name = ", 'colour = "red"\nname = ', "colour"),
     "missing-key": (r"^boot_seconds = .*\n", "", "boot_seconds"),
     "missing-default": (r"^default_ipv4 = .*\n", "", "default_ipv4"),
@@ -291,7 +300,8 @@ def test_broken_profile_error_names_file_and_key(case: str, tmp_path: Path) -> N
     path.write_text(mutate(GOOD.read_text(encoding="utf-8"), pattern, replacement),
                     encoding="utf-8")
     with pytest.raises(ProfileError) as caught:
-        load_profile(path)
+        load_profile(path)          # the firmware facts, then the simulator's [sim] table
+        load_behaviour(path)
     message = str(caught.value)
     assert str(path) in message, f"error does not name the file: {message}"
     assert key in message, f"error does not name the key {key}: {message}"
@@ -302,8 +312,21 @@ def test_profile_set_refuses_a_directory_with_one_broken_file(tmp_path: Path) ->
         (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     assert sorted(ProfileSet.load(tmp_path).names) == FAMILY_NAMES
     broken = tmp_path / "zz-extra.toml"
-    pattern, replacement, _ = BROKEN["bad-layout"]
+    pattern, replacement, _ = BROKEN["bad-reboot"]
     broken.write_text(mutate(GOOD.read_text(encoding="utf-8"), pattern, replacement),
                       encoding="utf-8")
     with pytest.raises(ProfileError, match=re.escape(str(broken))):
         ProfileSet.load(tmp_path)
+
+
+def test_the_controller_never_reads_the_simulators_table() -> None:
+    """Firmware facts and simulator presentation are apart: no key is both, and nothing of the
+    controller (outside rig/sim and the sim commands) imports the simulator."""
+    assert not PROFILE_FIELDS & SIM_FIELDS
+    rig = Path(__file__).resolve().parents[1] / "rig"
+    for path in rig.rglob("*.py"):
+        part = path.relative_to(rig).parts[0]
+        if part in ("sim", "commands"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"^\s*(from|import) rig\.sim\b", text, re.M), path

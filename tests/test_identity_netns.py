@@ -35,6 +35,7 @@ from rig.camera.netif import strict_rp_filter
 from rig.camera.profiles import ProfileSet
 from rig.census import Census
 from rig.sim import netns
+from rig.sim.behaviour import behaviour_for
 from rig.sim.camera import VirtualCamera
 from rig.sim.fleet import CameraHost, sim_mac, sim_serial
 from rig.sim.isapi_server import IsapiServer
@@ -119,7 +120,8 @@ def vlan_lab() -> Iterator[Lab]:
                 lab.link(controller, vlan, True)
                 lab.link(ns, "eth0", True)
                 chosen = profiles.get(profile)
-                camera = VirtualCamera(chosen, mac=mac, serial=sim_serial(chosen.sample_model, mac),
+                model = behaviour_for(chosen).sample_model
+                camera = VirtualCamera(chosen, mac=mac, serial=sim_serial(model, mac),
                                        address=UNIT, http_port=80, time_scale=100)
                 with in_netns(ns):
                     hosts.append(CameraHost(camera, sadp_interface=UNIT).start())

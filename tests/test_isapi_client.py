@@ -694,7 +694,7 @@ def test_sim_device_info_and_network_identify_the_unit():
         creds = Credentials("admin", "Secret123!")
         info = client.device_info(creds)
         assert info.mac_address == cam.mac and info.serial_number == cam.serial
-        assert info.model == cam.profile.sample_model
+        assert info.model == cam.behaviour.sample_model
         net = client.network(creds)
         assert net.ip_address == cam.address and net.dhcp is False
 

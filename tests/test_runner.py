@@ -320,3 +320,50 @@ def test_a_press_cut_short_by_its_watchdog_is_a_bench_fault(tmp_path, store, mon
     verdict = result.results["1"].verdict
     assert verdict.verdict is Verdict.BENCH_FAULT, verdict.reason
     assert "watchdog released the button before the" in verdict.reason
+
+
+def test_web_reset_follows_the_advice_bench_password_env(tmp_path, monkeypatch, capsys):
+    """The web methods' bench fault says "give --password-env or [defaults] password_env in the
+    bench file": the bench file's way, end to end through ``rig run``."""
+    import dataclasses
+
+    from rig.bench import Secret, dump
+
+    spec = [SimSlot("relay", "current"), SimSlot("relay", "g5")]     # the CLI drives a pty
+    db = str(tmp_path / "records.sqlite")
+    monkeypatch.delenv("RIG_TEST_WEB_PASSWORD", raising=False)
+    with SimBench.start(spec, directory=tmp_path, time_scale=SCALE, first=206,
+                        provision=PASSWORD) as sim:
+        bench = dataclasses.replace(sim.bench, password=Secret(env="RIG_TEST_WEB_PASSWORD"))
+        sim.bench_path.write_text(dump(bench), encoding="utf-8")
+        assert main(["run", str(sim.bench_path), "--method", "web-basic", "--db", db]) == 2
+        err = capsys.readouterr().err
+        assert "environment variable RIG_TEST_WEB_PASSWORD is not set" in err, err
+        assert "defaults.password_env" in err
+        monkeypatch.setenv("RIG_TEST_WEB_PASSWORD", PASSWORD)
+        assert main(["run", str(sim.bench_path), "--method", "web-basic", "--db", db,
+                     "--json"]) == 0
+        units = json.loads(capsys.readouterr().out)["units"]
+        assert [u["verdict"] for u in units] == ["factory-default", "factory-default"]
+        assert all(c.activated and c.settings.device_name == "IP CAMERA"
+                   for c in sim.cameras.values())
+
+
+def test_password_env_on_the_command_line_wins_over_the_bench_file(tmp_path, monkeypatch):
+    import argparse
+    import dataclasses
+
+    from rig.bench import Secret
+    from rig.commands.run import web_credentials
+
+    with SimBench.start([SimSlot("poe", "current")], directory=tmp_path, time_scale=SCALE,
+                        first=208, boot=False) as sim:
+        bench = dataclasses.replace(sim.bench, password=Secret(env="RIG_TEST_BENCH_PW"))
+    monkeypatch.delenv("RIG_TEST_BENCH_PW", raising=False)
+    monkeypatch.setenv("RIG_TEST_FLAG_PW", "from-the-flag")
+    args = argparse.Namespace(user="admin", password_env="RIG_TEST_FLAG_PW")
+    assert web_credentials(args, bench) == Credentials("admin", "from-the-flag")
+    monkeypatch.setenv("RIG_TEST_BENCH_PW", "from-the-bench")
+    args.password_env = None
+    assert web_credentials(args, bench) == Credentials("admin", "from-the-bench")
+    assert web_credentials(args, dataclasses.replace(bench, password=None)) is None

@@ -10,6 +10,7 @@ import pytest
 
 from rig.actuators.base import ActuatorError
 from rig.bench import PoeOutput, Slot
+from rig.camera.profiles import ProfileSet
 from rig.faults import BenchFault
 from rig.hands import SlotHands
 from rig.limits import PowerOnSchedule
@@ -70,8 +71,10 @@ class Bench2:
         self.recs = {n: Recorder(store, self.run_id, store.plan_unit(self.run_id, n,
                                                                       method="hard"), n)
                      for n in names}
-        self.hands = {n: SlotHands(self.hardware, Slot(n, PoeOutput("sw", int(n)), None),
-                                   self.recs[n]) for n in names}
+        profile = ProfileSet.load().get("current")
+        self.hands = {n: SlotHands(self.hardware,
+                                   Slot(n, PoeOutput("sw", int(n)), None, profile), self.recs[n])
+                      for n in names}
         self.slot_turns = {n: SlotTurn(self.turns, self.hands[n], self.recs[n], self.cancel)
                            for n in names}
 

@@ -10,6 +10,7 @@ processes may have simulated units on loopback too.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import secrets
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.bench import GpioOutput, PoeOutput, RelayOutput, load_bench
+from rig.bench import GpioOutput, PoeOutput, RelayOutput, dump, load_bench
 from rig.camera.discovery import discover, open_group_socket
 from rig.camera.sadp import PORT, SadpError, build_probe, parse_probe_match
 from rig.records import RecordStore, RunStatus, Verdict
@@ -97,6 +98,9 @@ def hard_reset(hw: SlotHardware, camera: VirtualCamera) -> None:
 def test_the_bench_file_loads_and_describes_the_units(mixed: SimBench) -> None:
     bench = load_bench(mixed.bench_path)        # validates: outputs, profiles, unique units
     assert bench == mixed.bench
+    again = mixed.directory / "dumped.toml"     # rig.bench.dump wrote it; it writes it back
+    again.write_text(dump(bench), encoding="utf-8")
+    assert dataclasses.replace(load_bench(again), path=bench.path) == bench
     assert bench.gpio_factory == "mock" and bench.time_scale == TIME_SCALE
     assert bench.network.address == "127.0.0.1" and bench.network.identity == "serialised"
     assert bench.solenoid_max_on_seconds >= 30 / TIME_SCALE + 1
@@ -105,8 +109,8 @@ def test_the_bench_file_loads_and_describes_the_units(mixed: SimBench) -> None:
         camera = mixed.cameras[slot.name]
         assert slot.power.kind == sim_slot.power
         assert (slot.mac, slot.serial, slot.address, slot.profile) == (
-            camera.mac, camera.serial, camera.address, camera.profile.name)
-        assert slot.profile == sim_slot.profile
+            camera.mac, camera.serial, camera.address, camera.profile)
+        assert slot.profile.name == sim_slot.profile
     assert [c.address for c in mixed.cameras.values()] == [f"127.0.1.{n}" for n in range(40, 46)]
 
 
@@ -242,7 +246,7 @@ def test_without_expected_identity_the_bench_file_names_no_unit(tmp_path: Path) 
         assert not re.search(r"^(mac|serial) =", text, re.MULTILINE)
         assert [(s.mac, s.serial) for s in sim.bench.slots] == [(None, None), (None, None)]
         assert [s.address for s in sim.bench.slots] == ["127.0.1.62", "127.0.1.63"]
-        assert [s.profile for s in sim.bench.slots] == ["legacy", "current"]
+        assert [s.profile.name for s in sim.bench.slots] == ["legacy", "current"]
 
 
 def test_any_power_goes_with_any_button(tmp_path: Path) -> None:

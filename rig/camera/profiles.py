@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import total_ordering
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from rig.tomltable import TomlTable
 
 
 class ProfileError(ValueError):
@@ -63,24 +65,24 @@ class FirmwareVersion:
 DEFAULT_DEVICE_NAME = "IP CAMERA"
 
 RESTORE_PARTS = ("network", "users", "parameters")
-REPLY_STYLES = ("multicast", "unicast")
 REBOOT_STYLES = ("self", "reboot-required")
 ACTIVATION_VARIANTS = ("challenge", "v3")
-SADP_LAYOUTS = ("lf", "tabs", "crlf", "compact")
+#: The profile file's table read by the simulator only (rig.sim.behaviour): how a simulated
+#: unit presents itself. The controller must accept every variant, so it never reads it.
+SIM_TABLE = "sim"
 
 
 @dataclass(frozen=True)
 class FirmwareProfile:
-    """One firmware family. Durations are real seconds; the simulator scales them down."""
+    """One firmware family: what the firmware does, as far as the controller relies on it.
+    Durations are real seconds; the simulator scales them down. How a simulated unit of the
+    family presents itself (sample identity, SADP and ISAPI wire details) is not here: it is
+    the profile file's ``[sim]`` table, read by rig.sim.behaviour."""
 
     name: str
     title: str
     firmware_min: FirmwareVersion | None      # inclusive
     firmware_max: FirmwareVersion | None      # exclusive
-    sample_firmware: str                      # SoftwareVersion the simulator reports
-    sample_dsp: str
-    sample_model: str
-    device_type: str                          # SADP DeviceType code
     hold_seconds: tuple[float, float]         # reset button held through power-up: min, max
     boot_seconds: float                       # power-on until SADP and ISAPI answer
     default_ipv4: str
@@ -95,15 +97,11 @@ class FirmwareProfile:
     factory_reset_reboot: str                 # "self" or "reboot-required" (statusCode 7)
     lockout_attempts: int                     # failed logins per client address before the lock
     lockout_seconds: float
-    sadp_reply: tuple[str, ...]               # "multicast", "unicast" or both
-    sadp_writes_flase: bool
-    sadp_layout: str
-    sadp_omit: tuple[str, ...]                # ProbeMatch elements this firmware does not send
     activate_status: bool                     # GET /SDK/activateStatus exists
     activation: tuple[str, ...]               # supported activation exchanges, preferred first
-    inactive_http_status: int                 # what ISAPI answers before activation (401 or 403)
-    isapi_namespace: str
-    uncertain: tuple[str, ...]                # fields the reference marks uncertain
+    uncertain: tuple[str, ...]                # keys of the file the reference marks uncertain
+    #: The file it was loaded from (the simulator reads its [sim] table); not part of the value.
+    source: Path | None = field(default=None, compare=False, repr=False)
 
     @property
     def activated_from_factory(self) -> bool:
@@ -116,126 +114,126 @@ class FirmwareProfile:
         return low_ok and high_ok
 
 
-def _spec() -> dict[str, tuple[str, ...]]:
-    """TOML layout: table → keys, each key named after the dataclass field it fills."""
-    return {
-        "": ("name", "title", "uncertain"),
-        "match": ("firmware_min", "firmware_max"),
-        "sample": ("sample_firmware", "sample_dsp", "sample_model", "device_type"),
-        "reset_button": ("hold_seconds",),
-        "boot": ("boot_seconds",),
-        "defaults": ("default_ipv4", "default_mask", "default_gateway", "default_dhcp", "ipv6",
-                     "default_user", "default_password"),
-        "restore": ("basic_keeps", "full_keeps", "factory_reset_reboot"),
-        "lockout": ("lockout_attempts", "lockout_seconds"),
-        "sadp": ("sadp_reply", "sadp_writes_flase", "sadp_layout", "sadp_omit"),
-        "isapi": ("activate_status", "activation", "inactive_http_status", "isapi_namespace"),
-    }
-
-
-_OPTIONAL = {"firmware_min", "firmware_max", "default_password", "uncertain", "sadp_omit"}
+def read_profile_file(path: Path) -> TomlTable:
+    """A profile file's top level as a checked table (ProfileError naming the file)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ProfileError(f"{path}: {exc}") from exc
+    return TomlTable(path, "", data, error=ProfileError)
 
 
 def load_profile(path: Path) -> FirmwareProfile:
-    """Load and check one profile file; errors name the file and the key."""
+    """Load and check one profile file; errors name the file and the key. The ``[sim]`` table
+    is left to the simulator."""
+    top = read_profile_file(path)
+    name, title = top.get("name", str), top.get("title", str)
+    low, high = _match(top.table("match"))
+    hold, boot = _timing(top.table("reset_button"), top.table("boot"))
+    defaults = _defaults(top.table("defaults"))
+    restore = _restore(top.table("restore"))
+    lockout = _lockout(top.table("lockout"))
+    isapi = _isapi(top.table("isapi"))
+    if defaults["default_password"] is None and not isapi["activation"]:
+        raise top.fail("isapi.activation",
+                       "a family without a factory password must name an activation")
+    uncertain = _uncertain(top)
+    top.skip(SIM_TABLE)
+    top.done()
+    return FirmwareProfile(name=name, title=title, firmware_min=low, firmware_max=high,
+                           hold_seconds=hold, boot_seconds=boot, **defaults, **restore,
+                           **lockout, **isapi, uncertain=uncertain, source=path)
+
+
+def _version(t: TomlTable, key: str) -> FirmwareVersion | None:
+    text = t.get(key, str, None)
+    if text is None:
+        return None
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ProfileError(f"{path}: {exc}") from exc
-    values: dict[str, Any] = {}
-    for table, keys in _spec().items():
-        section = data if table == "" else data.get(table, {})
-        if not isinstance(section, dict):
-            raise ProfileError(f"{path}: [{table}] must be a table")
-        allowed = set(keys) | (set(_spec()) - {""} if table == "" else set())
-        for key in section:
-            if key not in allowed:
-                raise ProfileError(f"{path}: unknown key {_key(table, key)!r}; "
-                                   f"allowed: {', '.join(sorted(keys))}")
-        for key in keys:
-            if key in section:
-                values[key] = section[key]
-            elif key not in _OPTIONAL:
-                raise ProfileError(f"{path}: missing key {_key(table, key)!r}")
-    return _build(path, values)
+        return FirmwareVersion.parse(text)
+    except ValueError as exc:
+        raise t.fail(key, str(exc)) from None
 
 
-def _key(table: str, key: str) -> str:
-    return f"{table}.{key}" if table else key
-
-
-def _build(path: Path, v: dict[str, Any]) -> FirmwareProfile:
-    def fail(key: str, why: str) -> ProfileError:
-        return ProfileError(f"{path}: {key}: {why}")
-
-    def version(key: str) -> FirmwareVersion | None:
-        if v.get(key) is None:
-            return None
-        try:
-            return FirmwareVersion.parse(str(v[key]))
-        except ValueError as exc:
-            raise fail(key, str(exc)) from None
-
-    def choices(key: str, allowed: tuple[str, ...], many: bool = True) -> Any:
-        raw = v.get(key, [] if many else None)
-        items = list(raw) if many and isinstance(raw, list) else [raw]
-        for item in items:
-            if item not in allowed:
-                raise fail(key, f"{item!r} is not one of {', '.join(allowed)}")
-        return tuple(items) if many else raw
-
-    for key in ("default_dhcp", "ipv6", "sadp_writes_flase", "activate_status"):
-        if not isinstance(v[key], bool):
-            raise fail(key, f"must be true or false, not {v[key]!r}")
-    if not isinstance(v["lockout_attempts"], int) or isinstance(v["lockout_attempts"], bool):
-        raise fail("lockout_attempts", "must be a whole number")
-    hold = v["hold_seconds"]
-    if (not isinstance(hold, list) or len(hold) != 2 or not all(
-            isinstance(x, int | float) and x > 0 for x in hold) or hold[0] > hold[1]):
-        raise fail("hold_seconds", "must be [min, max] seconds with 0 < min <= max")
-    for key in ("boot_seconds", "lockout_seconds", "lockout_attempts"):
-        if not isinstance(v[key], int | float) or v[key] <= 0:
-            raise fail(key, "must be a positive number")
-    if v["inactive_http_status"] not in (401, 403):
-        raise fail("inactive_http_status", "must be 401 or 403")
-    known = {f.name for f in fields(FirmwareProfile)}
-    for key in v.get("uncertain", []):
-        if key not in known:
-            raise fail("uncertain", f"{key!r} is not a profile field")
-    if not v["sadp_reply"]:
-        raise fail("sadp_reply", "name at least one of multicast, unicast")
-    low, high = version("firmware_min"), version("firmware_max")
+def _match(t: TomlTable) -> tuple[FirmwareVersion | None, FirmwareVersion | None]:
+    """[match]: the half-open firmware range, either end open."""
+    low, high = _version(t, "firmware_min"), _version(t, "firmware_max")
     if low is not None and high is not None and not low < high:
-        raise fail("firmware_max", f"{high} must be above firmware_min {low}")
-    password = v.get("default_password")
-    if password in (None, "") and not v["activation"]:
-        raise fail("activation", "a family without a factory password must name an activation")
-    return FirmwareProfile(
-        name=str(v["name"]), title=str(v["title"]),
-        firmware_min=low, firmware_max=high,
-        sample_firmware=str(v["sample_firmware"]), sample_dsp=str(v["sample_dsp"]),
-        sample_model=str(v["sample_model"]), device_type=str(v["device_type"]),
-        hold_seconds=(float(hold[0]), float(hold[1])),
-        boot_seconds=float(v["boot_seconds"]),
-        default_ipv4=str(v["default_ipv4"]), default_mask=str(v["default_mask"]),
-        default_gateway=str(v["default_gateway"]), default_dhcp=v["default_dhcp"],
-        ipv6=v["ipv6"], default_user=str(v["default_user"]),
-        default_password=None if password in (None, "") else str(password),
-        basic_keeps=choices("basic_keeps", RESTORE_PARTS),
-        full_keeps=choices("full_keeps", RESTORE_PARTS),
-        factory_reset_reboot=choices("factory_reset_reboot", REBOOT_STYLES, many=False),
-        lockout_attempts=v["lockout_attempts"],
-        lockout_seconds=float(v["lockout_seconds"]),
-        sadp_reply=choices("sadp_reply", REPLY_STYLES),
-        sadp_writes_flase=v["sadp_writes_flase"],
-        sadp_layout=choices("sadp_layout", SADP_LAYOUTS, many=False),
-        sadp_omit=tuple(str(x) for x in v.get("sadp_omit", [])),
-        activate_status=v["activate_status"],
-        activation=choices("activation", ACTIVATION_VARIANTS),
-        inactive_http_status=int(v["inactive_http_status"]),
-        isapi_namespace=str(v["isapi_namespace"]),
-        uncertain=tuple(str(x) for x in v.get("uncertain", [])),
-    )
+        raise t.fail("firmware_max", f"{high} must be above firmware_min {low}")
+    t.done()
+    return low, high
+
+
+def _positive(t: TomlTable, key: str, integer: bool = False) -> Any:
+    value = t.get(key, int if integer else (int, float), what="a whole number" if integer
+                  else "a number")
+    if value <= 0:
+        raise t.fail(key, "must be a positive number")
+    return value
+
+
+def _timing(button: TomlTable, boot: TomlTable) -> tuple[tuple[float, float], float]:
+    """[reset_button] hold_seconds = [min, max], [boot] boot_seconds."""
+    hold = button.get("hold_seconds", list, what="[min, max] seconds")
+    if (len(hold) != 2 or not all(isinstance(x, int | float) and not isinstance(x, bool)
+                                  and x > 0 for x in hold) or hold[0] > hold[1]):
+        raise button.fail("hold_seconds", "must be [min, max] seconds with 0 < min <= max")
+    seconds = float(_positive(boot, "boot_seconds"))
+    button.done()
+    boot.done()
+    return (float(hold[0]), float(hold[1])), seconds
+
+
+def _defaults(t: TomlTable) -> dict[str, Any]:
+    """[defaults]: the factory-default network settings and login."""
+    flag = "true or false"
+    password = t.get("default_password", str, None)
+    values = {
+        "default_ipv4": t.get("default_ipv4", str), "default_mask": t.get("default_mask", str),
+        "default_gateway": t.get("default_gateway", str),
+        "default_dhcp": t.get("default_dhcp", bool, what=flag),
+        "ipv6": t.get("ipv6", bool, what=flag), "default_user": t.get("default_user", str),
+        "default_password": password or None}
+    t.done()
+    return values
+
+
+def _restore(t: TomlTable) -> dict[str, Any]:
+    """[restore]: what each factoryReset mode keeps, and whether it reboots by itself."""
+    values = {"basic_keeps": t.choices("basic_keeps", RESTORE_PARTS),
+              "full_keeps": t.choices("full_keeps", RESTORE_PARTS),
+              "factory_reset_reboot": t.choice("factory_reset_reboot", REBOOT_STYLES)}
+    t.done()
+    return values
+
+
+def _lockout(t: TomlTable) -> dict[str, Any]:
+    """[lockout]: failed logins before the lock, and how long it lasts."""
+    values = {"lockout_attempts": _positive(t, "lockout_attempts", integer=True),
+              "lockout_seconds": float(_positive(t, "lockout_seconds"))}
+    t.done()
+    return values
+
+
+def _isapi(t: TomlTable) -> dict[str, Any]:
+    """[isapi]: /SDK/activateStatus, and the activation exchanges, preferred first."""
+    values = {"activate_status": t.get("activate_status", bool, what="true or false"),
+              "activation": t.choices("activation", ACTIVATION_VARIANTS)}
+    t.done()
+    return values
+
+
+def _uncertain(top: TomlTable) -> tuple[str, ...]:
+    """The file's keys the reference marks uncertain: profile fields, or [sim] keys (named
+    here, read by the simulator)."""
+    keys = top.texts("uncertain", ())
+    sim = top.data.get(SIM_TABLE)
+    known = {f.name for f in fields(FirmwareProfile)} - {"source"}
+    known |= set(sim) if isinstance(sim, dict) else set()
+    for key in keys:
+        if key not in known:
+            raise top.fail("uncertain", f"{key!r} is not a profile field")
+    return keys
 
 
 def profiles_dir() -> Path:

@@ -34,6 +34,7 @@ def as_json(bench: Bench) -> dict:
         "name": bench.name, "path": str(bench.path), "gpio_factory": bench.gpio_factory,
         "solenoid_max_on_seconds": bench.solenoid_max_on_seconds,
         "max_solenoids_on": bench.max_solenoids_on,
+        "password_env": bench.password.env if bench.password else None,
         "network": {"interface": bench.network.interface, "address": bench.network.address,
                     "identity": bench.network.identity},
         "switches": {n: {"host": s.host, "port": s.port, "version": s.version, "mib": s.mib}
@@ -42,7 +43,7 @@ def as_json(bench: Bench) -> dict:
                          for n, b in bench.relay_boards.items()},
         "slots": [{"name": s.name, "power": describe_output(s.power),
                    "button": describe_output(s.button),
-                   "profile": s.profile or bench.default_profile, "mac": s.mac,
+                   "profile": s.profile.name, "mac": s.mac,
                    "serial": s.serial} for s in bench.slots],
     }
 
@@ -50,6 +51,9 @@ def as_json(bench: Bench) -> dict:
 def as_text(bench: Bench) -> str:
     lines = [f"bench {bench.name!r} ({bench.path}): {len(bench.slots)} slot(s), "
              f"GPIO factory {bench.gpio_factory}, solenoid cap {bench.solenoid_max_on_seconds:g} s"]
+    if bench.password is not None:
+        lines.append(f"  web password: from environment variable {bench.password.env} "
+                     "([defaults] password_env)")
     for name, s in bench.switches.items():
         lines.append(f"  switch {name}: {s.host}:{s.port} SNMP v{s.version}, MIB {s.mib}")
     for name, b in bench.relay_boards.items():
@@ -57,7 +61,7 @@ def as_text(bench: Bench) -> str:
     lines.append(f"  {'SLOT':<8} {'POWER':<34} {'BUTTON':<30} {'PROFILE':<8} EXPECTED UNIT")
     for s in bench.slots:
         lines.append(f"  {s.name:<8} {describe_output(s.power):<34} "
-                     f"{describe_output(s.button):<30} {s.profile or bench.default_profile:<8} "
+                     f"{describe_output(s.button):<30} {s.profile.name:<8} "
                      f"{s.mac or s.serial or '-'}")
     lines.append("OK")
     return "\n".join(lines)

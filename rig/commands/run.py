@@ -10,7 +10,7 @@ import threading
 import time
 
 from rig.actuators.base import OutputGuard
-from rig.bench import BenchError, load_bench
+from rig.bench import Bench, BenchError, load_bench
 from rig.camera.isapi import Credentials
 from rig.procedures import PROCEDURES
 from rig.records import RecordError, RecordStore, default_db_path
@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--user", default="admin", help="web login for web-* and auto methods")
     parser.add_argument("--password-env", metavar="VAR",
                         help="name of the environment variable holding the web password "
-                             "(never on the command line: it would show in the process list)")
+                             "(never on the command line: it would show in the process list); "
+                             "default: the bench file's [defaults] password_env")
     parser.add_argument("--db", default=None,
                         help="record store (default: $RIG_DB or ~/.local/share/rig/rig.sqlite)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -52,14 +53,11 @@ def run(args: argparse.Namespace) -> int:
     except BenchError as exc:
         print(f"rig run: error: {exc}", file=sys.stderr)
         return 2
-    credentials = None
-    if args.password_env:
-        password = os.environ.get(args.password_env)
-        if password is None:
-            print(f"rig run: error: environment variable {args.password_env} is not set",
-                  file=sys.stderr)
-            return 2
-        credentials = Credentials(args.user, password)
+    try:
+        credentials = web_credentials(args, bench)
+    except BenchError as exc:
+        print(f"rig run: error: {exc}", file=sys.stderr)
+        return 2
     try:
         store = RecordStore.open(args.db)
     except (RecordError, OSError) as exc:
@@ -81,6 +79,23 @@ def run(args: argparse.Namespace) -> int:
             hardware.close()
         print_result(result, args.json)
     return 0 if result.passed else 1
+
+
+def web_credentials(args: argparse.Namespace, bench: Bench) -> Credentials | None:
+    """The web login: the password from ``--password-env``, else from the bench's
+    ``[defaults] password_env``; None without either. BenchError naming the variable (and where
+    it was named) when it is not set."""
+    if args.password_env:
+        password = os.environ.get(args.password_env)
+        if password is None:
+            raise BenchError(f"environment variable {args.password_env} is not set")
+        return Credentials(args.user, password)
+    if bench.password is None:
+        return None
+    try:
+        return Credentials(args.user, bench.password.get())
+    except BenchError as exc:
+        raise BenchError(f"{exc} ({bench.path}: defaults.password_env names it)") from None
 
 
 class Progress:

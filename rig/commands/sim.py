@@ -81,7 +81,7 @@ def _announce(fleet: CameraFleet, args: argparse.Namespace) -> None:
     """Print the units, as a table or one line of JSON."""
     units = [{"address": c.address, "http_port": c.http_port, "mac": c.mac,
               "serial": c.serial, "profile": c.profile.name, "firmware":
-              c.profile.sample_firmware, "activated": c.activated} for c in fleet.cameras]
+              c.behaviour.sample_firmware, "activated": c.activated} for c in fleet.cameras]
     if args.json:
         print(json.dumps({"cameras": units}))
     else:

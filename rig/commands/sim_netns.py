@@ -45,6 +45,7 @@ from rig.commands._serve import until_stopped
 from rig.commands.sim_bench import _directory, _names
 from rig.sim.netns import NetnsError, NotRootError, require_root
 from rig.sim.netns_bench import IDENTITY_MODES, NetnsBench, netns_spec
+from rig.vocabulary import IdentityStrategy
 
 PROG = "rig sim --netns"
 #: How long COMMAND gets to end after a forwarded SIGTERM before it is killed (seconds).
@@ -61,7 +62,7 @@ def register(sim_sub: argparse._SubParsersAction) -> None:
         usage=f"{PROG} [--count N] [--identity {{{','.join(IDENTITY_MODES)}}}] "
               "[--jammed 2,5] [--time-scale S] [--profiles current,legacy,g5] [-- COMMAND ...]")
     parser.add_argument("--count", type=int, default=4, help="number of slots (default 4)")
-    parser.add_argument("--identity", choices=IDENTITY_MODES, default="serialised",
+    parser.add_argument("--identity", choices=IDENTITY_MODES, default=IdentityStrategy.SERIALISED,
                         help="how the controller is to tell units apart (default serialised)")
     parser.add_argument("--jammed", default="", metavar="SLOTS",
                         help="comma-separated slots whose reset button is jammed (e.g. 2,5)")

@@ -33,6 +33,7 @@ from datetime import datetime
 from rig.camera import activation
 from rig.camera.profiles import DEFAULT_DEVICE_NAME, FirmwareProfile
 from rig.camera.sadp import Probe, build_probe_match, normalize_mac
+from rig.sim.behaviour import SimBehaviour, behaviour_for
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +115,14 @@ class VirtualCamera:
                  http_port: int = 80, default_ipv4: str | None = None,
                  time_scale: float = 1.0, faults: SimFaults = SimFaults(),
                  clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time,
+                 behaviour: SimBehaviour | None = None) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self.profile = profile
+        #: How this unit presents itself (sample identity, SADP and ISAPI wire details): the
+        #: [sim] table of the profile's file unless given.
+        self.behaviour = behaviour or behaviour_for(profile)
         self.mac = normalize_mac(mac)
         self.serial = serial
         self.address = address
@@ -428,7 +433,7 @@ class VirtualCamera:
 
     @property
     def sadp_reply_styles(self) -> tuple[str, ...]:
-        return self.profile.sadp_reply
+        return self.behaviour.sadp_reply
 
     def probe_match(self, probe: Probe, sender: tuple[str, int] | None = None) -> bytes | None:
         """The ProbeMatch this unit sends for ``probe``, or None when it stays silent."""
@@ -442,30 +447,30 @@ class VirtualCamera:
                 except ValueError:
                     return None
             fields = self.sadp_fields(probe.uuid, probe.types or "inquiry")
-        omit = set(self.profile.sadp_omit)
+        omit = set(self.behaviour.sadp_omit)
         return build_probe_match([(k, v) for k, v in fields if k not in omit],
-                                 layout=self.profile.sadp_layout)
+                                 layout=self.behaviour.sadp_layout)
 
     def sadp_fields(self, probe_uuid: str, types: str = "inquiry") -> list[tuple[str, str]]:
         """ProbeMatch elements in the order real firmware writes them (captures A and B)."""
-        s, p = self._settings, self.profile
+        s, p, b = self._settings, self.profile, self.behaviour
 
         def flag(name: str, value: bool) -> str:
             if value:
                 return "true"
-            return "flase" if p.sadp_writes_flase and name in FLASE_FIELDS else "false"
+            return "flase" if b.sadp_writes_flase and name in FLASE_FIELDS else "false"
 
         boot = datetime.fromtimestamp(self._boot_wall or self._wall())
         fields = [
-            ("Uuid", probe_uuid), ("Types", types), ("DeviceType", p.device_type),
-            ("DeviceDescription", p.sample_model), ("DeviceSN", self.serial),
+            ("Uuid", probe_uuid), ("Types", types), ("DeviceType", b.device_type),
+            ("DeviceDescription", b.sample_model), ("DeviceSN", self.serial),
             ("CommandPort", "8000"), ("HttpPort", str(self.http_port)),
             ("MAC", self.mac.replace(":", "-")), ("IPv4Address", s.ipv4),
             ("IPv4SubnetMask", s.mask), ("IPv4Gateway", s.gateway),
             ("IPv6Address", "::"), ("IPv6Gateway", "::"), ("IPv6MaskLen", "64"),
             ("DHCP", flag("DHCP", s.dhcp)), ("AnalogChannelNum", "0"),
-            ("DigitalChannelNum", "1"), ("SoftwareVersion", p.sample_firmware),
-            ("DSPVersion", p.sample_dsp), ("BootTime", boot.strftime("%Y-%m-%d %H:%M:%S")),
+            ("DigitalChannelNum", "1"), ("SoftwareVersion", b.sample_firmware),
+            ("DSPVersion", b.sample_dsp), ("BootTime", boot.strftime("%Y-%m-%d %H:%M:%S")),
             ("Encrypt", "true"), ("ResetAbility", "false"), ("DiskNumber", "0"),
             ("Activated", flag("Activated", s.activated)),
             ("PasswordResetAbility", "true"), ("PasswordResetModeSecond", "true"),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from rig.camera.profiles import ProfileSet
+from rig.sim.behaviour import behaviour_for
 from rig.sim.camera import SimFaults, VirtualCamera
 from rig.sim.isapi_server import IsapiServer
 from rig.sim.sadp_responder import SadpResponder
@@ -97,7 +98,7 @@ class CameraFleet:
                 profile = chosen[i % len(chosen)]
                 address = f"{base}{first + i}"
                 mac = sim_mac(first + i, mac_block)
-                serial = sim_serial(profile.sample_model, mac)
+                serial = sim_serial(behaviour_for(profile).sample_model, mac)
                 camera = VirtualCamera(profile, mac=mac, serial=serial, address=address,
                                        http_port=http_port,
                                        default_ipv4=address, time_scale=time_scale,

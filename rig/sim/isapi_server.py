@@ -166,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _ns(self) -> str:
-        return self.camera.profile.isapi_namespace
+        return self.camera.behaviour.isapi_namespace
 
     def _status(self, http: int, code: int, sub: str) -> _Reply:
         body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<ResponseStatus version="2.0" '
@@ -204,7 +204,7 @@ class _Handler(BaseHTTPRequestHandler):
         """
         cam = self.camera
         if not cam.activated:
-            raise self._status(cam.profile.inactive_http_status, 4, "notActivated")
+            raise self._status(cam.behaviour.inactive_http_status, 4, "notActivated")
         header = self.headers.get("Authorization")
         if not header:
             raise self._unauthorized(self._status(401, 4, "notAuthenticated").body)
@@ -309,7 +309,7 @@ class _Handler(BaseHTTPRequestHandler):
     def user_check(self, path: str, query: dict, body: bytes) -> None:
         cam = self.camera
         if not cam.activated:
-            raise self._status(cam.profile.inactive_http_status, 4, "notActivated")
+            raise self._status(cam.behaviour.inactive_http_status, 4, "notActivated")
         self._authenticate("GET")
         ok = LoginResult(ok=True, locked=False, unlock_time=0,
                          retry_login_time=cam.settings.login_lock_attempts)
@@ -324,15 +324,15 @@ class _Handler(BaseHTTPRequestHandler):
                 raise self._status(400, 6, "badXmlContent")
             cam.update_settings(device_name=name)
             raise self._status(200, 1, "ok")
-        version, _, build = cam.profile.sample_firmware.partition("build")
+        version, _, build = cam.behaviour.sample_firmware.partition("build")
         raise self._xml("DeviceInfo", [
             ("deviceName", s.device_name), ("deviceID", f"{cam.mac.replace(':', '')}-sim"),
             ("deviceDescription", "IPCamera"), ("deviceLocation", "hangzhou"),
-            ("systemContact", "Hikvision.China"), ("model", cam.profile.sample_model),
+            ("systemContact", "Hikvision.China"), ("model", cam.behaviour.sample_model),
             ("serialNumber", cam.serial), ("macAddress", cam.mac),
             ("firmwareVersion", version.strip()),
             ("firmwareReleasedDate", f"build {build.strip()}"),
-            ("encoderVersion", cam.profile.sample_dsp.split(" ")[0]),
+            ("encoderVersion", cam.behaviour.sample_dsp.split(" ")[0]),
             ("deviceType", "IPCamera"),
             ("firmwareVersionInfo", "B-R-G5-0" if cam.profile.name == "g5" else "B-R-H5-0"),
             ("manufacturer", "hikvision")])

@@ -51,26 +51,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rig.bench import PoeOutput, load_bench
+from rig.bench import NetworkConfig, PoeOutput, load_bench
 from rig.camera.profiles import ProfileSet
-from rig.sim.bench import (
-    COMMUNITY,
-    DEFAULT_MAC_BLOCK,
-    SimBench,
-    SimSlot,
-    _Plan,
-    _plan,
-    _stop_all,
-    _toml,
-)
+from rig.sim.bench import SimBench, stop_hosts
+from rig.sim.bench_plan import COMMUNITY, DEFAULT_MAC_BLOCK, SimSlot, SlotPlan, plan_slots
 from rig.sim.camera import SimFaults, VirtualCamera
 from rig.sim.fleet import CameraHost
 from rig.sim.isapi_server import IsapiServer
 from rig.sim.netns import NetnsError, NetnsLab, in_netns, kernel_has_vlans, run
+from rig.vocabulary import IdentityStrategy, PowerKind, choices
 
 log = logging.getLogger(__name__)
 
-IDENTITY_MODES = ("serialised", "ipv6-link-local", "vlan")
+IDENTITY_MODES = choices(IdentityStrategy)
 #: The controller's addresses: on the bench segment, and on the switch-management segment.
 CONTROLLER_ADDRESS = "192.168.1.2"
 MANAGEMENT_NET = ipaddress.IPv4Network("10.254.0.0/24")
@@ -107,7 +100,8 @@ def netns_spec(count: int, *, profiles: Sequence[str] = ("current",),
             raise ValueError(f"{what}: no slot {sorted(chosen - names)[0]!r}; slots are "
                              f"1..{count}")
         sets[what] = chosen
-    return [SimSlot(power="poe", button="relay", profile=profiles[i % len(profiles)],
+    return [SimSlot(power=PowerKind.POE, button=PowerKind.RELAY,
+                    profile=profiles[i % len(profiles)],
                     faults=SimFaults(jammed_button=str(i + 1) in sets["jammed"],
                                      never_boots=str(i + 1) in sets["never_boots"],
                                      sadp_silent=str(i + 1) in sets["sadp_silent"]))
@@ -206,7 +200,7 @@ class NetnsBench(SimBench):
     real 802.1Q tags; False when it emulates them with a bridge per VLAN).
     """
 
-    def __init__(self, directory: Path, time_scale: float, identity: str) -> None:
+    def __init__(self, directory: Path, time_scale: float, identity: IdentityStrategy) -> None:
         super().__init__(directory, time_scale)
         self.identity = identity
         self.lab: NetnsLab | None = None
@@ -228,7 +222,8 @@ class NetnsBench(SimBench):
 
     @classmethod
     def start(cls, spec: Sequence[SimSlot] | int, *,  # type: ignore[override]
-              directory: str | Path, identity: str = "serialised", time_scale: float = 1.0,
+              directory: str | Path, identity: str = IdentityStrategy.SERIALISED,
+              time_scale: float = 1.0,
               provision: str | None = None, boot: bool = True,
               boot_timeout: float | None = None, expected_identity: bool = True,
               relay_protocol: str = "numato", mac_block: int = DEFAULT_MAC_BLOCK,
@@ -247,20 +242,21 @@ class NetnsBench(SimBench):
             raise ValueError("provision must be a non-empty password or None")
         slots = netns_spec(spec) if isinstance(spec, int) else list(spec)
         for item in slots:
-            if not isinstance(item, SimSlot) or item.power != "poe" or item.button != "relay":
+            if (not isinstance(item, SimSlot) or item.power is not PowerKind.POE
+                    or item.button is not PowerKind.RELAY):
                 raise ValueError(f"a namespace bench slot has PoE power and a relay button, "
                                  f"not {item!r}")
         if len(slots) > 150:
             raise ValueError("at most 150 slots (VLAN ids 101..250, one /24 of ports)")
         profiles = profile_set or ProfileSet.load()
         chosen = [profiles.get(item.profile) for item in slots]
-        plans, boards = _plan(slots, profiles=profiles, base="", first=1,
+        plans, boards = plan_slots(slots, profiles=profiles, base="", first=1,
                               relay_protocol=relay_protocol, relay_channels=None,
                               mac_block=mac_block,
                               addresses=[p.default_ipv4 for p in chosen])
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        sim = cls(directory, float(time_scale), identity)
+        sim = cls(directory, float(time_scale), IdentityStrategy(identity))
         try:
             sim._plans = plans
             sim._build_network(plans)
@@ -268,7 +264,10 @@ class NetnsBench(SimBench):
             for board in boards:
                 sim._start_relay_board(board, plans, relay_protocol)
             sim._start_switch_netns(plans)
-            sim._write_bench_file(name, expected_identity, relay_protocol)
+            sim._write_bench(name, network=NetworkConfig(
+                interface="eth0", address=CONTROLLER_ADDRESS, identity=sim.identity),
+                header=sim._header(), expected_identity=expected_identity,
+                own_addresses=False, vlans=sim.vlans)
             sim._bench = load_bench(sim.bench_path, profiles)
             if not sim.wait_links(_LINK_WAIT_S):
                 raise RuntimeError(f"camera links not set within {_LINK_WAIT_S:g} s")
@@ -283,12 +282,19 @@ class NetnsBench(SimBench):
 
     # --- building -------------------------------------------------------------------------------
 
-    def _build_network(self, plans: list[_Plan]) -> None:
+    def _header(self) -> tuple[str, ...]:
+        """The comment at the top of the bench file: where to run the controller."""
+        return ("A simulated bench written by rig.sim.netns_bench: every unit is a virtual camera",
+                "in its own network namespace, all on 192.168.1.64. Run the controller inside the",
+                f"controller namespace: ip netns exec {self.controller_ns} rig run "
+                f"{self.bench_path}")
+
+    def _build_network(self, plans: list[SlotPlan]) -> None:
         lab = self.lab = NetnsLab()
         self._undo.append(lab.close)              # runs late: after every server closed
         self._links = _LinkWorker(lab)
         self._undo.append(self._links.stop)
-        vlan = self.identity == "vlan"
+        vlan = self.identity is IdentityStrategy.VLAN
         self.tagged = vlan and kernel_has_vlans()
         if vlan:
             self.vlans = {p.name: VLAN_BASE + int(p.name) for p in plans}
@@ -341,14 +347,14 @@ class NetnsBench(SimBench):
         lab.attach(self.lan_ns, f"v{vid}", bridge)
         return f"eth0.{vid}"
 
-    def _build_cameras(self, plans: list[_Plan], provision: str | None) -> None:
+    def _build_cameras(self, plans: list[SlotPlan], provision: str | None) -> None:
         """Per slot: a namespace with eth0 (the unit's MAC, its address, link down until it is
         powered), the camera, and its servers created inside the namespace."""
         lab, links = self.lab, self._links
         assert lab is not None and links is not None
         hosts: list[CameraHost] = []
         servers: list[IsapiServer] = []
-        self._undo.append(lambda: _stop_all(hosts))
+        self._undo.append(lambda: stop_hosts(hosts))
         self._undo.append(lambda: [server.close() for server in servers])
         for plan in plans:
             ns = self.camera_ns[plan.name] = lab.namespace(f"cam{plan.name}")
@@ -395,7 +401,7 @@ class NetnsBench(SimBench):
                     servers.append(server)
                     server.serve_in_thread()
 
-    def _start_switch_netns(self, plans: list[_Plan]) -> None:
+    def _start_switch_netns(self, plans: list[SlotPlan]) -> None:
         """The PoE switch's agent inside the management namespace on udp/161; every camera on
         its port, which powers it (ports start enabled)."""
         from rig.sim.switch import VirtualSwitch
@@ -409,26 +415,6 @@ class NetnsBench(SimBench):
         for plan in plans:
             assert isinstance(plan.power, PoeOutput)
             switch.attach(plan.power.port, self.cameras[plan.name])   # ports start enabled
-
-    def _write_bench_file(self, name: str, expected_identity: bool,
-                          relay_protocol: str) -> None:
-        lines = [
-            "# A simulated bench written by rig.sim.netns_bench: every unit is a virtual camera",
-            "# in its own network namespace, all on 192.168.1.64. Run the controller inside the",
-            f"# controller namespace: ip netns exec {self.controller_ns} rig run {self.bench_path}",
-            *self._bench_table(name),
-            "",
-            "[network]",
-            'interface = "eth0"',
-            f"address = {_toml(CONTROLLER_ADDRESS)}",
-            f"identity = {_toml(self.identity)}",
-            *self._switch_table(SWITCH_ADDRESS, SNMP_PORT),
-            *self._board_tables(relay_protocol),
-        ]
-        for plan in self._plans:
-            extra = [f"vlan = {_toml(self.vlans[plan.name])}"] if plan.name in self.vlans else []
-            lines += self._slot_table(plan, expected_identity, extra)
-        self.bench_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     # --- using ----------------------------------------------------------------------------------
 
