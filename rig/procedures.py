@@ -19,7 +19,7 @@ from typing import Any
 
 from rig.actuators.base import ActuatorError
 from rig.bench import Bench, PoeOutput, Slot, describe_output
-from rig.camera.factory_state import HttpState, check_http
+from rig.camera.http_evidence import check_http
 from rig.camera.isapi import Credentials, IsapiClient, IsapiError
 from rig.camera.profiles import FirmwareProfile, ProfileSet
 from rig.camera.sadp import SadpDevice
@@ -27,7 +27,8 @@ from rig.census import Census, Interrupted
 from rig.identity import NoRoute, UnitRoute, http_route, slot_interface
 from rig.limits import AddressSpoiled, Limits
 from rig.records import Fault, RecordStore, StepOutcome, Verdict
-from rig.verify import BASIC, FULL, Check, UnitVerdict, judge, sharing_address
+from rig.verify import Check, UnitVerdict, classify_http, judge, sharing_address
+from rig.vocabulary import ExpectedState
 from rig.wiring import BenchHardware, SlotHardware
 
 #: Extra press time around power-on: the solenoid goes in before power and stays past the hold.
@@ -238,7 +239,7 @@ def wait_boot(job: SlotJob, since: float) -> SadpDevice:
             job.store.finish_step(step_id, StepOutcome.TIMEOUT,
                                   f"no SADP reply within {timeout:.1f} s")
             raise UnitFault(judge(mac=job.mac or "(unknown)", profile=job.profile,
-                                  expect=FULL, after=None, http=None))
+                                  expect=ExpectedState.FULL, after=None, http=None))
         job.evidence("sadp-after", found.to_json(), step_id)
         return found
 
@@ -325,7 +326,7 @@ def hard(job: SlotJob) -> str:
         with job.step("release"):
             pressing.close()
         wait_boot(job, powered_at)
-    return FULL
+    return ExpectedState.FULL
 
 
 def poe_cycle(job: SlotJob) -> str:
@@ -336,7 +337,7 @@ def poe_cycle(job: SlotJob) -> str:
     address_turn(job)
     with job.limits.boot_turn(job.slot, job.cancel):
         wait_boot(job, power_on(job, ledger))
-    return FULL
+    return ExpectedState.FULL
 
 
 @contextmanager
@@ -382,12 +383,12 @@ def park(job: SlotJob, address: str) -> None:
 
 def web_basic(job: SlotJob) -> str:
     _web_reset(job, "basic")
-    return BASIC
+    return ExpectedState.BASIC
 
 
 def web_full(job: SlotJob) -> str:
     _web_reset(job, "full")
-    return FULL
+    return ExpectedState.FULL
 
 
 def auto(job: SlotJob) -> str:
@@ -417,7 +418,7 @@ def auto(job: SlotJob) -> str:
         if result is not None and result.ok:
             job.notes.append("auto: credentials work, web-full reset")
             _web_reset(job, "full", login_checked=True)
-            return FULL
+            return ExpectedState.FULL
         job.notes.append("auto: no working web login, hard reset")
     elif job.credentials is not None and device is not None:
         job.notes.append("auto: SADP reports the login lock, hard reset")
@@ -436,8 +437,8 @@ def _web_reset(job: SlotJob, mode: str, login_checked: bool = False) -> None:
                          "method (or identity ipv6-link-local or vlan)")
     device = job.before
     if device is None or not device.ipv4:
-        raise UnitFault(judge(mac=job.mac or "(unknown)", profile=job.profile, expect=FULL,
-                              after=None, http=None))
+        raise UnitFault(judge(mac=job.mac or "(unknown)", profile=job.profile,
+                              expect=ExpectedState.FULL, after=None, http=None))
     client = job.client_for(device)
     try:
         if not login_checked:
@@ -510,20 +511,22 @@ def verify(job: SlotJob, expect: str) -> UnitVerdict:
             for attempt in range(1, HTTP_ATTEMPTS + 1):
                 client = job.client(route)
                 try:
+                    basic = expect == ExpectedState.BASIC
                     http = check_http(client, job.profiles,
-                                      credentials=job.credentials if expect == BASIC else None,
-                                      try_default=expect == FULL)
+                                      credentials=job.credentials if basic else None,
+                                      try_default=expect == ExpectedState.FULL)
                 finally:
                     client.close()
-                job.evidence("http", {"attempt": attempt, **http.to_json()}, step_id)
-                if http.state is not HttpState.UNREACHABLE or http.login_attempts:
+                job.evidence("http", {"attempt": attempt, **http.to_json(),
+                                      "finding": classify_http(http).to_json()}, step_id)
+                if not http.no_reply or http.login_attempts:
                     break
                 if attempt < HTTP_ATTEMPTS:
                     job.sleep(job.scaled(HTTP_RETRY_S))
         others = [d for m, d in job.census.present().items() if m != job.mac]
         verdict = judge(mac=job.mac, profile=profile, expect=expect, after=after, http=http,
                         before=job.before, expected_ipv4=job.slot.address, others=others,
-                        route=route)
+                        claim=route.claim if route else None)
         job.evidence("verdict", verdict.to_json(), step_id)
         if not verdict.passed:
             job.store.finish_step(step_id, StepOutcome.FAILED, verdict.reason)
