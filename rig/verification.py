@@ -9,14 +9,14 @@ spent on a refused connection), a bounded number of times.
 
 from __future__ import annotations
 
-from rig.camera.factory_state import HttpEvidence, HttpState, check_http
+from rig.camera.http_evidence import HttpEvidence, check_http
 from rig.camera.profiles import FirmwareProfile
 from rig.camera.sadp import SadpDevice
 from rig.context import SlotContext
 from rig.identity import NoRoute, UnitRoute
 from rig.procedures import ResetOutcome
 from rig.recorder import Recorder
-from rig.verify import UnitVerdict, judge, not_default
+from rig.verify import UnitVerdict, classify_http, judge, not_default
 from rig.vocabulary import EvidenceKind, ExpectedState, StepOutcome
 
 #: Tries of an unreachable HTTP check, this far apart (scaled).
@@ -44,7 +44,8 @@ def verify_unit(ctx: SlotContext, rec: Recorder, outcome: ResetOutcome) -> UnitV
         others = [d for m, d in ctx.census.present().items() if m != mac]
         verdict = judge(mac=mac, profile=profile, expect=outcome.expect, after=after,
                         http=http, before=outcome.unit.before,
-                        expected_ipv4=ctx.slot.address, others=others, route=route)
+                        expected_ipv4=ctx.slot.address, others=others,
+                        claim=route.claim if route else None)
         rec.evidence(EvidenceKind.VERDICT, verdict.to_json(), step_id)
         if not verdict.passed:
             rec.finish(step_id, StepOutcome.FAILED, verdict.reason)
@@ -74,8 +75,9 @@ def _http_evidence(ctx: SlotContext, rec: Recorder, route: UnitRoute, expect: Ex
                               try_default=expect is ExpectedState.FULL)
         finally:
             client.close()
-        rec.evidence(EvidenceKind.HTTP, {"attempt": attempt, **http.to_json()}, step_id)
-        if http.state is not HttpState.UNREACHABLE or http.login_attempts:
+        rec.evidence(EvidenceKind.HTTP, {"attempt": attempt, **http.to_json(),
+                                         "finding": classify_http(http).to_json()}, step_id)
+        if not http.no_reply or http.login_attempts:
             break
         if attempt < HTTP_ATTEMPTS:
             ctx.sleep(ctx.scaled(HTTP_RETRY_S))

@@ -134,7 +134,8 @@ class StepOutcome(enum.StrEnum):
 
 
 class EvidenceKind(enum.StrEnum):
-    """Kinds of recorded evidence: facts seen, never a decision (except ``verdict``)."""
+    """Kinds of recorded evidence: facts seen, never a decision (except ``verdict``, and the
+    judge's ``finding`` that an ``http`` record carries beside its facts)."""
 
     SADP_BEFORE = "sadp-before"
     SADP_AFTER = "sadp-after"

@@ -7,12 +7,11 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from test_verify import MAC, PROFILES, http, info, sadp
+from test_verify import ACCEPTED, FACTORY, FULL, MAC, PROFILES, http, info, logged_in, sadp
 
 from rig.bench import Bench, NetworkConfig, load_bench
-from rig.camera.factory_state import HttpState
 from rig.identity import NoRoute, http_route
-from rig.verify import FULL, judge
+from rig.verify import judge
 
 BENCHES = Path(__file__).parent.parent / "hardware" / "benches"
 
@@ -65,22 +64,22 @@ def test_an_exclusive_route_credits_an_answer_unless_deviceinfo_names_another_un
     crowd = [sadp(mac=f"44:47:cc:00:00:{n:02x}") for n in range(2, 9)]   # all on .64 too
     legacy = PROFILES.get("legacy")
     ok = judge(mac=MAC, profile=legacy, expect=FULL, after=sadp(),
-               http=http(HttpState.DEFAULT_CREDENTIALS, device_info=info()), others=crowd,
-               route=route)
+               http=logged_in(FACTORY, ACCEPTED, device_info=info()), others=crowd,
+               claim=route.claim)
     assert ok.passed, ok.reason
     other = judge(mac=MAC, profile=legacy, expect=FULL, after=sadp(),
-                  http=http(HttpState.DEFAULT_CREDENTIALS, device_info=info("44:47:cc:00:00:07")),
-                  others=crowd, route=route)
+                  http=logged_in(FACTORY, ACCEPTED, device_info=info("44:47:cc:00:00:07")),
+                  others=crowd, claim=route.claim)
     assert not other.passed and other.check == "http-attribution"
     assert "another unit answered" in other.reason
     current = PROFILES.get("current")
     no_info = judge(mac=MAC, profile=current, expect=FULL, after=sadp(),
-                    http=http(HttpState.INACTIVE), others=crowd, route=route)
+                    http=http(), others=crowd, claim=route.claim)
     assert no_info.passed, "the link-local address itself attributes an inactive unit"
     naive = judge(mac=MAC, profile=current, expect=FULL, after=sadp(),
-                  http=http(HttpState.INACTIVE), others=crowd,
-                  route=http_route(bench("serialised"), b.slots[0], MAC, "192.168.1.64", 80,
-                                   shared="192.168.1.64"))
+                  http=http(), others=crowd,
+                  claim=http_route(bench("serialised"), b.slots[0], MAC, "192.168.1.64", 80,
+                                   shared="192.168.1.64").claim)
     assert not naive.passed and "8 units answer on 192.168.1.64" in naive.reason
 
 

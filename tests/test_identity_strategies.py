@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.camera.factory_state import check_http
+from rig.camera.http_evidence import check_http
 from rig.camera.isapi import IsapiClient
 from rig.camera.profiles import ProfileSet
 from rig.camera.sadp import normalize_mac
@@ -26,7 +26,8 @@ from rig.records import RecordStore, Verdict
 from rig.runner import Runner, RunResult
 from rig.sim.netns import in_netns
 from rig.sim.netns_bench import NetnsBench, netns_spec
-from rig.verify import FULL, judge
+from rig.verify import judge
+from rig.vocabulary import ExpectedState
 from rig.wiring import BenchHardware
 
 pytestmark = [
@@ -117,11 +118,11 @@ def test_a_naive_check_of_the_shared_address_gets_the_bench_wrong(tmp_path: Path
     for mac, device in units.items():
         name = by_mac[mac]
         profile = profiles.get(spec[int(name) - 1].profile)
-        naive[name] = judge(mac=mac, profile=profile, expect=FULL, after=device,
+        naive[name] = judge(mac=mac, profile=profile, expect=ExpectedState.FULL, after=device,
                             http=answer).passed
         others = [d for m, d in units.items() if m != mac]
-        rig[name] = judge(mac=mac, profile=profile, expect=FULL, after=device, http=answer,
-                          others=others)
+        rig[name] = judge(mac=mac, profile=profile, expect=ExpectedState.FULL, after=device,
+                          http=answer, others=others)
     assert naive != truth, "the naive check should have been fooled"
     wrong = sorted(n for n in truth if naive[n] != truth[n])
     assert wrong, "at least one unit misjudged"

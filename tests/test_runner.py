@@ -265,9 +265,15 @@ def test_http_that_comes_up_after_sadp_is_waited_for_without_spending_logins(tmp
         result = run(sim, store, method="poe-cycle")
         assert not sim.cameras["1"].is_locked()
     assert verdicts(result) == {"1": Verdict.NOT_DEFAULT}        # admin/12345 was changed
-    attempts = [e.data["attempt"] for u in store.load_run(result.run_id).units
-                for e in u.evidence if e.kind == "http"]
-    assert attempts == [1, 2, 3]
+    records = [e.data for u in store.load_run(result.run_id).units
+               for e in u.evidence if e.kind == "http"]
+    assert [r["attempt"] for r in records] == [1, 2, 3]
+    # facts at the top, the judge's reading of them beside, under "finding"
+    assert [r["activate_error"]["failure"] if r["activate_error"] else None
+            for r in records] == ["no-reply", "no-reply", None]
+    assert [r["finding"]["state"] for r in records] == ["unreachable", "unreachable", "activated"]
+    assert records[-1]["login"] == "admin/12345" and records[-1]["login_attempts"] == 1
+    assert records[-1]["finding"]["verdict"].startswith("NOT DEFAULT: activated; admin/12345")
 
 
 def test_rig_run_takes_the_bench_from_rig_bench_and_says_when_there_is_none(monkeypatch, capsys,

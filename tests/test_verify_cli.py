@@ -1,8 +1,9 @@
 """``rig verify`` and the HTTP evidence of factory state behind it.
 
 The command runs end to end against simulated cameras on loopback (127.0.1.120-139, and the unused
-127.0.1.149 for "unreachable"); the decision table of check_http is also driven with a scripted
-client for the answers the simulator does not give (garbage, errors, locks on legacy firmware).
+127.0.1.149 for "unreachable"); check_http's requests and the judge's reading of the facts
+they gather are also driven with a scripted client, for the answers the simulator does not give
+(garbage, errors, locks on legacy firmware).
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from rig.camera.factory_state import HttpState, check_http, factory_logins
+from rig.camera.http_evidence import (
+    HttpEvidence,
+    LoginTried,
+    RequestError,
+    RequestFailure,
+    check_http,
+    factory_logins,
+)
 from rig.camera.isapi import (
     ActivateStatus,
     ConnectionFailed,
@@ -31,6 +39,7 @@ from rig.cli import main
 from rig.commands.verify import parse_target
 from rig.sim.camera import VirtualCamera
 from rig.sim.fleet import CameraFleet
+from rig.verify import HttpState, classify_http
 
 PROFILES = ProfileSet.load()
 SCALE = 1000.0
@@ -189,7 +198,7 @@ def test_unreachable_host_exits_3_with_a_clear_message(capsys):
     assert code == 3 and data["state"] == "unreachable" and data["factory_default"] is None
 
 
-# --- check_http's decisions, with a scripted client ---------------------------------------------
+# --- check_http's facts and the judge's reading, with a scripted client --------------------------
 
 @dataclass
 class ScriptedClient:
@@ -230,57 +239,125 @@ LOCKED = UserCheck(ok=False, http_status=401, lock_status="locked", unlock_time=
                    retry_login_time=0)
 
 
+INACTIVE = ActivateStatus(activated=False, support_version=3, supported=True)
+ACCEPTED = UserCheck(ok=True, http_status=200, status_value=200)
+
+
 def test_factory_login_comes_from_the_profiles():
     assert factory_logins(PROFILES) == (Credentials("admin", "12345"),)
 
 
-@pytest.mark.parametrize(("status", "state"), [
-    (MalformedReply("garbage"), HttpState.ERROR),
-    (ConnectionFailed("refused", kind="refused"), HttpState.UNREACHABLE),
-    (NotActivated("notActivated"), HttpState.INACTIVE)])
-def test_activate_status_failures_become_states(status, state):
+def concluded(evidence: HttpEvidence) -> tuple[HttpState, bool | None]:
+    finding = classify_http(evidence)
+    return finding.state, finding.factory_default
+
+
+@pytest.mark.parametrize(("status", "failure", "state"), [
+    (MalformedReply("garbage"), RequestFailure.MALFORMED, HttpState.ERROR),
+    (ConnectionFailed("refused", kind="refused"), RequestFailure.NO_REPLY, HttpState.UNREACHABLE),
+    (NotActivated("notActivated"), RequestFailure.NOT_ACTIVATED, HttpState.INACTIVE)])
+def test_activate_status_failures_spend_no_login(status, failure, state):
     client = ScriptedClient(status=status)
     evidence = check_http(client, PROFILES)
-    assert evidence.state is state and client.logins == []
+    assert client.logins == [] and evidence.login is None and evidence.login_attempts == 0
+    assert evidence.activate_status is None and evidence.activate_error is not None
+    assert evidence.activate_error.failure is failure
+    assert evidence.activate_error.message == str(status)
+    assert concluded(evidence)[0] is state
+
+
+def test_no_reply_records_the_transport_kind():
+    evidence = check_http(ScriptedClient(status=ConnectionFailed("timed out", kind="timeout")),
+                          PROFILES)
+    assert evidence.no_reply and evidence.activate_error.transport == "timeout"
+    assert evidence.to_json()["activate_error"] == {
+        "failure": "no-reply", "message": "timed out", "transport": "timeout",
+        "http_status": None}
+
+
+@pytest.mark.parametrize("credentials", [None, Credentials("admin", "Secret123!")])
+def test_inactive_spends_no_login_even_with_credentials(credentials):
+    client = ScriptedClient(status=INACTIVE, check=ACCEPTED)
+    evidence = check_http(client, PROFILES, credentials=credentials)
+    assert client.logins == [] and evidence.activate_status == INACTIVE
+    assert concluded(evidence) == (HttpState.INACTIVE, True)
 
 
 def test_activate_status_http_error_falls_back_to_one_login():
-    client = ScriptedClient(status=IsapiError("HTTP 401"), check=REFUSED)
+    client = ScriptedClient(status=IsapiError("HTTP 401", http_status=401), check=REFUSED)
     evidence = check_http(client, PROFILES)
-    assert evidence.state is HttpState.ACTIVATED and evidence.factory_default is False
     assert client.logins == [Credentials("admin", "12345")] and evidence.login_attempts == 1
+    assert evidence.activate_status is None and evidence.activate_error == RequestError(
+        RequestFailure.HTTP_ERROR, "HTTP 401", http_status=401)
+    assert evidence.login == LoginTried("admin", "12345") and evidence.user_check == REFUSED
     assert evidence.notes and "activateStatus unavailable" in evidence.notes[0]
+    assert concluded(evidence) == (HttpState.ACTIVATED, False)
 
 
 def test_given_credentials_refused_on_legacy_cannot_decide():
     client = ScriptedClient(status=LEGACY, check=REFUSED)
     evidence = check_http(client, PROFILES, credentials=Credentials("admin", "Secret123!"))
-    assert evidence.state is HttpState.ERROR and evidence.factory_default is None
-    assert len(client.logins) == 1 and "Secret123!" not in json.dumps(evidence.to_json())
+    assert client.logins == [Credentials("admin", "Secret123!")]
+    assert evidence.login == LoginTried("admin") and not evidence.login.factory
+    assert evidence.to_json()["login"] == "admin" and not evidence.to_json()["default_login"]
+    assert "Secret123!" not in json.dumps(evidence.to_json())
+    assert "Secret123!" not in repr(evidence)
+    assert concluded(evidence) == (HttpState.ERROR, None)
+
+
+def test_given_factory_credentials_are_recorded_as_the_factory_login():
+    client = ScriptedClient(status=LEGACY, check=ACCEPTED)
+    evidence = check_http(client, PROFILES, credentials=Credentials("admin", "12345"),
+                          try_default=False)
+    assert evidence.login == LoginTried("admin", "12345") and evidence.login.factory
+    assert concluded(evidence) == (HttpState.DEFAULT_CREDENTIALS, True)
 
 
 def test_lock_on_unknown_firmware_is_unknown():
     evidence = check_http(ScriptedClient(status=LEGACY, check=LOCKED), PROFILES)
-    assert evidence.state is HttpState.LOCKED and evidence.factory_default is None
-    assert evidence.verdict == "UNKNOWN: login locked for this address (unlock in 900 s)"
+    assert evidence.user_check == LOCKED and evidence.user_check.locked
+    assert evidence.activate_status == LEGACY and evidence.login_attempts == 1
+    finding = classify_http(evidence)
+    assert (finding.state, finding.factory_default) == (HttpState.LOCKED, None)
+    assert finding.text == "UNKNOWN: login locked for this address (unlock in 900 s)"
 
 
 def test_not_activated_at_login_means_inactive():
     client = ScriptedClient(status=LEGACY, check=NotActivated("401 notActivated"))
     evidence = check_http(client, PROFILES)
-    assert evidence.state is HttpState.INACTIVE and evidence.factory_default is True
+    assert evidence.user_check is None and evidence.login_attempts == 1
+    assert evidence.login_error.failure is RequestFailure.NOT_ACTIVATED
+    assert concluded(evidence) == (HttpState.INACTIVE, True)
+
+
+@pytest.mark.parametrize(("error", "state"), [
+    (ConnectionFailed("reset", kind="reset"), HttpState.UNREACHABLE),
+    (MalformedReply("garbage"), HttpState.ERROR), (IsapiError("HTTP 500"), HttpState.ERROR)])
+def test_login_without_a_usable_answer(error, state):
+    client = ScriptedClient(status=LEGACY, check=error)
+    evidence = check_http(client, PROFILES)
+    assert len(client.logins) == 1 and evidence.login_error.message == str(error)
+    assert concluded(evidence) == (state, None)
 
 
 def test_details_failing_after_a_good_login_are_notes():
-    ok = UserCheck(ok=True, http_status=200, status_value=200)
-    evidence = check_http(ScriptedClient(status=ACTIVATED, check=ok), PROFILES)
-    assert evidence.state is HttpState.DEFAULT_CREDENTIALS and evidence.device_info is None
+    evidence = check_http(ScriptedClient(status=ACTIVATED, check=ACCEPTED), PROFILES)
+    assert evidence.device_info is None and evidence.network is None
     assert [n.split(":")[0] for n in evidence.notes] == ["deviceInfo unavailable",
                                                          "IPv4 settings unavailable"]
+    assert concluded(evidence) == (HttpState.DEFAULT_CREDENTIALS, True)
 
 
 def test_activated_with_no_login_allowed():
     client = ScriptedClient(status=ACTIVATED)
     evidence = check_http(client, PROFILES, try_default=False)
-    assert evidence.state is HttpState.ACTIVATED and client.logins == []
-    assert evidence.verdict.startswith("NOT DEFAULT: activated (reported by")
+    assert client.logins == [] and evidence.login is None and evidence.login_attempts == 0
+    finding = classify_http(evidence)
+    assert (finding.state, finding.factory_default) == (HttpState.ACTIVATED, False)
+    assert finding.text.startswith("NOT DEFAULT: activated (reported by")
+
+
+def test_legacy_with_no_login_allowed_cannot_decide():
+    client = ScriptedClient(status=LEGACY)
+    evidence = check_http(client, PROFILES, try_default=False)
+    assert client.logins == [] and concluded(evidence) == (HttpState.ERROR, None)

@@ -6,10 +6,12 @@ import argparse
 import ipaddress
 import json
 import sys
+from typing import Any
 
-from rig.camera.factory_state import HttpEvidence, check_http
+from rig.camera.http_evidence import HttpEvidence, RequestFailure, check_http
 from rig.camera.isapi import Credentials, IsapiClient
 from rig.camera.profiles import ProfileError, ProfileSet
+from rig.verify import HttpFinding, classify_http
 
 DESCRIPTION = """\
 Check over HTTP (ISAPI) whether a Hikvision camera is at factory defaults, spending at most one
@@ -113,36 +115,42 @@ def run(args: argparse.Namespace) -> int:
     with IsapiClient(host, port, timeout=args.timeout) as client:
         evidence = check_http(client, profiles, credentials=credentials,
                               try_default=args.try_default)
-    print(json.dumps(evidence.to_json(), indent=2) if args.json else format_evidence(evidence))
-    return exit_status(evidence)
+    finding = classify_http(evidence)
+    print(json.dumps(as_json(evidence, finding), indent=2) if args.json
+          else format_evidence(evidence, finding))
+    return exit_status(finding)
 
 
-def exit_status(evidence: HttpEvidence) -> int:
-    if evidence.factory_default is True:
+def as_json(evidence: HttpEvidence, finding: HttpFinding) -> dict[str, Any]:
+    """The facts with the judge's finding (state, factory_default, verdict, reason) after the
+    target, as ``rig verify --json`` has always printed them."""
+    return {"target": evidence.target, **finding.to_json(), **evidence.to_json()}
+
+
+def exit_status(finding: HttpFinding) -> int:
+    if finding.factory_default is True:
         return EXIT_DEFAULT
-    if evidence.factory_default is False:
+    if finding.factory_default is False:
         return EXIT_NOT_DEFAULT
     return EXIT_UNKNOWN
 
 
-def format_evidence(evidence: HttpEvidence) -> str:
+def format_evidence(evidence: HttpEvidence, finding: HttpFinding) -> str:
     """The verdict line first, then what it rests on, for a person at the bench."""
-    lines = [f"{'target:':<19}{evidence.target}", evidence.verdict]
+    lines = [f"{'target:':<19}{evidence.target}", finding.text]
 
     def add(label: str, value: object) -> None:
         lines.append(f"  {label + ':':<17}{value}")
 
-    if evidence.reason not in evidence.verdict:      # unreachable/error: the verdict says it all
-        add("reason", evidence.reason)
-
-    status = evidence.activate_status
+    if finding.reason not in finding.text:      # unreachable/error: the verdict says it all
+        add("reason", finding.reason)
+    status = _activate_status(evidence)
     if status is not None:
-        add("activateStatus", "no such endpoint (legacy firmware)" if not status.supported else
-            f"Activated={_text(status.activated)}"
-            + (f", supportVersion={status.support_version}" if status.support_version else ""))
+        add("activateStatus", status)
     check = evidence.user_check
     if evidence.login is not None:
-        login = evidence.login if evidence.default_login else f"as {evidence.login}"
+        tried = evidence.login
+        login = tried.text if tried.factory else f"as {tried.text}"
         if check is None:
             add("login", f"{login}: no answer")
         else:
@@ -170,6 +178,20 @@ def format_evidence(evidence: HttpEvidence) -> str:
     for note in evidence.notes:
         add("note", note)
     return "\n".join(lines)
+
+
+def _activate_status(evidence: HttpEvidence) -> str | None:
+    """activateStatus's answer in words; an error answer reads as the endpoint missing (the
+    check went on to a login, as for legacy firmware's 404)."""
+    status = evidence.activate_status
+    error = evidence.activate_error
+    if status is None:
+        return ("no such endpoint (legacy firmware)"
+                if error is not None and error.failure is RequestFailure.HTTP_ERROR else None)
+    if not status.supported:
+        return "no such endpoint (legacy firmware)"
+    return f"Activated={_text(status.activated)}" + (
+        f", supportVersion={status.support_version}" if status.support_version else "")
 
 
 def _text(value: object) -> str:
