@@ -26,8 +26,9 @@ from rig.camera.sadp import SadpDevice
 from rig.census import Census, Interrupted
 from rig.identity import HttpRoute, NoRoute, http_route, slot_interface
 from rig.limits import AddressSpoiled, Limits
-from rig.records import Fault, RecordStore, StepOutcome, Verdict
+from rig.records import RecordStore
 from rig.verify import BASIC, FULL, Check, UnitVerdict, judge, sharing_address
+from rig.vocabulary import Fault, StepOutcome, Verdict
 from rig.wiring import BenchHardware, SlotHardware
 
 #: Extra press time around power-on: the solenoid goes in before power and stays past the hold.

@@ -31,8 +31,9 @@ from rig.procedures import (
     UnitFault,
     verify,
 )
-from rig.records import Fault, RecordStore, RunStatus, Verdict, file_sha256
+from rig.records import RecordStore, file_sha256
 from rig.verify import UnitVerdict
+from rig.vocabulary import Fault, RunStatus, Verdict
 from rig.wiring import BenchHardware
 
 log = logging.getLogger(__name__)

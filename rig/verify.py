@@ -22,7 +22,7 @@ from rig.camera.factory_state import HttpEvidence, HttpState
 from rig.camera.profiles import DEFAULT_DEVICE_NAME, FirmwareProfile
 from rig.camera.sadp import SadpDevice
 from rig.identity import HttpRoute
-from rig.records import Fault, Verdict
+from rig.vocabulary import Fault, Verdict
 
 FULL = "full"     # everything back to the factory: button, web-full
 BASIC = "basic"   # web "Restore": network and users kept, parameters reset

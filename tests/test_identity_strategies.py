@@ -22,11 +22,12 @@ from rig.camera.isapi import IsapiClient
 from rig.camera.profiles import ProfileSet
 from rig.camera.sadp import normalize_mac
 from rig.census import Census
-from rig.records import RecordStore, Verdict
+from rig.records import RecordStore
 from rig.runner import Runner, RunResult
 from rig.sim.netns import in_netns
 from rig.sim.netns_bench import NetnsBench, netns_spec
 from rig.verify import FULL, judge
+from rig.vocabulary import Verdict
 from rig.wiring import BenchHardware
 
 pytestmark = [

@@ -12,18 +12,13 @@ import pytest
 
 import rig.records as records
 from rig.records import (
-    Fault,
-    OutputKind,
     RecordError,
     RecordStore,
-    RunStatus,
-    StepOutcome,
-    UnitState,
     UnknownRun,
-    Verdict,
     default_db_path,
     file_sha256,
 )
+from rig.vocabulary import Fault, OutputKind, RunStatus, StepOutcome, UnitState, Verdict
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -13,19 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from rig.records import (
-    RecordStore,
-    RunStatus,
-    StepOutcome,
-    UnitState,
-    Verdict,
-)
+from rig.records import RecordStore
+from rig.vocabulary import RunStatus, StepOutcome, UnitState, Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = textwrap.dedent("""
     import sys, time
-    from rig.records import RecordStore, StepOutcome
+    from rig.records import RecordStore
+    from rig.vocabulary import StepOutcome
     store = RecordStore(sys.argv[1])
     run = store.start_run("bench-k", method="hard", argv=["rig", "run", "bench-k.toml"])
     done = store.start_unit(run, "1", method="hard")

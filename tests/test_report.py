@@ -12,8 +12,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from rig.records import Fault, OutputKind, RecordStore, RunStatus, StepOutcome, Verdict
+from rig.records import RecordStore
 from rig.report import CSV_COLUMNS, format_duration, render, render_csv, render_html, render_json
+from rig.vocabulary import Fault, OutputKind, RunStatus, StepOutcome, Verdict
 
 HOSTILE = "<script>alert(1)</script>"
 

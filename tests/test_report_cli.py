@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from rig.cli import main
-from rig.records import RecordStore, RunStatus, Verdict
+from rig.records import RecordStore
+from rig.vocabulary import RunStatus, Verdict
 
 
 @pytest.fixture

@@ -13,10 +13,11 @@ import pytest
 
 from rig.camera.isapi import Credentials
 from rig.cli import main
-from rig.records import RecordStore, RunStatus, Verdict
+from rig.records import RecordStore
 from rig.runner import Runner
 from rig.sim.bench import SimBench, SimSlot
 from rig.sim.camera import CameraState, SimFaults
+from rig.vocabulary import RunStatus, Verdict
 from rig.wiring import BenchHardware
 
 SCALE = 100.0

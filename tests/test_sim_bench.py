@@ -28,7 +28,7 @@ import pytest
 from rig.bench import GpioOutput, PoeOutput, RelayOutput, load_bench
 from rig.camera.discovery import discover, open_group_socket
 from rig.camera.sadp import PORT, SadpError, build_probe, parse_probe_match
-from rig.records import RecordStore, RunStatus, Verdict
+from rig.records import RecordStore
 from rig.runner import Runner
 from rig.sim.bench import (
     EXTRA_SOLENOID_PINS,
@@ -38,6 +38,7 @@ from rig.sim.bench import (
     SimSlot,
 )
 from rig.sim.camera import CameraState, SimFaults, VirtualCamera
+from rig.vocabulary import RunStatus, Verdict
 from rig.wiring import BenchHardware, SlotHardware
 
 REPO = Path(__file__).resolve().parent.parent

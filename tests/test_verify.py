@@ -8,8 +8,8 @@ from rig.camera.factory_state import HttpEvidence, HttpState
 from rig.camera.isapi import DeviceInfo, UserCheck
 from rig.camera.profiles import ProfileSet
 from rig.camera.sadp import SadpDevice
-from rig.records import Fault, Verdict
 from rig.verify import BASIC, FULL, judge
+from rig.vocabulary import Fault, Verdict
 
 PROFILES = ProfileSet.load()
 MAC = "44:47:cc:00:00:01"

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from rig.actuators.base import OutputGuard
 from rig.commands.run import Progress, print_result
-from rig.records import RecordStore, Verdict
+from rig.records import RecordStore
 from rig.report import render
 from rig.runner import Runner
 from rig.sim.bench import SimBench, SimSlot
 from rig.sim.camera import SimFaults
+from rig.vocabulary import Verdict
 from rig.wiring import BenchHardware
 
 #: The demo bench: (power, firmware family); slot 7's button is jammed.

@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 
-from rig.records import RecordError, RecordStore, RunStatus, RunSummary, default_db_path
+from rig.records import RecordError, RecordStore, RunSummary, default_db_path
 from rig.report import format_duration
+from rig.vocabulary import RunStatus
 
 DESCRIPTION = """\
 List the latest runs recorded in the record store, newest first: when, on which bench, with

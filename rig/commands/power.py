@@ -16,7 +16,8 @@ import time
 from rig.actuators.base import ActuatorError, OutputGuard, PowerState
 from rig.actuators.gpio import GpioPower
 from rig.bench import Bench, BenchError, PoeOutput, describe_output, load_bench
-from rig.records import RecordError, RecordStore, RunStatus, file_sha256
+from rig.records import RecordError, RecordStore, file_sha256
+from rig.vocabulary import RunStatus
 from rig.wiring import BenchHardware
 
 
