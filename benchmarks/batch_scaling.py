@@ -283,7 +283,7 @@ def run_batch(count: int, *, time_scale: float, base: str, first: int,
             wall = time.monotonic() - started
         finally:
             hardware.close()
-        record = store.load_run(result.run_id)
+        record = store.runs.load_run(result.run_id)
     verdicts: dict[str, int] = {}
     for unit in record.units:
         key = str(unit.verdict) if unit.verdict else "unfinished"

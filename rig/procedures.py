@@ -119,18 +119,18 @@ class SlotJob:
     def step(self, name: str, detail: str = "") -> Iterator[int]:
         """A recorded step: written before it acts, closed with its outcome after. Progress is
         shown once the step is on disk, so the screen never runs ahead of the records."""
-        with self.store.step(self.unit_id, name, detail) as step_id:
+        with self.store.runs.step(self.unit_id, name, detail) as step_id:
             self.emit(self.slot.name, "step", name)
             yield step_id
 
     def evidence(self, kind: str, data: dict[str, Any], step_id: int | None = None) -> None:
-        self.store.add_evidence(self.unit_id, kind, data, step_id)
+        self.store.runs.add_evidence(self.unit_id, kind, data, step_id)
 
     def engaged(self, kind: str, target: str, note: str = "") -> int:
-        return self.store.output_engaged(self.run_id, self.slot.name, kind, target, note)
+        return self.store.outputs.engaged(self.run_id, self.slot.name, kind, target, note)
 
     def cleared(self, output_id: int, note: str = "") -> None:
-        self.store.output_cleared(output_id, note)
+        self.store.outputs.cleared(output_id, note)
 
     # --- the unit ---------------------------------------------------------------------------------
 
@@ -235,8 +235,8 @@ def wait_boot(job: SlotJob, since: float) -> SadpDevice:
         else:
             found = job.census.seen_after(job.mac, since, timeout, job.cancel)
         if found is None:
-            job.store.finish_step(step_id, StepOutcome.TIMEOUT,
-                                  f"no SADP reply within {timeout:.1f} s")
+            job.store.runs.finish_step(step_id, StepOutcome.TIMEOUT,
+                                       f"no SADP reply within {timeout:.1f} s")
             raise UnitFault(judge(mac=job.mac or "(unknown)", profile=job.profile,
                                   expect=FULL, after=None, http=None))
         job.evidence("sadp-after", found.to_json(), step_id)
@@ -445,7 +445,7 @@ def _web_reset(job: SlotJob, mode: str, login_checked: bool = False) -> None:
                 check = _isapi(job, lambda: client.user_check(job.credentials))
                 job.evidence("user-check", check.to_json(), step_id)
                 if not check.ok:
-                    job.store.finish_step(step_id, StepOutcome.FAILED, "login refused")
+                    job.store.runs.finish_step(step_id, StepOutcome.FAILED, "login refused")
                     raise UnitFault(judge_not_default(
                         "web-login", f"login refused: {check.retry_login_time} attempt(s) left"))
         with job.step(f"factoryReset {mode}") as step_id:
@@ -461,7 +461,7 @@ def _web_reset(job: SlotJob, mode: str, login_checked: bool = False) -> None:
     assert job.mac is not None
     with job.step("wait for reboot") as step_id:
         if not job.census.gone_after(job.mac, started, job.boot_timeout(), job.cancel):
-            job.store.finish_step(step_id, StepOutcome.TIMEOUT, "the unit never went down")
+            job.store.runs.finish_step(step_id, StepOutcome.TIMEOUT, "the unit never went down")
             raise UnitFault(judge_not_default(
                 "reboot", "the unit never rebooted after factoryReset"))
     wait_boot(job, time.monotonic())
@@ -504,7 +504,7 @@ def verify(job: SlotJob, expect: str) -> UnitVerdict:
             try:
                 route = job.route(after)
             except NoRoute as exc:
-                job.store.finish_step(step_id, StepOutcome.FAILED, str(exc))
+                job.store.runs.finish_step(step_id, StepOutcome.FAILED, str(exc))
                 return judge_not_default("http-attribution", f"no route to this unit: {exc}")
             job.evidence("http-route", {"mac": job.mac, **route.to_json()}, step_id)
             for attempt in range(1, HTTP_ATTEMPTS + 1):
@@ -526,5 +526,5 @@ def verify(job: SlotJob, expect: str) -> UnitVerdict:
                         route=route)
         job.evidence("verdict", verdict.to_json(), step_id)
         if not verdict.passed:
-            job.store.finish_step(step_id, StepOutcome.FAILED, verdict.reason)
+            job.store.runs.finish_step(step_id, StepOutcome.FAILED, verdict.reason)
         return verdict

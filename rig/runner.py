@@ -92,7 +92,7 @@ class Runner:
         """Make safe what a dead earlier run left engaged on this bench; returns what was done."""
         done: list[str] = []
         names = {s.name for s in self.bench.slots}
-        for recovered in self.store.recover_interrupted():
+        for recovered in self.store.runs.recover_interrupted():
             if recovered.run.bench_name != self.bench.name:
                 continue
             for entry in recovered.outputs:
@@ -100,7 +100,7 @@ class Runner:
                     continue
                 try:
                     self._rest(self.bench.slot(entry.slot))
-                    self.store.output_cleared(entry.id, "made safe after restart")
+                    self.store.outputs.cleared(entry.id, "made safe after restart")
                     done.append(f"run {recovered.run.id}: {entry.kind} {entry.target} made safe")
                 except ActuatorError as exc:
                     done.append(f"run {recovered.run.id}: {entry.target} NOT made safe: {exc}")
@@ -125,14 +125,15 @@ class Runner:
         threading.Thread(target=self.hardware.connect_switches, args=(self.slots,),
                          name="connect-switches", daemon=True).start()
         self.recover()
-        run_id = self.store.start_run(self.bench.name, method=self.method,
-                                      bench_path=self.bench.path,
-                                      bench_sha256=file_sha256(self.bench.path), argv=self.argv)
-        units = {s.name: self.store.plan_unit(
+        run_id = self.store.runs.start_run(self.bench.name, method=self.method,
+                                           bench_path=self.bench.path,
+                                           bench_sha256=file_sha256(self.bench.path),
+                                           argv=self.argv)
+        units = {s.name: self.store.runs.plan_unit(
             run_id, s.name, method=self.method, profile=s.profile or self.bench.default_profile,
             expected_mac=s.mac, expected_serial=s.serial) for s in self.slots}
         results: dict[str, SlotResult] = {}
-        out = set(self.store.out_of_service_slots(self.bench.name))
+        out = set(self.store.slots.out_of_service(self.bench.name))
         for slot in self.slots:
             if slot.name in out:
                 verdict = UnitVerdict(Verdict.OUT_OF_SERVICE, Fault.BENCH,
@@ -158,7 +159,7 @@ class Runner:
         finally:
             errors = self.hardware.make_safe()
             note = "; ".join(errors)
-            self.store.finish_run(run_id, status, note)
+            self.store.runs.finish_run(run_id, status, note)
         return RunResult(run_id, status, results)
 
     def _census(self, slots: list[Slot]) -> Census:
@@ -201,7 +202,7 @@ class Runner:
                 sighting = census.last(job.mac)
                 job.before = sighting.device if sighting else None
                 if job.before is not None:
-                    self.store.add_evidence(unit_id, "sadp-before", job.before.to_json())
+                    self.store.runs.add_evidence(unit_id, "sadp-before", job.before.to_json())
             jobs.append(job)
         return jobs
 
@@ -304,7 +305,7 @@ class Runner:
                 if self.cancel.wait(max(at - time.monotonic(), 0.0)):
                     return
                 self.hardware.slot(job.slot.name).power.on()
-                self.store.output_cleared(job.parked, "powered back on after the batch")
+                self.store.outputs.cleared(job.parked, "powered back on after the batch")
             except (ActuatorError, Interrupted) as exc:
                 self.emit(job.slot.name, "warning", f"parked unit not powered back on: {exc}")
                 log.error("slot %s: parked unit not powered back on: %s", job.slot.name, exc)
@@ -313,8 +314,8 @@ class Runner:
                 serial: str | None, results: dict[str, SlotResult],
                 notes: tuple[str, ...] = ()) -> None:
         reason = verdict.reason + (f" ({'; '.join(notes)})" if notes else "")
-        self.store.finish_unit(unit_id, verdict.verdict, reason,
-                               None if verdict.fault is Fault.NONE else verdict.fault,
-                               check=verdict.check, mac=mac, serial=serial)
+        self.store.runs.finish_unit(unit_id, verdict.verdict, reason,
+                                    None if verdict.fault is Fault.NONE else verdict.fault,
+                                    check=verdict.check, mac=mac, serial=serial)
         results[slot] = SlotResult(slot, verdict, mac, serial, notes)
         self.emit(slot, "verdict", f"{verdict.verdict}: {reason}")

@@ -58,14 +58,14 @@ def test_hard_reset_of_a_mixed_bench_fails_exactly_the_jammed_unit(tmp_path, sto
         assert result.status is RunStatus.FAILED
         assert not sim.cameras["1"].activated and sim.cameras["3"].activated
         assert sim.cameras["2"].password_for("admin") == "12345"
-    record = store.load_run(result.run_id)
+    record = store.runs.load_run(result.run_id)
     assert record.run.status == "failed"
     steps = [s.name for s in next(u for u in record.units if u.slot == "1").steps]
     assert steps == ["power off", "settle", "press", "power on", "hold", "release",
                      "wait for boot", "verify"]
     kinds = {e.kind for u in record.units for e in u.evidence}
     assert {"sadp-before", "sadp-after", "http", "verdict"} <= kinds
-    assert store.open_outputs() == []          # every output the run engaged is back at rest
+    assert store.outputs.open() == []          # every output the run engaged is back at rest
 
 
 def test_poe_cycle_is_a_reboot_not_a_reset(tmp_path, store):
@@ -84,7 +84,7 @@ def test_web_full_resets_every_family_over_isapi(tmp_path, store):
         result = run(sim, store, method="web-full", credentials=Credentials("admin", PASSWORD))
         assert all(not c.activated for n, c in sim.cameras.items() if n != "3")
     assert set(verdicts(result).values()) == {Verdict.FACTORY_DEFAULT}, result.results
-    steps = [s.name for s in store.load_run(result.run_id).units[0].steps]
+    steps = [s.name for s in store.runs.load_run(result.run_id).units[0].steps]
     assert "factoryReset full" in steps and "reboot" in steps   # current answers rebootRequired
 
 
@@ -112,13 +112,13 @@ def test_auto_uses_the_web_when_the_password_works_and_the_button_when_not(tmp_p
                         provision=PASSWORD) as sim:
         good = run(sim, store, method="auto", credentials=Credentials("admin", PASSWORD))
         assert set(verdicts(good).values()) == {Verdict.FACTORY_DEFAULT}
-        names = [s.name for s in store.load_run(good.run_id).units[0].steps]
+        names = [s.name for s in store.runs.load_run(good.run_id).units[0].steps]
         assert "factoryReset full" in names and "press" not in names
         for camera in sim.cameras.values():
             camera.provision(PASSWORD)
         bad = run(sim, store, method="auto", credentials=Credentials("admin", "Wrong-pass1"))
         assert set(verdicts(bad).values()) == {Verdict.FACTORY_DEFAULT}
-        names = [s.name for s in store.load_run(bad.run_id).units[0].steps]
+        names = [s.name for s in store.runs.load_run(bad.run_id).units[0].steps]
         assert "press" in names and "factoryReset full" not in names
         assert not any(c.is_locked() for c in sim.cameras.values())
 
@@ -157,7 +157,7 @@ def test_identity_is_learned_by_roll_call_when_the_bench_file_has_none(tmp_path,
     assert set(verdicts(result).values()) == {Verdict.FACTORY_DEFAULT}
     assert all("roll call" in " ".join(r.notes) for r in result.results.values()), {
         n: r.notes for n, r in result.results.items()}
-    stored = {u.slot: u.reason for u in store.load_run(result.run_id).units}
+    stored = {u.slot: u.reason for u in store.runs.load_run(result.run_id).units}
     assert "identity learned by power-off roll call" in stored["3"]
 
 
@@ -213,11 +213,11 @@ def test_kill_9_mid_run_then_restart_recovers_and_leaves_nothing_energised(tmp_p
         assert "made safe" in rerun.stdout or "made safe" in rerun.stderr, rerun.stdout
         assert board.state(2) is False and board.state(4) is False   # released by recovery
     with RecordStore.open(db) as store:
-        first = store.load_run(1)
+        first = store.runs.load_run(1)
         assert first.run.status == "interrupted"
         unit = next(u for u in first.units if u.slot == "1")
         assert unit.verdict == "interrupted" and "hold" in unit.reason
-        assert store.open_outputs() == []
+        assert store.outputs.open() == []
 
 
 def test_a_tight_poe_budget_lets_one_unit_boot_at_a_time(tmp_path, store):
@@ -236,7 +236,7 @@ def test_a_tight_poe_budget_lets_one_unit_boot_at_a_time(tmp_path, store):
         finally:
             hardware.close()
     assert set(verdicts(result).values()) == {Verdict.FACTORY_DEFAULT}
-    record = store.load_run(result.run_id)
+    record = store.runs.load_run(result.run_id)
     units = record.units
     spans = sorted((next(s for s in u.steps if s.name == "power on").started_at,
                     next(s for s in u.steps if s.name == "wait for boot").finished_at)
@@ -266,7 +266,7 @@ def test_http_that_comes_up_after_sadp_is_waited_for_without_spending_logins(tmp
         result = run(sim, store, method="poe-cycle")
         assert not sim.cameras["1"].is_locked()
     assert verdicts(result) == {"1": Verdict.NOT_DEFAULT}        # admin/12345 was changed
-    attempts = [e.data["attempt"] for u in store.load_run(result.run_id).units
+    attempts = [e.data["attempt"] for u in store.runs.load_run(result.run_id).units
                 for e in u.evidence if e.kind == "http"]
     assert attempts == [1, 2, 3]
 

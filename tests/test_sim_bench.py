@@ -329,7 +329,7 @@ def test_a_24_slot_poe_bench_with_relay_buttons_resets_every_unit(tmp_path: Path
                 n: r.verdict.reason for n, r in result.results.items() if not r.verdict.passed}
             assert {r.verdict.verdict for r in result.results.values()} == {
                 Verdict.FACTORY_DEFAULT}
-            assert len(result.results) == 24 and store.open_outputs() == []
+            assert len(result.results) == 24 and store.outputs.open() == []
         for name, camera in sim.cameras.items():
             assert is_factory_default(camera), name
             events = [what for _, what in camera.events]

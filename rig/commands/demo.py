@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
                 hardware.close()
             print_result(result, as_json=False)
             report = directory / f"report-run-{result.run_id}.html"
-            report.write_text(render(store.load_run(result.run_id), "html"), encoding="utf-8")
+            report.write_text(render(store.runs.load_run(result.run_id), "html"), encoding="utf-8")
     except KeyboardInterrupt:
         print("rig demo: interrupted", file=sys.stderr)
         return 130

@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if store is None:
         return 2
     with store:
-        summaries = store.history(limit=args.limit, bench=args.bench)
-        orphaned = {s.run.id for s in summaries if store.is_orphaned(s.run)}
+        summaries = store.runs.history(limit=args.limit, bench=args.bench)
+        orphaned = {s.run.id for s in summaries if store.runs.is_orphaned(s.run)}
     if args.json:
         print(json.dumps([as_json(s, s.run.id in orphaned) for s in summaries], indent=2))
     elif not summaries:

@@ -27,20 +27,18 @@ class Journal:
 
     def __init__(self, store: RecordStore, bench: Bench, method: str) -> None:
         self.store = store
-        self.run_id = store.start_run(bench.name, method=method, bench_path=bench.path,
-                                      bench_sha256=file_sha256(bench.path), argv=sys.argv)
+        self.run_id = store.runs.start_run(bench.name, method=method, bench_path=bench.path,
+                                           bench_sha256=file_sha256(bench.path), argv=sys.argv)
 
     def engaged(self, slot: str, kind: str, target: str, note: str) -> int:
-        return self.store.output_engaged(self.run_id, slot, kind, target, note)
+        return self.store.outputs.engaged(self.run_id, slot, kind, target, note)
 
     def cleared(self, target: str, note: str) -> None:
         """Clear every open ledger line for ``target``, whichever run left it."""
-        for entry in self.store.open_outputs():
-            if entry.target == target:
-                self.store.output_cleared(entry.id, note)
+        self.store.outputs.clear_target(target, note)
 
     def finish(self, ok: bool, note: str = "") -> None:
-        self.store.finish_run(self.run_id, RunStatus.PASSED if ok else RunStatus.FAILED, note)
+        self.store.runs.finish_run(self.run_id, RunStatus.PASSED if ok else RunStatus.FAILED, note)
         self.store.close()
 
 
