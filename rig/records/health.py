@@ -9,7 +9,7 @@ events to record; no database), ``SlotHealth`` stores what it decided and the op
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from rig.records.db import Database
@@ -47,7 +47,7 @@ class SlotHealthPolicy:
     """When a slot goes out of service, and which verdicts count towards it."""
 
     bench_fault_limit: int = DEFAULT_BENCH_FAULT_LIMIT
-    counted: frozenset[Verdict] = field(default=HEALTH_VERDICTS)
+    counted: frozenset[Verdict] = HEALTH_VERDICTS
 
     def __post_init__(self) -> None:
         if self.bench_fault_limit < 1:
