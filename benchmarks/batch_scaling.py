@@ -54,9 +54,10 @@ from rig.actuators.relay_protocols import numato
 from rig.bench import Bench, load_bench
 from rig.camera.profiles import ProfileSet
 from rig.procedures import PRESS_MARGIN_S
-from rig.records import RecordStore, RunRecord, Unit, Verdict
+from rig.records import RecordStore, RunRecord, Unit
 from rig.runner import Runner
 from rig.sim.bench import SimBench, SimSlot
+from rig.vocabulary import Verdict
 from rig.wiring import BenchHardware
 
 #: The steps that make up a unit's critical path (see the module docstring).
@@ -282,7 +283,7 @@ def run_batch(count: int, *, time_scale: float, base: str, first: int,
             wall = time.monotonic() - started
         finally:
             hardware.close()
-        record = store.load_run(result.run_id)
+        record = store.runs.load_run(result.run_id)
     verdicts: dict[str, int] = {}
     for unit in record.units:
         key = str(unit.verdict) if unit.verdict else "unfinished"

@@ -42,27 +42,27 @@ class Recorder:
     @contextmanager
     def step(self, name: str, detail: str = "") -> Iterator[int]:
         """A recorded step: written before it acts, closed with its outcome after."""
-        with self.store.step(self.unit_id, name, detail) as step_id:
+        with self.store.runs.step(self.unit_id, name, detail) as step_id:
             self.emit(self.slot, "step", name)
             yield step_id
 
     def finish(self, step_id: int, outcome: StepOutcome, detail: str = "") -> None:
         """Close a step early with an outcome of its own (a timeout, a refusal)."""
-        self.store.finish_step(step_id, outcome, detail)
+        self.store.runs.finish_step(step_id, outcome, detail)
 
     def evidence(self, kind: EvidenceKind, data: dict[str, Any],
                  step_id: int | None = None) -> None:
-        self.store.add_evidence(self.unit_id, kind, data, step_id)
+        self.store.runs.add_evidence(self.unit_id, kind, data, step_id)
 
     # --- outputs ledger ------------------------------------------------------------------------
 
     def engaged(self, kind: OutputKind, target: str, note: str = "") -> int:
         """Record an output leaving its rest state; call it *before* the output moves."""
-        return self.store.output_engaged(self.run_id, self.slot, kind, target, note)
+        return self.store.outputs.engaged(self.run_id, self.slot, kind, target, note)
 
     def cleared(self, entry: int, note: str = "") -> None:
         """Record an output back at rest; call it only once the move worked."""
-        self.store.output_cleared(entry, note)
+        self.store.outputs.cleared(entry, note)
 
     # --- notes -------------------------------------------------------------------------------
 

@@ -21,7 +21,8 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from rig.records import RunRecord, Step, StepOutcome, Unit
+from rig.records import RunRecord, Step, Unit
+from rig.vocabulary import StepOutcome
 
 FORMATS = ("csv", "json", "html")
 #: Version of the JSON document's layout; bump when a field changes meaning or goes away.

@@ -101,7 +101,7 @@ class Runner:
         """Make safe what a dead earlier run left engaged on this bench; returns what was done."""
         done: list[str] = []
         names = {s.name for s in self.bench.slots}
-        for recovered in self.store.recover_interrupted():
+        for recovered in self.store.runs.recover_interrupted():
             if recovered.run.bench_name != self.bench.name:
                 continue
             for entry in recovered.outputs:
@@ -109,7 +109,7 @@ class Runner:
                     continue
                 try:
                     self._rest(self.bench.slot(entry.slot))
-                    self.store.output_cleared(entry.id, "made safe after restart")
+                    self.store.outputs.cleared(entry.id, "made safe after restart")
                     done.append(f"run {recovered.run.id}: {entry.kind} {entry.target} made safe")
                 except ActuatorError as exc:
                     done.append(f"run {recovered.run.id}: {entry.target} NOT made safe: {exc}")
@@ -134,14 +134,14 @@ class Runner:
         threading.Thread(target=self.hardware.connect_switches, args=(self.slots,),
                          name="connect-switches", daemon=True).start()
         self.recover()
-        run_id = self.store.start_run(self.bench.name, method=self.method,
+        run_id = self.store.runs.start_run(self.bench.name, method=self.method,
                                       bench_path=self.bench.path,
                                       bench_sha256=file_sha256(self.bench.path), argv=self.argv)
-        units = {s.name: self.store.plan_unit(
+        units = {s.name: self.store.runs.plan_unit(
             run_id, s.name, method=self.method, profile=s.profile.name,
             expected_mac=s.mac, expected_serial=s.serial) for s in self.slots}
         results: dict[str, SlotResult] = {}
-        out = set(self.store.out_of_service_slots(self.bench.name))
+        out = {s.slot for s in self.store.slots.out_of_service(self.bench.name)}
         for slot in self.slots:
             if slot.name in out:
                 verdict = UnitVerdict(Verdict.OUT_OF_SERVICE, Fault.BENCH,
@@ -167,7 +167,7 @@ class Runner:
         finally:
             errors = self.hardware.make_safe()
             note = "; ".join(errors)
-            self.store.finish_run(run_id, status, note)
+            self.store.runs.finish_run(run_id, status, note)
         return RunResult(run_id, status, results)
 
     def _census(self, slots: list[Slot]) -> Census:
@@ -312,7 +312,7 @@ class Runner:
                 serial: str | None, results: dict[str, SlotResult],
                 notes: tuple[str, ...] = ()) -> None:
         reason = verdict.reason + (f" ({'; '.join(notes)})" if notes else "")
-        self.store.finish_unit(unit_id, verdict.verdict, reason,
+        self.store.runs.finish_unit(unit_id, verdict.verdict, reason,
                                None if verdict.fault is Fault.NONE else verdict.fault,
                                check=verdict.check, mac=mac, serial=serial)
         results[slot] = SlotResult(slot, verdict, mac, serial, notes)

@@ -18,8 +18,8 @@ def test_demo_resets_the_bench_and_catches_the_jammed_button(tmp_path, capsys):
     assert f"HTML report: {report}" in out
     HTMLParser().feed(report.read_text(encoding="utf-8"))
     with RecordStore.open(tmp_path / "records.sqlite") as store:
-        record = store.load_run(1)
+        record = store.runs.load_run(1)
         verdicts = {u.slot: u.verdict for u in record.units}
         assert verdicts.pop("7") == "not-default"
         assert set(verdicts.values()) == {"factory-default"}
-        assert store.open_outputs() == []
+        assert store.outputs.open() == []

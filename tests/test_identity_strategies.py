@@ -22,12 +22,12 @@ from rig.camera.isapi import IsapiClient
 from rig.camera.profiles import ProfileSet
 from rig.camera.sadp import normalize_mac
 from rig.census import Census
-from rig.records import RecordStore, Verdict
+from rig.records import RecordStore
 from rig.runner import Runner, RunResult
 from rig.sim.netns import in_netns
 from rig.sim.netns_bench import NetnsBench, netns_spec
 from rig.verify import judge
-from rig.vocabulary import ExpectedState
+from rig.vocabulary import ExpectedState, Verdict
 from rig.wiring import BenchHardware
 
 pytestmark = [
@@ -64,7 +64,7 @@ def test_each_strategy_fails_exactly_the_two_jammed_units(identity: str, profile
         result = run_batch(sim, store)
         still_used = {name for name, camera in sim.cameras.items()
                       if camera.password_for("admin") == PASSWORD}
-        record = store.load_run(result.run_id)
+        record = store.runs.load_run(result.run_id)
     failed = {name for name, r in result.results.items() if not r.verdict.passed}
     assert failed == JAMMED, {n: r.verdict.reason for n, r in result.results.items()}
     assert still_used == JAMMED, "the simulator's own view: only the jammed kept the password"

@@ -158,7 +158,7 @@ power = {{ kind = "poe", switch = "sw", port = 3 }}
     assert main(["safe", str(bench)]) == 1          # cannot rest the port: said and recorded
     assert "slot P3" in capsys.readouterr().err
     with RecordStore.open(os.environ["RIG_DB"]) as store:
-        [entry] = store.open_outputs()
+        [entry] = store.outputs.open()
         assert (entry.kind, entry.target) == ("left-engaged", "switch sw port 3")
         assert "could not rest" in entry.note
 
@@ -167,13 +167,13 @@ def test_manual_operations_are_recorded_with_the_outputs_they_leave(gpio_bench, 
                                                                    capsys):
     assert main(["power", "2", "off", "--bench", gpio_bench]) == 0
     with RecordStore.open(record_store) as store:
-        [entry] = store.open_outputs()
+        [entry] = store.outputs.open()
         assert (entry.slot, entry.kind, entry.target) == ("2", "power-off", "GPIO 27")
     assert main(["press", "1", "--seconds", "0.05", "--bench", gpio_bench]) == 0
     assert main(["power", "2", "on", "--bench", gpio_bench]) == 0
     with RecordStore.open(record_store) as store:
-        assert store.open_outputs() == []
-        runs = store.history()
+        assert store.outputs.open() == []
+        runs = store.runs.history()
         assert [r.run.method for r in runs] == ["manual: power on", "manual: press 0.05 s",
                                                 "manual: power off"]
         assert all(r.run.status == "passed" for r in runs)

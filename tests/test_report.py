@@ -12,8 +12,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from rig.records import Fault, OutputKind, RecordStore, RunStatus, StepOutcome, Verdict
+from rig.records import RecordStore
 from rig.report import CSV_COLUMNS, format_duration, render, render_csv, render_html, render_json
+from rig.vocabulary import Fault, OutputKind, RunStatus, StepOutcome, Verdict
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -31,29 +32,30 @@ class StepClock:
 def record(tmp_path):
     """A closed run with three units: passed, failed (hostile strings), unfinished."""
     with RecordStore(tmp_path / "rig.sqlite", clock=StepClock()) as store:
-        run = store.start_run("bench-a", method="hard", argv=["rig", "run", "a.toml"])
-        good = store.start_unit(run, "1", method="hard", profile="current")
+        run = store.runs.start_run("bench-a", method="hard", argv=["rig", "run", "a.toml"])
+        good = store.runs.start_unit(run, "1", method="hard", profile="current")
         for name in ("power off", "press reset button", "power on", "wait for boot"):
-            with store.step(good, name, detail="GPIO 17"):
+            with store.runs.step(good, name, detail="GPIO 17"):
                 pass
-        store.add_evidence(good, "sadp-after", {"mac": "aa:bb:cc:00:00:01", "activated": False})
-        store.finish_unit(good, Verdict.FACTORY_DEFAULT, "inactive after reset",
-                          mac="aa:bb:cc:00:00:01", serial="DS-1")
-        bad = store.start_unit(run, "2", method="hard", profile="legacy")
-        step = store.start_step(bad, HOSTILE, detail='"><img src=x onerror=alert(2)>')
-        store.finish_step(step, StepOutcome.FAILED)
-        store.add_evidence(bad, "http", {"model": HOSTILE, "body": "</pre><b>x</b>"},
-                           step_id=step)
-        store.finish_unit(bad, Verdict.NOT_DEFAULT, f"serial {HOSTILE} is still activated",
-                          Fault.UNIT, check="activation", mac="aa:bb:cc:00:00:02",
-                          serial="=HYPERLINK(\"http://evil\")")
-        out = store.output_engaged(run, "2", OutputKind.SOLENOID_ON, "GPIO 22")
-        store.output_cleared(out)
-        store.output_engaged(run, "3", OutputKind.POWER_OFF, "switch main port 3")
-        slow = store.start_unit(run, "3", method="hard")
-        store.start_step(slow, "hold")
-        store.finish_run(run, RunStatus.FAILED)
-        yield store.load_run(run)
+        store.runs.add_evidence(good, "sadp-after",
+                                {"mac": "aa:bb:cc:00:00:01", "activated": False})
+        store.runs.finish_unit(good, Verdict.FACTORY_DEFAULT, "inactive after reset",
+                               mac="aa:bb:cc:00:00:01", serial="DS-1")
+        bad = store.runs.start_unit(run, "2", method="hard", profile="legacy")
+        step = store.runs.start_step(bad, HOSTILE, detail='"><img src=x onerror=alert(2)>')
+        store.runs.finish_step(step, StepOutcome.FAILED)
+        store.runs.add_evidence(bad, "http", {"model": HOSTILE, "body": "</pre><b>x</b>"},
+                                step_id=step)
+        store.runs.finish_unit(bad, Verdict.NOT_DEFAULT, f"serial {HOSTILE} is still activated",
+                               Fault.UNIT, check="activation", mac="aa:bb:cc:00:00:02",
+                               serial="=HYPERLINK(\"http://evil\")")
+        out = store.outputs.engaged(run, "2", OutputKind.SOLENOID_ON, "GPIO 22")
+        store.outputs.cleared(out)
+        store.outputs.engaged(run, "3", OutputKind.POWER_OFF, "switch main port 3")
+        slow = store.runs.start_unit(run, "3", method="hard")
+        store.runs.start_step(slow, "hold")
+        store.runs.finish_run(run, RunStatus.FAILED)
+        yield store.runs.load_run(run)
 
 
 def test_csv_has_one_parseable_row_per_unit(record):
@@ -154,10 +156,10 @@ def test_html_escapes_every_hostile_string(record):
 
 def test_html_of_a_run_that_never_closed(tmp_path):
     with RecordStore(tmp_path / "rig.sqlite", clock=StepClock()) as store:
-        run = store.start_run("bench-a", method="auto")
-        unit = store.start_unit(run, "1", method="auto")
-        store.start_step(unit, "power off")
-        page = parse(render_html(store.load_run(run)))
+        run = store.runs.start_run("bench-a", method="auto")
+        unit = store.runs.start_unit(run, "1", method="auto")
+        store.runs.start_step(unit, "power off")
+        page = parse(render_html(store.runs.load_run(run)))
     bar = page.with_class("step-bar")[0]
     assert "o-running" in bar["class"] and "still open" in bar["title"]
     assert "not closed" in "".join(page.text)
@@ -165,9 +167,9 @@ def test_html_of_a_run_that_never_closed(tmp_path):
 
 def test_html_of_an_empty_run(tmp_path):
     with RecordStore(tmp_path / "rig.sqlite", clock=StepClock()) as store:
-        run = store.start_run("bench-a", method="auto")
-        store.finish_run(run, RunStatus.ABORTED)
-        text = render_html(store.load_run(run))
+        run = store.runs.start_run("bench-a", method="auto")
+        store.runs.finish_run(run, RunStatus.ABORTED)
+        text = render_html(store.runs.load_run(run))
     assert "No units in this run." in text and "step-bar" not in text.split("</style>")[1]
 
 

@@ -10,25 +10,26 @@ from pathlib import Path
 import pytest
 
 from rig.cli import main
-from rig.records import RecordStore, RunStatus, Verdict
+from rig.records import RecordStore
+from rig.vocabulary import RunStatus, Verdict
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "rig.sqlite"
     with RecordStore(path) as store:
-        first = store.start_run("bench-a", method="hard")
+        first = store.runs.start_run("bench-a", method="hard")
         for slot, verdict in (("1", Verdict.FACTORY_DEFAULT), ("2", Verdict.NOT_DEFAULT),
                               ("3", Verdict.BENCH_FAULT)):
-            unit = store.start_unit(first, slot, method="hard")
-            with store.step(unit, "power off"):
+            unit = store.runs.start_unit(first, slot, method="hard")
+            with store.runs.step(unit, "power off"):
                 pass
-            store.finish_unit(unit, verdict, f"slot {slot} verdict")
-        store.finish_run(first, RunStatus.FAILED)
-        second = store.start_run("bench-b", method="poe-cycle")
-        store.finish_unit(store.start_unit(second, "1", method="poe-cycle"),
-                          Verdict.FACTORY_DEFAULT, "inactive")
-        store.finish_run(second, RunStatus.PASSED)
+            store.runs.finish_unit(unit, verdict, f"slot {slot} verdict")
+        store.runs.finish_run(first, RunStatus.FAILED)
+        second = store.runs.start_run("bench-b", method="poe-cycle")
+        store.runs.finish_unit(store.runs.start_unit(second, "1", method="poe-cycle"),
+                               Verdict.FACTORY_DEFAULT, "inactive")
+        store.runs.finish_run(second, RunStatus.PASSED)
     return path
 
 
@@ -63,7 +64,7 @@ def test_history_json_filters_by_bench_and_limit(db, capsys):
 def test_history_marks_a_run_whose_process_is_gone(tmp_path, capsys):
     db = tmp_path / "rig.sqlite"
     with RecordStore(db) as store:
-        store.start_run("bench-a", method="hard", pid=2 ** 22 + 12345)   # beyond pid_max
+        store.runs.start_run("bench-a", method="hard", pid=2 ** 22 + 12345)   # beyond pid_max
     code, out, _ = rig(capsys, "history", "--db", str(db))
     assert code == 0 and "running (orphaned)" in out
 

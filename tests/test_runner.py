@@ -13,10 +13,11 @@ import pytest
 
 from rig.camera.isapi import Credentials
 from rig.cli import main
-from rig.records import RecordStore, RunStatus, Verdict
+from rig.records import RecordStore
 from rig.runner import Runner
 from rig.sim.bench import SimBench, SimSlot
 from rig.sim.camera import CameraState, SimFaults
+from rig.vocabulary import RunStatus, Verdict
 from rig.wiring import BenchHardware
 
 SCALE = 100.0
@@ -57,14 +58,14 @@ def test_hard_reset_of_a_mixed_bench_fails_exactly_the_jammed_unit(tmp_path, sto
         assert result.status is RunStatus.FAILED
         assert not sim.cameras["1"].activated and sim.cameras["3"].activated
         assert sim.cameras["2"].password_for("admin") == "12345"
-    record = store.load_run(result.run_id)
+    record = store.runs.load_run(result.run_id)
     assert record.run.status == "failed"
     steps = [s.name for s in next(u for u in record.units if u.slot == "1").steps]
     assert steps == ["power off", "settle", "press", "power on", "hold", "release",
                      "wait for boot", "verify"]
     kinds = {e.kind for u in record.units for e in u.evidence}
     assert {"sadp-before", "sadp-after", "http", "verdict"} <= kinds
-    assert store.open_outputs() == []          # every output the run engaged is back at rest
+    assert store.outputs.open() == []          # every output the run engaged is back at rest
 
 
 def test_poe_cycle_is_a_reboot_not_a_reset(tmp_path, store):
@@ -83,7 +84,7 @@ def test_web_full_resets_every_family_over_isapi(tmp_path, store):
         result = run(sim, store, method="web-full", credentials=Credentials("admin", PASSWORD))
         assert all(not c.activated for n, c in sim.cameras.items() if n != "3")
     assert set(verdicts(result).values()) == {Verdict.FACTORY_DEFAULT}, result.results
-    steps = [s.name for s in store.load_run(result.run_id).units[0].steps]
+    steps = [s.name for s in store.runs.load_run(result.run_id).units[0].steps]
     assert "factoryReset full" in steps and "reboot" in steps   # current answers rebootRequired
 
 
@@ -105,19 +106,33 @@ def test_web_method_without_credentials_is_a_bench_fault(tmp_path, store):
     assert "needs the admin password" in result.results["1"].verdict.reason
 
 
+def test_a_slot_with_repeated_bench_faults_is_taken_out_of_service_and_skipped(tmp_path,
+                                                                              store):
+    with SimBench.start([SimSlot("poe", "current"), SimSlot("poe", "current")],
+                        directory=tmp_path, time_scale=SCALE, first=174) as sim:
+        for _ in range(3):                        # web-full without a password: bench faults
+            result = run(sim, store, method="web-full", slots=["1"])
+            assert verdicts(result) == {"1": Verdict.BENCH_FAULT}
+        assert [s.slot for s in store.slots.out_of_service(sim.bench.name)] == ["1"]
+        result = run(sim, store, method="poe-cycle")
+    assert verdicts(result) == {"1": Verdict.OUT_OF_SERVICE, "2": Verdict.FACTORY_DEFAULT}
+    steps = {u.slot: [s.name for s in u.steps] for u in store.runs.load_run(result.run_id).units}
+    assert steps["1"] == [] and "power off" in steps["2"]     # slot 1's hands never moved
+
+
 def test_auto_uses_the_web_when_the_password_works_and_the_button_when_not(tmp_path, store):
     with SimBench.start([SimSlot("poe", "current"), SimSlot("gpio", "g5")],
                         directory=tmp_path, time_scale=SCALE, first=174,
                         provision=PASSWORD) as sim:
         good = run(sim, store, method="auto", credentials=Credentials("admin", PASSWORD))
         assert set(verdicts(good).values()) == {Verdict.FACTORY_DEFAULT}
-        names = [s.name for s in store.load_run(good.run_id).units[0].steps]
+        names = [s.name for s in store.runs.load_run(good.run_id).units[0].steps]
         assert "factoryReset full" in names and "press" not in names
         for camera in sim.cameras.values():
             camera.provision(PASSWORD)
         bad = run(sim, store, method="auto", credentials=Credentials("admin", "Wrong-pass1"))
         assert set(verdicts(bad).values()) == {Verdict.FACTORY_DEFAULT}
-        names = [s.name for s in store.load_run(bad.run_id).units[0].steps]
+        names = [s.name for s in store.runs.load_run(bad.run_id).units[0].steps]
         assert "press" in names and "factoryReset full" not in names
         assert not any(c.is_locked() for c in sim.cameras.values())
 
@@ -156,7 +171,7 @@ def test_identity_is_learned_by_roll_call_when_the_bench_file_has_none(tmp_path,
     assert set(verdicts(result).values()) == {Verdict.FACTORY_DEFAULT}
     assert all("roll call" in " ".join(r.notes) for r in result.results.values()), {
         n: r.notes for n, r in result.results.items()}
-    stored = {u.slot: u.reason for u in store.load_run(result.run_id).units}
+    stored = {u.slot: u.reason for u in store.runs.load_run(result.run_id).units}
     assert "identity learned by power-off roll call" in stored["3"]
 
 
@@ -212,11 +227,11 @@ def test_kill_9_mid_run_then_restart_recovers_and_leaves_nothing_energised(tmp_p
         assert "made safe" in rerun.stdout or "made safe" in rerun.stderr, rerun.stdout
         assert board.state(2) is False and board.state(4) is False   # released by recovery
     with RecordStore.open(db) as store:
-        first = store.load_run(1)
+        first = store.runs.load_run(1)
         assert first.run.status == "interrupted"
         unit = next(u for u in first.units if u.slot == "1")
         assert unit.verdict == "interrupted" and "hold" in unit.reason
-        assert store.open_outputs() == []
+        assert store.outputs.open() == []
 
 
 def test_a_tight_poe_budget_lets_one_unit_boot_at_a_time(tmp_path, store):
@@ -235,7 +250,7 @@ def test_a_tight_poe_budget_lets_one_unit_boot_at_a_time(tmp_path, store):
         finally:
             hardware.close()
     assert set(verdicts(result).values()) == {Verdict.FACTORY_DEFAULT}
-    record = store.load_run(result.run_id)
+    record = store.runs.load_run(result.run_id)
     units = record.units
     spans = sorted((next(s for s in u.steps if s.name == "power on").started_at,
                     next(s for s in u.steps if s.name == "wait for boot").finished_at)
@@ -265,7 +280,7 @@ def test_http_that_comes_up_after_sadp_is_waited_for_without_spending_logins(tmp
         result = run(sim, store, method="poe-cycle")
         assert not sim.cameras["1"].is_locked()
     assert verdicts(result) == {"1": Verdict.NOT_DEFAULT}        # admin/12345 was changed
-    records = [e.data for u in store.load_run(result.run_id).units
+    records = [e.data for u in store.runs.load_run(result.run_id).units
                for e in u.evidence if e.kind == "http"]
     assert [r["attempt"] for r in records] == [1, 2, 3]
     # facts at the top, the judge's reading of them beside, under "finding"

@@ -67,8 +67,8 @@ class Bench2:
         self.hardware = FakeHardware()
         self.cancel = threading.Event()
         self.turns = AddressTurns({ADDRESS: list(names)})
-        self.run_id = store.start_run("bench", method="hard")
-        self.recs = {n: Recorder(store, self.run_id, store.plan_unit(self.run_id, n,
+        self.run_id = store.runs.start_run("bench", method="hard")
+        self.recs = {n: Recorder(store, self.run_id, store.runs.plan_unit(self.run_id, n,
                                                                       method="hard"), n)
                      for n in names}
         profile = ProfileSet.load().get("current")
@@ -84,7 +84,7 @@ class Bench2:
 
     def steps(self, name: str) -> list[str]:
         unit = self.recs[name].unit_id
-        return [s.name for s in self.store.load_unit(unit).steps]
+        return [s.name for s in self.store.runs.load_unit(unit).steps]
 
 
 def test_a_slot_alone_on_its_address_takes_no_turn_and_is_never_parked(store):
@@ -140,7 +140,7 @@ def test_each_turn_ends_with_the_unit_parked_and_the_next_one_alone(store):
     assert bench.hardware.powers["1"].calls == ["off", "on", "off"]      # parked
     assert bench.slot_turns["1"].parked_entry is not None
     assert bench.steps("1") == ["address turn", "park"]
-    open_lines = {o.slot: o.kind for o in store.open_outputs(bench.run_id)}
+    open_lines = {o.slot: o.kind for o in store.outputs.open(bench.run_id)}
     assert open_lines["1"] == "poe-port-off"
 
 
@@ -176,7 +176,7 @@ def test_unpark_powers_the_unit_back_on_and_clears_its_ledger_line(store):
         bench.hands["1"].apply_power()
     turn.unpark(PowerOnSchedule(0.0), bench.cancel)
     assert bench.hardware.powers["1"].calls[-1] == "on" and turn.parked_entry is None
-    assert [o for o in store.open_outputs(bench.run_id) if o.slot == "1"] == []
+    assert [o for o in store.outputs.open(bench.run_id) if o.slot == "1"] == []
 
 
 def test_a_unit_that_was_off_when_its_slot_ended_lets_the_group_go_on(store):

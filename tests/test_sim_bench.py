@@ -29,7 +29,7 @@ import pytest
 from rig.bench import GpioOutput, PoeOutput, RelayOutput, dump, load_bench
 from rig.camera.discovery import discover, open_group_socket
 from rig.camera.sadp import PORT, SadpError, build_probe, parse_probe_match
-from rig.records import RecordStore, RunStatus, Verdict
+from rig.records import RecordStore
 from rig.runner import Runner
 from rig.sim.bench import (
     EXTRA_SOLENOID_PINS,
@@ -39,6 +39,7 @@ from rig.sim.bench import (
     SimSlot,
 )
 from rig.sim.camera import CameraState, SimFaults, VirtualCamera
+from rig.vocabulary import RunStatus, Verdict
 from rig.wiring import BenchHardware, SlotHardware
 
 REPO = Path(__file__).resolve().parent.parent
@@ -332,7 +333,7 @@ def test_a_24_slot_poe_bench_with_relay_buttons_resets_every_unit(tmp_path: Path
                 n: r.verdict.reason for n, r in result.results.items() if not r.verdict.passed}
             assert {r.verdict.verdict for r in result.results.values()} == {
                 Verdict.FACTORY_DEFAULT}
-            assert len(result.results) == 24 and store.open_outputs() == []
+            assert len(result.results) == 24 and store.outputs.open() == []
         for name, camera in sim.cameras.items():
             assert is_factory_default(camera), name
             events = [what for _, what in camera.events]

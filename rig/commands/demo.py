@@ -15,11 +15,12 @@ from pathlib import Path
 
 from rig.actuators.base import OutputGuard
 from rig.commands.run import Progress, print_result
-from rig.records import RecordStore, Verdict
+from rig.records import RecordStore
 from rig.report import render
 from rig.runner import Runner
 from rig.sim.bench import SimBench, SimSlot
 from rig.sim.camera import SimFaults
+from rig.vocabulary import Verdict
 from rig.wiring import BenchHardware
 
 #: The demo bench: (power, firmware family); slot 7's button is jammed.
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
                 hardware.close()
             print_result(result, as_json=False)
             report = directory / f"report-run-{result.run_id}.html"
-            report.write_text(render(store.load_run(result.run_id), "html"), encoding="utf-8")
+            report.write_text(render(store.runs.load_run(result.run_id), "html"), encoding="utf-8")
     except KeyboardInterrupt:
         print("rig demo: interrupted", file=sys.stderr)
         return 130

@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 
-from rig.records import RecordError, RecordStore, RunStatus, RunSummary, default_db_path
+from rig.records import RecordError, RecordStore, RunSummary, default_db_path
 from rig.report import format_duration
+from rig.vocabulary import RunStatus
 
 DESCRIPTION = """\
 List the latest runs recorded in the record store, newest first: when, on which bench, with
@@ -61,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if store is None:
         return 2
     with store:
-        summaries = store.history(limit=args.limit, bench=args.bench)
-        orphaned = {s.run.id for s in summaries if store.is_orphaned(s.run)}
+        summaries = store.runs.history(limit=args.limit, bench=args.bench)
+        orphaned = {s.run.id for s in summaries if store.runs.is_orphaned(s.run)}
     if args.json:
         print(json.dumps([as_json(s, s.run.id in orphaned) for s in summaries], indent=2))
     elif not summaries:

@@ -16,40 +16,35 @@ import time
 from rig.actuators.base import ActuatorError, OutputGuard, PowerState
 from rig.actuators.gpio import GpioPower
 from rig.bench import Bench, BenchError, PoeOutput, describe_output, load_bench
-from rig.records import RecordError, RecordStore, RunStatus, file_sha256
+from rig.records import RecordError, RecordStore, file_sha256
+from rig.vocabulary import OutputKind, RunStatus
 from rig.wiring import BenchHardware
 
 
-class Journal:
-    """A manual operation recorded as a run, with every output it leaves off or energised in the
-    outputs ledger, so ``rig history``, reports and recovery after a crash know about it."""
-
-    def __init__(self, store: RecordStore, bench: Bench, method: str) -> None:
-        self.store = store
-        self.run_id = store.start_run(bench.name, method=method, bench_path=bench.path,
-                                      bench_sha256=file_sha256(bench.path), argv=sys.argv)
-
-    def engaged(self, slot: str, kind: str, target: str, note: str) -> int:
-        return self.store.output_engaged(self.run_id, slot, kind, target, note)
-
-    def cleared(self, target: str, note: str) -> None:
-        """Clear every open ledger line for ``target``, whichever run left it."""
-        for entry in self.store.open_outputs():
-            if entry.target == target:
-                self.store.output_cleared(entry.id, note)
-
-    def finish(self, ok: bool, note: str = "") -> None:
-        self.store.finish_run(self.run_id, RunStatus.PASSED if ok else RunStatus.FAILED, note)
-        self.store.close()
-
-
-def _journal(args: argparse.Namespace, bench: Bench, method: str, command: str) -> Journal | None:
-    """Open the record store first: rig does not drive hardware it cannot record."""
+def _open_run(args: argparse.Namespace, bench: Bench, method: str,
+              command: str) -> tuple[RecordStore, int] | None:
+    """Open the record store and record the manual operation as a run first: rig does not drive
+    hardware it cannot record. Every output it leaves off or energised goes in the outputs
+    ledger, so ``rig history``, reports and recovery after a crash know about it."""
     try:
-        return Journal(RecordStore.open(args.db), bench, method)
+        store = RecordStore.open(args.db)
     except (RecordError, OSError, ValueError) as exc:
         print(f"rig {command}: error: record store: {exc}", file=sys.stderr)
         return None
+    try:
+        run_id = store.runs.start_run(bench.name, method=method, bench_path=bench.path,
+                                      bench_sha256=file_sha256(bench.path), argv=sys.argv)
+    except (RecordError, OSError, ValueError) as exc:
+        store.close()
+        print(f"rig {command}: error: record store: {exc}", file=sys.stderr)
+        return None
+    return store, run_id
+
+
+def _finish(store: RecordStore, run_id: int, ok: bool, note: str = "") -> None:
+    """Close the manual operation's run and the store."""
+    store.runs.finish_run(run_id, RunStatus.PASSED if ok else RunStatus.FAILED, note)
+    store.close()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -127,9 +122,10 @@ def run_power(args: argparse.Namespace) -> int:
     except BenchError as exc:
         print(f"rig power: error: {exc}", file=sys.stderr)
         return 2
-    journal = _journal(args, bench, f"manual: power {args.action}", "power")
-    if journal is None:
+    opened = _open_run(args, bench, f"manual: power {args.action}", "power")
+    if opened is None:
         return 2
+    store, run_id = opened
     guard = OutputGuard().install()
     hardware = BenchHardware(bench, guard=guard)
     readings: dict[str, dict] = {}
@@ -137,17 +133,19 @@ def run_power(args: argparse.Namespace) -> int:
     try:
         for name in names:
             target = describe_output(bench.slot(name).power)
-            entry = (journal.engaged(name, "power-off", target, "turned off by the operator")
+            entry = (store.outputs.engaged(run_id, name, OutputKind.POWER_OFF, target,
+                                           "turned off by the operator")
                      if args.action == "off" else None)
             try:
                 readings[name] = _act(hardware, name, args, bench)
                 if args.action in ("on", "cycle"):
-                    journal.cleared(target, "turned on by the operator")
+                    store.outputs.clear_target(target, "turned on by the operator")
             except (ActuatorError, ValueError) as exc:
                 failed = True
                 readings[name] = {"error": str(exc)}
                 if entry is not None and args.action == "off":
-                    journal.cleared(target, f"power off failed, output unchanged: {exc}")
+                    store.outputs.clear_target(target,
+                                               f"power off failed, output unchanged: {exc}")
         _print(readings, args.json)
         gpio = any(isinstance(hardware.slot(n).power, GpioPower) for n in names
                    if "error" not in readings[n])
@@ -168,7 +166,7 @@ def run_power(args: argparse.Namespace) -> int:
             guard.close()
         else:
             guard.uninstall()
-        journal.finish(not failed)
+        _finish(store, run_id, not failed)
     return 1 if failed else 0
 
 
@@ -223,9 +221,10 @@ def run_press(args: argparse.Namespace) -> int:
         print(f"rig press: error: slot {slot.name} has no button solenoid in {bench.path}",
               file=sys.stderr)
         return 2
-    journal = _journal(args, bench, f"manual: press {args.seconds:g} s", "press")
-    if journal is None:
+    opened = _open_run(args, bench, f"manual: press {args.seconds:g} s", "press")
+    if opened is None:
         return 2
+    store, run_id = opened
     target = describe_output(slot.button)
     ok = False
     with OutputGuard() as guard:
@@ -235,7 +234,8 @@ def run_press(args: argparse.Namespace) -> int:
             button = hardware.slot(slot.name).button
             assert button is not None
             button.check(args.seconds)
-            journal.engaged(slot.name, "solenoid-on", target, f"pressed for {args.seconds:g} s")
+            store.outputs.engaged(run_id, slot.name, OutputKind.SOLENOID_ON, target,
+                                  f"pressed for {args.seconds:g} s")
             button.press(args.seconds)
             ok = True
         except ValueError as exc:
@@ -249,8 +249,8 @@ def run_press(args: argparse.Namespace) -> int:
             if button is not None and button.energised:
                 print(f"rig press: error: {target} may still be energised", file=sys.stderr)
             else:
-                journal.cleared(target, "released")
-            journal.finish(ok)
+                store.outputs.clear_target(target, "released")
+            _finish(store, run_id, ok)
     print(f"{slot.name}: pressed {args.seconds:g} s ({describe_output(slot.button)}), released")
     return 0
 
@@ -259,9 +259,10 @@ def run_safe(args: argparse.Namespace) -> int:
     bench = _load(args, "safe")
     if bench is None:
         return 2
-    journal = _journal(args, bench, "manual: safe", "safe")
-    if journal is None:
+    opened = _open_run(args, bench, "manual: safe", "safe")
+    if opened is None:
         return 2
+    store, run_id = opened
     errors: list[str] = []
     hardware = BenchHardware(bench)
     try:
@@ -270,19 +271,22 @@ def run_safe(args: argparse.Namespace) -> int:
                 hw = hardware.slot(slot.name)
                 if hw.button is not None:
                     hw.button.release()
-                    journal.cleared(describe_output(slot.button), "released by rig safe")
+                    store.outputs.clear_target(describe_output(slot.button),
+                                               "released by rig safe")
                 if isinstance(slot.power, PoeOutput):
                     hw.power.on()          # a switch powers its ports unless told otherwise
                 else:
                     hw.power.off()         # a relay's unpowered state
-                journal.cleared(describe_output(slot.power), "at rest after rig safe")
+                store.outputs.clear_target(describe_output(slot.power),
+                                           "at rest after rig safe")
             except (ActuatorError, ValueError) as exc:
                 errors.append(f"slot {slot.name}: {exc}")
-                journal.engaged(slot.name, "left-engaged", describe_output(slot.power),
-                                f"rig safe could not rest this output: {exc}")
+                store.outputs.engaged(run_id, slot.name, "left-engaged",
+                                      describe_output(slot.power),
+                                      f"rig safe could not rest this output: {exc}")
     finally:
         hardware.close(rest=True)
-        journal.finish(not errors, "; ".join(errors))
+        _finish(store, run_id, not errors, "; ".join(errors))
     for error in errors:
         print(f"rig safe: error: {error}", file=sys.stderr)
     if not errors:

@@ -53,14 +53,14 @@ def run(args: argparse.Namespace) -> int:
     if store is None:
         return 2
     with store:
-        run_id = store.last_run_id() if args.run_ref == "last" else args.run_ref
+        run_id = store.runs.last_run_id() if args.run_ref == "last" else args.run_ref
         if run_id is None:
             print(f"rig report: error: no runs recorded in {store.path}", file=sys.stderr)
             return 2
         try:
-            record = store.load_run(run_id)
+            record = store.runs.load_run(run_id)
         except UnknownRun:
-            last = store.last_run_id()
+            last = store.runs.last_run_id()
             print(f"rig report: error: no run {run_id} in {store.path} (latest run: {last}; "
                   "see rig history)", file=sys.stderr)
             return 2

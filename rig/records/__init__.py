@@ -1,0 +1,119 @@
+"""The durable record of every run: what the rig did to each unit, what it saw, and what it
+concluded, written as it happens (OpenHTF's test record, kept in SQLite).
+
+The contract is **written before the next step begins**: every write commits (and, with
+``synchronous=FULL`` in WAL mode, the commit is on disk) before it returns. So after a crash, a
+``kill -9`` or a power cut the store holds everything up to the last call that returned, and what
+was in flight is still marked ``running``. ``runs.recover_interrupted()`` turns those leftovers
+into an honest record ("interrupted during step 'press reset'") and hands back the outputs the
+dead process had energised, so the caller can make them safe.
+
+One package, one concern per module:
+
+- ``db``        the SQLite file (WAL, FULL sync, migrations) and its one write door
+- ``models``    the record dataclasses and row → record functions
+- ``runlog``    runs, units, steps, evidence, recovery (``queries``: reading them back)
+- ``outputs``   the outputs ledger: what the rig moved and has not yet put back
+- ``health``    slot health: the policy (pure) and its store
+- ``liveness``  is the process that wrote a running run still alive?
+
+How the runner uses it (one store per process, shared by the per-slot worker threads)::
+
+    store = RecordStore.open()                          # $RIG_DB or ~/.local/share/rig/rig.sqlite
+    for lost in store.runs.recover_interrupted():       # a previous run died: make its outputs safe
+        for out in lost.outputs: make_safe(out); store.outputs.cleared(out.id, "made safe")
+    run = store.runs.start_run(bench.name, method="hard", bench_path=bench.path, argv=sys.argv)
+    unit = store.runs.start_unit(run, slot.name, method="hard", profile="current")
+    with store.runs.step(unit, "power off", detail="switch main port 3"):   # ok/failed/timeout
+        out = store.outputs.engaged(run, slot.name, OutputKind.POWER_OFF, "switch main port 3")
+        power.off()
+    store.runs.add_evidence(unit, "sadp-after", {"mac": ..., "serial": ...})
+    store.runs.finish_unit(unit, Verdict.FACTORY_DEFAULT, "inactive after reset", Fault.NONE)
+    store.runs.finish_run(run, RunStatus.PASSED)
+
+Faults follow LAVA: a ``bench`` fault is the rig's (a relay that did not switch, a switch that did
+not answer), a ``unit`` fault is the camera's. ``finish_unit`` counts consecutive bench faults per
+(bench, slot) in the same transaction, and takes a slot out of service at the limit until an
+operator clears it (``store.slots``), so one broken solenoid does not fail every unit put in it.
+
+The database is one SQLite file; where it lives is ``default_db_path()``. Timestamps are stored as
+ISO 8601 text in UTC, JSON as text; the schema (``db.MIGRATIONS``) is versioned and migrated
+forward on open. The words (verdicts, faults, outcomes) live in ``rig.vocabulary``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rig.records.db import (
+    DEFAULT_BUSY_TIMEOUT_MS,
+    Clock,
+    Database,
+    RecordError,
+    UnknownRun,
+    default_db_path,
+    utc_now,
+)
+from rig.records.health import DEFAULT_BENCH_FAULT_LIMIT, SlotHealth, SlotHealthPolicy
+from rig.records.models import (
+    Evidence,
+    OutputEntry,
+    RecoveredRun,
+    Run,
+    RunRecord,
+    RunSummary,
+    SlotEvent,
+    SlotStatus,
+    Step,
+    Unit,
+)
+from rig.records.outputs import OutputsLedger
+from rig.records.runlog import RunLog, file_sha256
+
+__all__ = [
+    "Database", "Evidence", "OutputEntry", "OutputsLedger", "RecordError", "RecordStore",
+    "RecoveredRun", "Run", "RunLog", "RunRecord", "RunSummary", "SlotEvent", "SlotHealth",
+    "SlotHealthPolicy", "SlotStatus", "Step", "Unit", "UnknownRun", "default_db_path",
+    "file_sha256", "utc_now",
+]
+
+
+class RecordStore:
+    """One open store: ``runs`` (the run log), ``outputs`` (the ledger), ``slots`` (health), all
+    on one Database, so they share its connection, its lock and its transactions."""
+
+    def __init__(self, path: str | os.PathLike[str], *, clock: Clock = utc_now,
+                 create: bool = True, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+                 bench_fault_limit: int = DEFAULT_BENCH_FAULT_LIMIT) -> None:
+        """Open (or, with ``create``, create) the store at ``path`` and migrate it forward.
+
+        ``clock`` returns an aware datetime (tests pass a fake one). ``path`` may be
+        ``":memory:"`` for a throwaway store, which is of course not durable.
+        """
+        policy = SlotHealthPolicy(bench_fault_limit)      # a bad limit fails before the file
+        self.db = Database(path, clock=clock, create=create, busy_timeout_ms=busy_timeout_ms)
+        self.slots = SlotHealth(self.db, policy)
+        self.runs = RunLog(self.db, self.slots)
+        self.outputs = OutputsLedger(self.db)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> RecordStore:
+        """The store at ``path``, or at ``default_db_path()`` when None."""
+        return cls(default_db_path() if path is None else path, **kwargs)
+
+    @property
+    def path(self) -> str:
+        return self.db.path
+
+    def schema_version(self) -> int:
+        return self.db.schema_version()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> RecordStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,307 @@
+"""One SQLite file opened for durability: WAL, ``synchronous=FULL``, foreign keys, a busy
+timeout, the versioned schema migrated forward on open, and one way to write.
+
+Every writer in this package goes through ``Database.write()``: one ``BEGIN IMMEDIATE``
+transaction, committed (and on disk) before the caller's method returns. That single door is
+where a later outbox hooks in: a ``before_commit`` hook runs inside each write transaction, so a
+row it adds (say, for syncing to PostgreSQL) commits or rolls back with the record it describes.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rig import __version__
+from rig.vocabulary import Fault, RunStatus, StepOutcome, UnitState, Verdict
+
+Clock = Callable[[], datetime]
+#: Runs inside every write transaction, just before COMMIT (an outbox writes its rows here).
+CommitHook = Callable[[sqlite3.Connection], None]
+
+#: Milliseconds a writer waits for another process's write lock before giving up.
+DEFAULT_BUSY_TIMEOUT_MS = 10_000
+
+
+class RecordError(RuntimeError):
+    """The store cannot do what was asked: unknown id, a record already closed, a bad file."""
+
+
+class UnknownRun(RecordError, LookupError):
+    """No run with that id in this store."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_db_path(create_parent: bool = True) -> Path:
+    """Where the rig keeps its records: ``$RIG_DB`` when set, else
+    ``$XDG_DATA_HOME/rig/rig.sqlite`` (``~/.local/share/rig/rig.sqlite`` by default).
+
+    A service should set ``RIG_DB`` (e.g. ``/var/lib/rig/rig.sqlite``) so that the records do not
+    depend on whose home directory the unit runs in. The parent directory is created unless
+    ``create_parent`` is false (a reader that must not create anything).
+    """
+    if os.environ.get("RIG_DB"):
+        path = Path(os.environ["RIG_DB"]).expanduser()
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME", "")
+        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
+        path = base / "rig" / "rig.sqlite"
+    if create_parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --- schema -------------------------------------------------------------------------------------
+
+def _in(values: type[enum.StrEnum]) -> str:
+    return "(" + ", ".join(f"'{v.value}'" for v in values) + ")"
+
+
+#: Forward migrations: MIGRATIONS[n] takes the schema from version n to n + 1. Append, never edit.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        f"""CREATE TABLE runs (
+            id            INTEGER PRIMARY KEY,
+            started_at    TEXT NOT NULL,
+            finished_at   TEXT,
+            status        TEXT NOT NULL CHECK (status IN {_in(RunStatus)}),
+            bench_name    TEXT NOT NULL,
+            bench_path    TEXT,
+            bench_sha256  TEXT,
+            method        TEXT NOT NULL,
+            rig_version   TEXT NOT NULL,
+            hostname      TEXT NOT NULL,
+            pid           INTEGER NOT NULL,
+            boot_id       TEXT NOT NULL DEFAULT '',
+            process_start TEXT NOT NULL DEFAULT '',
+            argv          TEXT NOT NULL DEFAULT '[]',
+            note          TEXT NOT NULL DEFAULT '',
+            CHECK ((status = 'running') = (finished_at IS NULL)))""",
+        "CREATE INDEX runs_by_bench ON runs (bench_name, id)",
+        "CREATE INDEX runs_running ON runs (status) WHERE status = 'running'",
+        f"""CREATE TABLE units (
+            id              INTEGER PRIMARY KEY,
+            run_id          INTEGER NOT NULL REFERENCES runs (id),
+            slot            TEXT NOT NULL,
+            method          TEXT NOT NULL,
+            profile         TEXT,
+            expected_mac    TEXT,
+            expected_serial TEXT,
+            started_at      TEXT,
+            finished_at     TEXT,
+            state           TEXT NOT NULL CHECK (state IN {_in(UnitState)}),
+            verdict         TEXT CHECK (verdict IN {_in(Verdict)}),
+            reason          TEXT NOT NULL DEFAULT '',
+            fault           TEXT CHECK (fault IN {_in(Fault)}),
+            mac             TEXT,
+            serial          TEXT,
+            check_name      TEXT,
+            UNIQUE (run_id, slot),
+            CHECK ((state IN ('done', 'interrupted')) = (verdict IS NOT NULL)))""",
+        f"""CREATE TABLE steps (
+            id          INTEGER PRIMARY KEY,
+            unit_id     INTEGER NOT NULL REFERENCES units (id),
+            seq         INTEGER NOT NULL,
+            name        TEXT NOT NULL,
+            started_at  TEXT NOT NULL,
+            finished_at TEXT,
+            outcome     TEXT NOT NULL CHECK (outcome IN {_in(StepOutcome)}),
+            detail      TEXT NOT NULL DEFAULT '',
+            UNIQUE (unit_id, seq))""",
+        """CREATE TABLE evidence (
+            id         INTEGER PRIMARY KEY,
+            unit_id    INTEGER NOT NULL REFERENCES units (id),
+            step_id    INTEGER REFERENCES steps (id),
+            kind       TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            data       TEXT NOT NULL)""",
+        "CREATE INDEX evidence_by_unit ON evidence (unit_id, id)",
+        """CREATE TABLE outputs (
+            id         INTEGER PRIMARY KEY,
+            run_id     INTEGER NOT NULL REFERENCES runs (id),
+            slot       TEXT NOT NULL,
+            kind       TEXT NOT NULL,
+            target     TEXT NOT NULL,
+            since      TEXT NOT NULL,
+            cleared_at TEXT,
+            note       TEXT NOT NULL DEFAULT '')""",
+        "CREATE INDEX outputs_open ON outputs (run_id) WHERE cleared_at IS NULL",
+        """CREATE TABLE slot_health (
+            bench_name               TEXT NOT NULL,
+            slot                     TEXT NOT NULL,
+            consecutive_bench_faults INTEGER NOT NULL DEFAULT 0,
+            out_of_service           INTEGER NOT NULL DEFAULT 0 CHECK (out_of_service IN (0, 1)),
+            reason                   TEXT NOT NULL DEFAULT '',
+            updated_at               TEXT NOT NULL,
+            PRIMARY KEY (bench_name, slot))""",
+        """CREATE TABLE slot_events (
+            id         INTEGER PRIMARY KEY,
+            bench_name TEXT NOT NULL,
+            slot       TEXT NOT NULL,
+            at         TEXT NOT NULL,
+            event      TEXT NOT NULL,
+            reason     TEXT NOT NULL DEFAULT '',
+            actor      TEXT NOT NULL DEFAULT '')""",
+        "CREATE INDEX slot_events_by_slot ON slot_events (bench_name, slot, id)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# --- the database -------------------------------------------------------------------------------
+
+class Database:
+    """The open SQLite file. Thread-safe: one connection behind one lock, shared by every store
+    object built on it and by the worker threads.
+
+    Several processes may use the same file (``rig history`` while ``rig run`` writes): WAL lets
+    readers go on during a write, and writers wait up to ``busy_timeout_ms`` for each other.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, clock: Clock = utc_now,
+                 create: bool = True, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+                 migrations: Sequence[Sequence[str]] = MIGRATIONS,
+                 before_commit: Sequence[CommitHook] = ()) -> None:
+        """Open (or, with ``create``, create) the file at ``path`` and migrate it forward.
+
+        ``clock`` returns an aware datetime (tests pass a fake one). ``path`` may be
+        ``":memory:"`` for a throwaway store, which is of course not durable. ``migrations`` is
+        the schema's history (tests pass a longer or shorter one); ``before_commit`` hooks run
+        inside every write transaction.
+        """
+        self.path = str(path)
+        self.lock = threading.RLock()
+        self._clock = clock
+        self._migrations = tuple(tuple(m) for m in migrations)
+        self._before_commit = tuple(before_commit)
+        memory = self.path == ":memory:"
+        if not memory and not create and not Path(self.path).exists():
+            raise RecordError(f"no record store at {self.path}")
+        if not memory and create:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing is left in an
+            # implicit transaction the way the sqlite3 module's default mode does.
+            self._conn = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000,
+                                         isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise RecordError(f"cannot open the record store {self.path}: {exc}") from None
+        try:
+            self._conn.row_factory = sqlite3.Row
+            self._configure(memory, busy_timeout_ms)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise RecordError(f"{self.path} is not a usable record store: {exc}") from None
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _configure(self, memory: bool, busy_timeout_ms: int) -> None:
+        conn = self._conn
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if not memory and str(mode).lower() != "wal":
+            raise RecordError(f"{self.path}: the file system refused WAL mode (got {mode!r}); "
+                              "keep the records on a local disk")
+        # FULL: the WAL is synced at every commit, so a commit that returned survives power loss
+        # (NORMAL would only protect against a crash of the process, not of the machine).
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+
+    def _migrate(self) -> None:
+        known = len(self._migrations)
+        with self.write() as conn:
+            conn.execute("""CREATE TABLE IF NOT EXISTS schema_version (
+                                version     INTEGER PRIMARY KEY,
+                                applied_at  TEXT NOT NULL,
+                                rig_version TEXT NOT NULL)""")
+            current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version"
+                                   ).fetchone()[0]
+            if current > known:
+                raise RecordError(f"{self.path} has schema version {current}, written by a newer "
+                                  f"rig; this rig ({__version__}) knows up to {known}")
+            for version in range(current + 1, known + 1):
+                for statement in self._migrations[version - 1]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
+                             (version, self.now(), __version__))
+
+    def schema_version(self) -> int:
+        return self.read("SELECT MAX(version) FROM schema_version")[0][0]
+
+    def close(self) -> None:
+        with self.lock:
+            self._conn.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the ways in -----------------------------------------------------------------------------
+
+    def now(self) -> str:
+        """The injected clock's reading as stored: ISO 8601 text in UTC."""
+        now = self._clock()
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError("the record store's clock must return an aware datetime")
+        return now.astimezone(UTC).isoformat(timespec="microseconds")
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction, committed before the caller's method returns.
+
+        BEGIN IMMEDIATE takes the write lock up front, so two processes never both read and then
+        fail to upgrade (SQLITE_BUSY without waiting). The ``before_commit`` hooks run last,
+        inside the transaction: what they write commits, or rolls back, with the record.
+        """
+        with self.lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                for hook in self._before_commit:
+                    hook(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: several queries see one consistent state (no half-written run)."""
+        with self.lock:
+            conn = self._conn
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+
+    def read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        """One query's rows."""
+        with self.lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    @staticmethod
+    def row(conn: sqlite3.Connection, what: str, table: str, row_id: int) -> sqlite3.Row:
+        """The row ``row_id`` of ``table``; UnknownRun or RecordError ("no unit 7") if none."""
+        row = conn.execute(f"SELECT * FROM {table} WHERE id = ?", (row_id,)).fetchone()
+        if row is None:
+            if table == "runs":
+                raise UnknownRun(f"no run {row_id}")
+            raise RecordError(f"no {what} {row_id}")
+        return row
