@@ -79,6 +79,7 @@ class OutputKind(enum.StrEnum):
     POWER_OFF = "power-off"
     POE_PORT_OFF = "poe-port-off"
     POE_PORT_ON = "poe-port-on"
+    LEFT_ENGAGED = "left-engaged"    # ``rig safe`` could not rest it: someone must look
 
     @classmethod
     def off_for(cls, power: PowerKind) -> OutputKind:

@@ -20,12 +20,13 @@ from rig.report import render
 from rig.runner import Runner
 from rig.sim.bench import SimBench, SimSlot
 from rig.sim.camera import SimFaults
-from rig.vocabulary import Verdict
+from rig.vocabulary import Method, PowerKind, Verdict
 from rig.wiring import BenchHardware
 
 #: The demo bench: (power, firmware family); slot 7's button is jammed.
-DEMO_SLOTS = (("gpio", "current"), ("poe", "legacy"), ("gpio", "g5"), ("poe", "current"),
-              ("gpio", "legacy"), ("poe", "g5"), ("gpio", "current"), ("poe", "current"))
+_GPIO, _POE = PowerKind.GPIO, PowerKind.POE
+DEMO_SLOTS = ((_GPIO, "current"), (_POE, "legacy"), (_GPIO, "g5"), (_POE, "current"),
+              (_GPIO, "legacy"), (_POE, "g5"), (_GPIO, "current"), (_POE, "current"))
 JAMMED = "7"
 PASSWORD = "Demo-pass1"
 
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         with RecordStore.open(db) as store, OutputGuard() as guard:
             hardware = BenchHardware(sim.bench, guard=guard, pin_factory=sim.pin_factory)
             try:
-                result = Runner(sim.bench, store, hardware, method="hard",
+                result = Runner(sim.bench, store, hardware, method=Method.HARD,
                                 on_event=Progress(quiet=args.quiet)).run()
             finally:
                 hardware.close()

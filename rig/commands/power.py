@@ -281,7 +281,7 @@ def run_safe(args: argparse.Namespace) -> int:
                                            "at rest after rig safe")
             except (ActuatorError, ValueError) as exc:
                 errors.append(f"slot {slot.name}: {exc}")
-                store.outputs.engaged(run_id, slot.name, "left-engaged",
+                store.outputs.engaged(run_id, slot.name, OutputKind.LEFT_ENGAGED,
                                       describe_output(slot.power),
                                       f"rig safe could not rest this output: {exc}")
     finally:

@@ -22,8 +22,8 @@ How the runner uses it (one store per process, shared by the per-slot worker thr
     store = RecordStore.open()                          # $RIG_DB or ~/.local/share/rig/rig.sqlite
     for lost in store.runs.recover_interrupted():       # a previous run died: make its outputs safe
         for out in lost.outputs: make_safe(out); store.outputs.cleared(out.id, "made safe")
-    run = store.runs.start_run(bench.name, method="hard", bench_path=bench.path, argv=sys.argv)
-    unit = store.runs.start_unit(run, slot.name, method="hard", profile="current")
+    run = store.runs.start_run(bench.name, method=Method.HARD, bench_path=bench.path, argv=sys.argv)
+    unit = store.runs.start_unit(run, slot.name, method=Method.HARD, profile="current")
     with store.runs.step(unit, "power off", detail="switch main port 3"):   # ok/failed/timeout
         out = store.outputs.engaged(run, slot.name, OutputKind.POWER_OFF, "switch main port 3")
         power.off()

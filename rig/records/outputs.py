@@ -18,7 +18,7 @@ class OutputsLedger:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def engaged(self, run_id: int, slot: str, kind: OutputKind | str, target: str,
+    def engaged(self, run_id: int, slot: str, kind: OutputKind, target: str,
                 note: str = "") -> int:
         """Record an output about to leave its safe state — call it *before* switching, so a
         crash in between leaves an entry (making an already-safe output safe is harmless)."""
