@@ -109,7 +109,13 @@ class _Pending:
 
 
 class VirtualCamera:
-    """One simulated Hikvision camera. Thread-safe: HTTP and SADP threads call into it."""
+    """One simulated Hikvision camera. Thread-safe: HTTP and SADP threads call into it.
+
+    Over 300 lines on purpose: it is one state machine (power, boot, button, restore,
+    activation, login lock) whose transitions share one lock and one clock; split across
+    classes, a transition would have to lock two objects and the rules would hide from each
+    other.
+    """
 
     def __init__(self, profile: FirmwareProfile, *, mac: str, serial: str, address: str,
                  http_port: int = 80, default_ipv4: str | None = None,
