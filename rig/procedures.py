@@ -20,7 +20,9 @@ from typing import Any
 from rig.actuators.base import ActuatorError
 from rig.bench import Bench, PoeOutput, Slot, describe_output
 from rig.camera.factory_state import HttpState, check_http
-from rig.camera.isapi import Credentials, IsapiClient, IsapiError
+from rig.camera.isapi import IsapiClient
+from rig.camera.isapi_errors import IsapiError
+from rig.camera.isapi_types import Credentials
 from rig.camera.profiles import FirmwareProfile, ProfileSet
 from rig.camera.sadp import SadpDevice
 from rig.census import Census, Interrupted

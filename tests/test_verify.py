@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from rig.camera.factory_state import HttpEvidence, HttpState
-from rig.camera.isapi import DeviceInfo, UserCheck
+from rig.camera.isapi_types import DeviceInfo, UserCheck
 from rig.camera.profiles import ProfileSet
 from rig.camera.sadp import SadpDevice
 from rig.records import Fault, Verdict

@@ -18,18 +18,9 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from rig.camera.isapi import (
-    ActivateStatus,
-    ConnectionFailed,
-    Credentials,
-    DeviceInfo,
-    Ipv4Settings,
-    IsapiClient,
-    IsapiError,
-    MalformedReply,
-    NotActivated,
-    UserCheck,
-)
+from rig.camera.isapi import IsapiClient
+from rig.camera.isapi_errors import ConnectionFailed, IsapiError, MalformedReply, NotActivated
+from rig.camera.isapi_types import ActivateStatus, Credentials, DeviceInfo, Ipv4Settings, UserCheck
 from rig.camera.profiles import ProfileSet
 
 

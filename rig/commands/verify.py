@@ -8,7 +8,8 @@ import json
 import sys
 
 from rig.camera.factory_state import HttpEvidence, check_http
-from rig.camera.isapi import Credentials, IsapiClient
+from rig.camera.isapi import IsapiClient
+from rig.camera.isapi_types import Credentials
 from rig.camera.profiles import ProfileError, ProfileSet
 
 DESCRIPTION = """\
