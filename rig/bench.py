@@ -323,7 +323,7 @@ class _Reader:
     def switch(self, name: str, t: TomlTable) -> SwitchConfig:
         # What the SNMP driver can speak; imported here, not at the top: pysnmp costs ~0.1 s
         # that a bench without a switch (and rig check on it) need not pay.
-        from rig.actuators.poe import AUTH_PROTOCOLS, PRIV_PROTOCOLS
+        from rig.actuators.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS
 
         version = t.choice("version", SNMP_VERSIONS, "2c")
         config = SwitchConfig(

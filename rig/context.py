@@ -13,7 +13,8 @@ import threading
 from dataclasses import dataclass
 
 from rig.bench import Bench, Slot
-from rig.camera.isapi import Credentials, IsapiClient
+from rig.camera.isapi import IsapiClient
+from rig.camera.isapi_types import Credentials
 from rig.camera.profiles import FirmwareProfile, ProfileSet
 from rig.camera.sadp import SadpDevice
 from rig.census import Census, Interrupted
@@ -90,9 +91,7 @@ class SlotContext:
                           neighbours=self.census.heard_on(interface) if interface else ())
 
     def client(self, route: UnitRoute) -> IsapiClient:
-        where = route.route
-        host = f"{where.host}%{where.zone}" if where.zone else where.host
-        return IsapiClient(host, where.port, timeout=HTTP_TIMEOUT_S, interface=where.interface)
+        return IsapiClient.at(route.route, timeout=HTTP_TIMEOUT_S)
 
     def web_client(self, mac: str, device: SadpDevice) -> IsapiClient:
         """A client for a web reset: over the identity route, so a login or a factoryReset

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rig.bench import describe_output
-from rig.camera.isapi import IsapiClient, IsapiError
+from rig.camera.isapi import IsapiClient
+from rig.camera.isapi_errors import IsapiError
 from rig.camera.sadp import SadpDevice
 from rig.context import SlotContext, Unit
 from rig.faults import BenchFault, UnitFault

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from rig.actuators.base import ActuatorError
 from rig.bench import Bench, PoeOutput, Slot
-from rig.camera.isapi import Credentials
+from rig.camera.isapi_types import Credentials
 from rig.camera.profiles import ProfileSet
 from rig.census import Census, Interrupted
 from rig.context import SlotContext, Unit

@@ -213,7 +213,7 @@ def test_a_vlan_bench_warns_about_strict_reverse_path_filtering(monkeypatch):
 
 def test_choices_come_from_the_vocabulary_and_the_registries(tmp_path, monkeypatch):
     from rig.actuators import relay_protocols
-    from rig.actuators.poe import AUTH_PROTOCOLS, PRIV_PROTOCOLS
+    from rig.actuators.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS
     from rig.vocabulary import IdentityStrategy, Method, PowerKind
 
     monkeypatch.setenv("RIG_TEST_AUTH", "authauth123")

@@ -621,6 +621,18 @@ def test_interfaces_list_errors(kwargs: dict, message: str) -> None:
         run_discovery(0.5, **kwargs)
 
 
+def test_the_location_is_resolved_once_into_one_typed_value() -> None:
+    assert discovery.location() == discovery.EveryInterface()
+    assert discovery.location(bind=LOOPBACK) == discovery.BindAddress(LOOPBACK)
+    assert discovery.location(interface="lo") == discovery.NamedInterfaces(("lo",))
+    assert discovery.location(interfaces=["lo", "eth0"]) == \
+        discovery.NamedInterfaces(("lo", "eth0"))
+    assert discovery.BindAddress(LOOPBACK).explicit and not discovery.EveryInterface().explicit
+    assert discovery.BindAddress(LOOPBACK).chosen() == [discovery.Interface("lo", LOOPBACK)]
+    with pytest.raises(DiscoveryError, match="not both"):
+        discovery.location(bind=LOOPBACK, interfaces=["lo"])
+
+
 # --- SO_BINDTODEVICE refused (Linux < 5.7 without CAP_NET_RAW) -----------------------------------
 
 

@@ -29,7 +29,9 @@ from dataclasses import dataclass
 import pytest
 
 from rig.camera.discovery import DiscoveryError, run_discovery
-from rig.camera.isapi import ConnectionFailed, Credentials, IsapiClient
+from rig.camera.isapi import IsapiClient
+from rig.camera.isapi_errors import ConnectionFailed
+from rig.camera.isapi_types import Credentials
 from rig.camera.linklocal import eui64_link_local
 from rig.camera.netif import strict_rp_filter
 from rig.camera.profiles import ProfileSet

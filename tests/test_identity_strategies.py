@@ -167,7 +167,7 @@ def test_a_web_reset_refuses_an_address_other_units_share(method: str, says: str
     """On a serialised bench two used units both sit on 192.168.1.64: a factoryReset sent there
     could reset the other one, and after it they could not be checked one at a time anyway,
     so none is sent and the slot says why."""
-    from rig.camera.isapi import Credentials
+    from rig.camera.isapi_types import Credentials
     with NetnsBench.start(netns_spec(2), directory=tmp_path / "bench", identity="serialised",
                           time_scale=SCALE, provision=PASSWORD) as sim, \
             RecordStore.open(tmp_path / "records.sqlite") as store:
@@ -187,7 +187,7 @@ def test_a_web_reset_refuses_an_address_other_units_share(method: str, says: str
 def test_auto_on_a_serialised_bench_resets_by_button_one_at_a_time(tmp_path: Path):
     """The password works, but a web reset would leave both units on 192.168.1.64 together:
     auto takes the button instead, and the turns keep each unit alone for its check."""
-    from rig.camera.isapi import Credentials
+    from rig.camera.isapi_types import Credentials
     with NetnsBench.start(netns_spec(2, profiles=("current", "legacy")),
                           directory=tmp_path / "bench", identity="serialised",
                           time_scale=SCALE, provision=PASSWORD) as sim, \

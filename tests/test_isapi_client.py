@@ -24,21 +24,19 @@ import requests
 
 from rig import xmlsafe
 from rig.camera import digest
-from rig.camera.isapi import (
+from rig.camera.isapi import IsapiClient
+from rig.camera.isapi_errors import (
     AlreadyActivated,
     AuthenticationFailed,
     ConnectionFailed,
-    Credentials,
-    DeviceInfo,
-    Ipv4Settings,
-    IsapiClient,
     IsapiError,
     MalformedReply,
     NotActivated,
-    ResponseStatus,
-    UserCheck,
 )
+from rig.camera.isapi_types import Credentials, DeviceInfo, Ipv4Settings, ResponseStatus, UserCheck
+from rig.camera.transport import Route
 from rig.sim.fleet import CameraFleet
+from rig.vocabulary import ResetMode
 
 HIK = "http://www.hikvision.com/ver20/XMLSchema"
 ISAPI = "http://www.isapi.org/ver20/XMLSchema"
@@ -362,6 +360,31 @@ def test_client_pinned_to_an_interface_signs_the_path_and_names_the_interface():
     signed = digest.parse_authorization(seen[-1].authorization or "")
     assert signed.uri == seen[-1].path == "/ISAPI/System/factoryReset?mode=full"
     assert {s.host for s in seen} == {f"127.0.1.140:{port}"}
+
+
+def test_a_client_at_a_parsed_route_is_the_client_of_its_host_string():
+    """IsapiClient.at takes the identity layer's Route as it is: same target, same requests."""
+    ok = "<ResponseStatus><statusCode>1</statusCode></ResponseStatus>"
+    with http_server(DigestCamera(ok_body=ok), interface="lo") as (client, seen):
+        route = Route.parse("127.0.1.140", client.port, "lo")
+        with IsapiClient.at(route, timeout=2) as at_route:
+            assert at_route.route is route
+            assert at_route.target == client.target == f"127.0.1.140:{client.port} via lo"
+            assert (at_route.host, at_route.port, at_route.interface) == \
+                (client.host, client.port, client.interface)
+            assert at_route.factory_reset(Credentials("admin", "Right123!"), ResetMode.FULL).ok
+            assert at_route.auth_requests == 1
+    assert seen[-1].path == "/ISAPI/System/factoryReset?mode=full"
+
+
+def test_a_client_at_a_route_refuses_what_the_constructor_refuses():
+    scoped = Route.parse("fe80::1%eth1", 80)
+    assert IsapiClient.at(scoped, timeout=1).target == "[fe80::1%eth1]:80"
+    for route, options in ((Route("x", 0), {}), (Route("x", 80), {"timeout": 0}),
+                           (Route("x", 80), {"scheme": "ftp"}),
+                           (scoped, {"session": requests.Session()})):
+        with pytest.raises(ValueError):
+            IsapiClient.at(route, **{"timeout": 1, **options})
 
 
 def test_missing_interface_is_named_without_a_connection_attempt():

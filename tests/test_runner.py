@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from rig.camera.isapi import Credentials
+from rig.camera.isapi_types import Credentials
 from rig.cli import main
 from rig.records import RecordStore
 from rig.runner import Runner

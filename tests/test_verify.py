@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from rig.camera.http_evidence import HttpEvidence, LoginTried, RequestError, RequestFailure
-from rig.camera.isapi import ActivateStatus, DeviceInfo, UserCheck
+from rig.camera.isapi_types import ActivateStatus, DeviceInfo, UserCheck
 from rig.camera.profiles import ProfileSet
 from rig.camera.sadp import SadpDevice
 from rig.verify import HttpState, classify_http, judge

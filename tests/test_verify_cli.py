@@ -24,16 +24,8 @@ from rig.camera.http_evidence import (
     check_http,
     factory_logins,
 )
-from rig.camera.isapi import (
-    ActivateStatus,
-    ConnectionFailed,
-    Credentials,
-    DeviceInfo,
-    IsapiError,
-    MalformedReply,
-    NotActivated,
-    UserCheck,
-)
+from rig.camera.isapi_errors import ConnectionFailed, IsapiError, MalformedReply, NotActivated
+from rig.camera.isapi_types import ActivateStatus, Credentials, DeviceInfo, UserCheck
 from rig.camera.profiles import ProfileSet
 from rig.cli import main
 from rig.commands.verify import parse_target

@@ -6,36 +6,27 @@ and a wire protocol from ``rig.actuators.relay_protocols``. ``SerialRelayBoard``
 ``PowerControl`` and ``CappedButton`` interfaces, so a slot does not care whether its power is a
 GPIO relay, a serial relay channel or a PoE port.
 
-Why the driver does what it does (gpio-serial.md §3.2-3.4, §5):
+Why the driver does what it does (gpio-serial.md §3.2-3.4, §5; the port itself, its stable
+name, exclusive open, reconnects and reply deadlines, is rig.actuators.serial_link):
 
 - **Stable names.** ``ttyUSB0`` becomes ``ttyUSB1`` after a USB reset, so give the board a
   ``/dev/serial/by-id/...`` name (FTDI, Numato) or ``/dev/serial/by-path/...`` (CH340 boards
-  have no serial number). The link is resolved again at every (re)open, so a re-enumerated
-  board is followed. A pyserial URL (``socket://``, ``rfc2217://``, ``loop://``) also works.
-- **Unplugged / reset boards.** pyserial never reconnects: a vanished device shows up as
-  ``SerialException`` ("readiness to read but returned no data", "write failed: [Errno 5]").
-  The board closes, waits ``reconnect_delay``, reopens by name and sends the command again, at
-  most ``reconnect_attempts`` times, then raises ``ActuatorError``. A board that came back from
-  a USB reset may have dropped (or set) every relay, so after a reconnect the commanded state
-  of every channel is sent again.
-- **One owner.** The port is opened with ``exclusive=True`` (an advisory flock: a second rig
-  process fails to open it; other programs are not stopped by it). One lock per board
-  serialises commands from the slots sharing it, so frames and replies never interleave.
-- **No hangs.** Writes have ``write_timeout``; replies are read against a deadline; ``flush()``
-  (tcdrain, reported to hang on some CDC devices) is never called.
+  have no serial number).
+- **Unplugged / reset boards.** A board that came back from a USB reset may have dropped (or
+  set) every relay, so after a reconnect the commanded state of every channel is sent again.
+  A failed "off" stays the intent (off is safe); a failed "on" is forgotten, so a reconnect
+  never switches on something the caller was told failed.
+- **One owner.** One lock per board serialises commands from the slots sharing it, so frames
+  and replies never interleave; the exclusive open keeps a second rig process out.
 - **No blind switching.** Opening the board changes no relay. ``all_off()`` is the safe state;
   pass ``guard=`` to have an ``OutputGuard`` call it on SIGTERM, SIGINT and at exit.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 import threading
-import time
-from collections.abc import Callable, Collection
-from typing import TypeVar
+from collections.abc import Collection
 
 import serial
 
@@ -48,19 +39,10 @@ from rig.actuators.base import (
     PowerReading,
     PowerState,
 )
-from rig.actuators.relay_protocols import RelayProtocol, ReplyError
+from rig.actuators.relay_protocols import RelayProtocol
+from rig.actuators.serial_link import SerialLink
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-#: How long one read call may block while a reply is awaited; the reply deadline is ``timeout``.
-_POLL_SECONDS = 0.05
-
-
-def _is_lock_conflict(exc: OSError) -> bool:
-    """pyserial's exclusive open failing because another process holds the flock."""
-    return exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK) and "exclusive" in str(exc).lower()
 
 
 class SerialRelayBoard:
@@ -90,19 +72,15 @@ class SerialRelayBoard:
         self.name = name or f"relay board {port}"
         #: Names the board in errors; always carries the port so the message leads to the cable.
         self._part = self.name if port in self.name else f"{self.name} ({port})"
-        self.reconnect_attempts = reconnect_attempts
-        self.reconnect_delay = reconnect_delay
-        #: The device node the open port resolved to (``/dev/ttyUSB1``), for logs and health.
-        self.device: str | None = None
-        #: How many times the port was reopened after failing (a health signal for the slot).
-        self.reconnects = 0
         self._lock = threading.RLock()
-        self._serial: serial.SerialBase | None = None
-        self._opened_once = False
-        self._closed = False
         self._commanded: dict[int, bool] = {}
         self._views: dict[int, RelayChannel | RelaySolenoid] = {}
-        self._with_port(lambda port: None, what="", skip=())
+        self._link = SerialLink(port, protocol=self.protocol, part=self._part,
+                                baudrate=self.baudrate, timeout=timeout,
+                                reconnect_attempts=reconnect_attempts,
+                                reconnect_delay=reconnect_delay, lock=self._lock,
+                                reapply=self._reapply)
+        self._link.run(lambda port: None, what="", skip=())
         if guard is not None:
             guard.register(self.all_off)
 
@@ -116,9 +94,9 @@ class SerialRelayBoard:
         frame = self.protocol.encode_set(ch, on)
         with self._lock:
             try:
-                self._with_port(lambda port: self._exchange(port, frame, ch),
-                                what=f"channel {ch} not switched {'on' if on else 'off'}",
-                                skip=(ch,))
+                self._link.run(lambda port: self._link.exchange(port, frame, ch),
+                               what=f"channel {ch} not switched {'on' if on else 'off'}",
+                               skip=(ch,))
             except ActuatorError:
                 # The relay's state is unknown now. Keep a failed "off" as the intent (re-applied
                 # at the next reconnect: off is safe); forget a failed "on" so a later reconnect
@@ -137,8 +115,8 @@ class SerialRelayBoard:
         if not self.protocol.HAS_READBACK:
             return None
         query = self.protocol.encode_read(ch)
-        state = self._with_port(lambda port: self._exchange(port, query, ch),
-                                what=f"channel {ch} not read", skip=())
+        state = self._link.run(lambda port: self._link.exchange(port, query, ch),
+                               what=f"channel {ch} not read", skip=())
         if state is None:
             raise ActuatorError(self._part, f"channel {ch}: the {self.protocol.NAME} protocol "
                                             f"returned no state for a read")
@@ -167,10 +145,10 @@ class SerialRelayBoard:
 
             def send_all(port: serial.SerialBase) -> None:
                 for ch, frame in frames:
-                    self._exchange(port, frame, ch)
+                    self._link.exchange(port, frame, ch)
 
-            self._with_port(send_all, what="relays not switched off",
-                            skip=range(1, self.channels + 1))
+            self._link.run(send_all, what="relays not switched off",
+                           skip=range(1, self.channels + 1))
         if failures:
             raise failures[0]
 
@@ -220,22 +198,30 @@ class SerialRelayBoard:
     # --- life cycle -----------------------------------------------------------------------------
 
     @property
+    def device(self) -> str | None:
+        """The device node the open port resolved to (``/dev/ttyUSB1``), for logs and health."""
+        return self._link.device
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the port was reopened after failing (a health signal for the slot)."""
+        return self._link.reconnects
+
+    @property
     def is_open(self) -> bool:
         """Whether the port is open now (False between a failure and the next reopen)."""
-        return self._serial is not None
+        return self._link.is_open
 
     @property
     def closed(self) -> bool:
         """Whether ``close()`` was called; a closed board refuses every command."""
-        return self._closed
+        return self._link.closed
 
     def close(self) -> None:
         """Release every solenoid and close the port. Power relays keep their state: closing a
         controller must not power-cycle the slots; call ``all_off()`` first for that."""
         self._release_solenoids()
-        with self._lock:
-            self._closed = True
-            self._drop()
+        self._link.close()
 
     def __enter__(self) -> SerialRelayBoard:
         return self
@@ -271,109 +257,16 @@ class SerialRelayBoard:
                     failures.append(exc)
         return failures
 
-    def _open(self) -> None:
-        """Open the port by its name, following the stable link to wherever it points now."""
-        if "://" in self.port:
-            port = serial.serial_for_url(self.port, do_not_open=True)
-            device = self.port
-        else:
-            if not os.path.exists(self.port):
-                raise FileNotFoundError(errno.ENOENT, "no such device (unplugged?)", self.port)
-            device = os.path.realpath(self.port)
-            port = serial.Serial()
-            port.port = device
-        port.baudrate = self.baudrate
-        port.timeout = _POLL_SECONDS
-        port.write_timeout = self.timeout
-        port.exclusive = True       # only POSIX native ports act on it; URL ports ignore it
-        port.open()
-        if self.device is not None and device != self.device:
-            log.warning("%s: now at %s (was %s)", self._part, device, self.device)
-        self._serial, self.device = port, device
-
-    def _drop(self) -> None:
-        port, self._serial = self._serial, None
-        if port is not None:
-            try:
-                port.close()
-            except OSError as exc:      # closing a vanished device may fail; it is gone anyway
-                log.debug("%s: close failed: %s", self._part, exc)
-
-    def _with_port(self, action: Callable[[serial.SerialBase], T], *, what: str,
-                   skip: Collection[int]) -> T:
-        """Run ``action`` on the open port, reopening it when the device vanished.
-
-        A port error (pyserial's SerialException is an OSError) closes the port; after
-        ``reconnect_delay`` the port is reopened by name, the commanded state of every channel
-        not in ``skip`` is sent again, and ``action`` is retried, up to ``reconnect_attempts``
-        times. Protocol errors (ActuatorError) are not retried: the port works, the board
-        answers nonsense.
-        """
-        tail = f"; {what}" if what else ""
-        with self._lock:
-            if self._closed:
-                raise ActuatorError(self._part, f"closed{tail}")
-            last: OSError | None = None
-            for attempt in range(self.reconnect_attempts + 1):
-                if attempt:
-                    log.warning("%s: port error (%s); reopening in %g s (attempt %d of %d)",
-                                self._part, last, self.reconnect_delay, attempt,
-                                self.reconnect_attempts)
-                    time.sleep(self.reconnect_delay)
-                try:
-                    if self._serial is None:
-                        reopening = self._opened_once
-                        self._open()
-                        self._opened_once = True
-                        if reopening:
-                            self.reconnects += 1
-                            assert self._serial is not None
-                            self._reapply(self._serial, skip)
-                    assert self._serial is not None
-                    return action(self._serial)
-                except OSError as exc:
-                    self._drop()
-                    if _is_lock_conflict(exc):
-                        raise ActuatorError(self._part, f"port is in use by another process "
-                                                        f"(exclusive lock held){tail}") from exc
-                    last = exc
-            if self._opened_once:
-                message = (f"port vanished (USB reset?) and did not come back after "
-                           f"{self.reconnect_attempts} attempts{tail}")
-            else:
-                message = f"could not open the port in {self.reconnect_attempts + 1} tries"
-            message += f" (last error: {last})"
-            raise ActuatorError(self._part, message) from last
-
     def _reapply(self, port: serial.SerialBase, skip: Collection[int]) -> None:
         """After a reconnect: a board that went through a USB reset restarts with every relay at
         its power-on default, which need not be what rig commanded."""
         states = sorted((ch, on) for ch, on in self._commanded.items() if ch not in skip)
         for ch, on in states:
-            self._exchange(port, self.protocol.encode_set(ch, on), ch)
+            self._link.exchange(port, self.protocol.encode_set(ch, on), ch)
         if states:
             log.warning("%s: reopened at %s; re-applied %s", self._part, self.device,
                         ", ".join(f"ch{ch} {'on' if on else 'off'}" for ch, on in states))
 
-    def _exchange(self, port: serial.SerialBase, request: bytes, channel: int) -> bool | None:
-        """Send one command and read its whole reply against the ``timeout`` deadline."""
-        stale = port.in_waiting
-        if stale:       # a late reply or noise must not be taken for this command's answer
-            log.debug("%s: discarding %r", self._part, port.read(stale))
-        port.write(request)
-        reply = bytearray()
-        deadline = time.monotonic() + self.timeout
-        while not self.protocol.reply_complete(request, bytes(reply)):
-            if time.monotonic() >= deadline:
-                raise ActuatorError(self._part, f"channel {channel}: no complete reply to "
-                                                f"{request!r} within {self.timeout:g} s "
-                                                f"(got {bytes(reply)!r})")
-            reply += port.read(port.in_waiting or 1)
-        try:
-            return self.protocol.parse_reply(request, bytes(reply))
-        except ReplyError as exc:
-            raise ActuatorError(self._part, f"channel {channel}: unexpected reply to "
-                                            f"{request!r}: {exc}") from exc
 
 
 class RelayChannel:

@@ -41,6 +41,7 @@ import sys
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from rig.camera.netif import BindRefused, InterfaceMissing, bind_to_device, interface_index
 from rig.camera.sadp import (
@@ -179,73 +180,31 @@ def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: s
                   interfaces: Sequence[str] | None = None) -> DiscoveryResult:
     """Discovery with its diagnostics: skipped datagrams, interfaces used, send errors.
 
-    ``interfaces`` probes each named interface in the same window; ``heard_on`` in the result
-    tags each unit with the interface(s) its replies came in on. An interface given by name
-    (``interface`` or ``interfaces``) is pinned by index and SO_BINDTODEVICE, so it may share its
-    address with others (a VLAN bench). Where the kernel refuses the pinning, an interface whose
-    address is its own among the chosen ones falls back to address-based sockets; interfaces
-    sharing an address raise DiscoveryError (naming CAP_NET_RAW / Linux 5.7) when given by
-    name, and are skipped in the every-interface scan. ``group`` and ``port`` exist for
-    simulators and tests that must stay off the real SADP port.
+    Where to probe is at most one of ``bind``, ``interface`` and ``interfaces`` (see
+    ``location``). ``interfaces`` probes each named interface in the same window; ``heard_on``
+    in the result tags each unit with the interface(s) its replies came in on. An interface
+    given by name (``interface`` or ``interfaces``) is pinned by index and SO_BINDTODEVICE, so
+    it may share its address with others (a VLAN bench). Where the kernel refuses the pinning,
+    an interface whose address is its own among the chosen ones falls back to address-based
+    sockets; interfaces sharing an address raise DiscoveryError (naming CAP_NET_RAW / Linux 5.7)
+    when given by name, and are skipped in the every-interface scan. ``group`` and ``port``
+    exist for simulators and tests that must stay off the real SADP port.
     ``expect`` (MACs) ends the window early once every one of them has replied: a caller that
     knows its units need not wait out the window for strangers (the window stays the bound).
     Never takes longer than ``timeout`` plus a few milliseconds of socket set-up and tear-down.
     """
     started = time.monotonic()
-    if interfaces is not None and isinstance(interfaces, str):
-        raise DiscoveryError("interfaces must be a list of names (use interface= for one)")
-    if sum(x is not None for x in (interface, bind, interfaces)) > 1:
-        raise DiscoveryError("give one of an interface, a list of interfaces or a bind "
-                             "address, not both (or all three)")
-    if interfaces is not None:
-        if not interfaces:
-            raise DiscoveryError("the list of interfaces is empty")
-        if len(set(interfaces)) != len(interfaces):
-            raise DiscoveryError(f"an interface is listed twice in {list(interfaces)}")
-    if (isinstance(timeout, bool) or not isinstance(timeout, int | float)
-            or not (timeout > 0 and math.isfinite(timeout))):
-        raise DiscoveryError(f"timeout must be a positive number of seconds, not {timeout!r}")
-    if bind is not None:
-        address = _check_bind_address(bind)
-        interfaces = [Interface(_interface_owning(address), address)]
-        chosen = [Interface(_interface_owning(address), address)]
-    elif interface is not None or interfaces is not None:
-        chosen = [named_interface(name) for name in
-                  (interfaces if interfaces is not None else [interface])]
-    else:
-        chosen = all_ipv4_interfaces()
-        if not chosen:
-            raise DiscoveryError("no interface is up with an IPv4 address")
-    explicit = bind is not None or interface is not None or interfaces is not None
-    sharing: dict[str, list[str]] = {}
-    for iface in chosen:
-        sharing.setdefault(iface.address, []).append(iface.tag)
+    where = location(bind=bind, interface=interface, interfaces=interfaces)
+    _check_timeout(timeout)
+    chosen = where.chosen()
     probe_uuid, probe = build_probe(probe_uuid)
-    deadline = started + timeout
-
     sockets: list[socket.socket] = []
-    tags: dict[socket.socket, str] = {}
     try:
-        senders: list[tuple[Interface, socket.socket]] = []
-        for iface in chosen:
-            first = len(sockets)
-            try:
-                others = [tag for tag in sharing[iface.address] if tag != iface.tag]
-                send_sock = _open_interface_sockets(iface, group, port, sockets,
-                                                    shared_with=others)
-            except DiscoveryError as exc:
-                if explicit:
-                    raise
-                log.warning("SADP discovery: skipping interface %s: %s", iface.name, exc)
-                continue
-            senders.append((iface, send_sock))
-            tags.update((sock, iface.tag) for sock in sockets[first:])
-        if not senders:
-            raise DiscoveryError("could not open SADP sockets on any interface")
+        senders, tags = _open_all(chosen, where.explicit, group, port, sockets)
         collector = _Collector(probe_uuid, expect)
         send_errors: list[str] = []
-        probes_sent = _collect(sockets, senders, probe, (group, port), started, deadline,
-                               collector, send_errors, tags)
+        probes_sent = _collect(sockets, senders, probe, (group, port), started,
+                               started + timeout, collector, send_errors, tags)
     finally:
         for sock in sockets:
             sock.close()
@@ -255,6 +214,113 @@ def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: s
         timeout=float(timeout), elapsed=time.monotonic() - started, probes_sent=probes_sent,
         send_errors=tuple(send_errors),
         heard_on={mac: tuple(names) for mac, names in collector.heard_on.items()})
+
+
+def _check_timeout(timeout: float) -> None:
+    if (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+            or not (timeout > 0 and math.isfinite(timeout))):
+        raise DiscoveryError(f"timeout must be a positive number of seconds, not {timeout!r}")
+
+
+# --- where to probe --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BindAddress:
+    """Probe from one IPv4 address of this host; the address, not a name, picks the interface."""
+
+    address: str
+    explicit: ClassVar[bool] = True
+
+    def chosen(self) -> list[Interface]:
+        address = _check_bind_address(self.address)
+        return [Interface(_interface_owning(address), address)]
+
+
+@dataclass(frozen=True)
+class NamedInterfaces:
+    """Probe on interfaces given by name (``interface=`` gives one, ``interfaces=`` several),
+    each pinned by index so they may share an address (the VLAN bench)."""
+
+    names: tuple[str, ...]
+    explicit: ClassVar[bool] = True
+
+    def chosen(self) -> list[Interface]:
+        return [named_interface(name) for name in self.names]
+
+
+@dataclass(frozen=True)
+class EveryInterface:
+    """Probe on every interface that is up with an IPv4 address. Not ``explicit``: one that
+    cannot be opened is skipped with a warning instead of failing the discovery."""
+
+    explicit: ClassVar[bool] = False
+
+    def chosen(self) -> list[Interface]:
+        found = all_ipv4_interfaces()
+        if not found:
+            raise DiscoveryError("no interface is up with an IPv4 address")
+        return found
+
+
+#: Where a discovery probes: resolved once from the caller's arguments by ``location``.
+Location = BindAddress | NamedInterfaces | EveryInterface
+
+
+def location(*, bind: str | None = None, interface: str | None = None,
+             interfaces: Sequence[str] | None = None) -> Location:
+    """The one place the caller named (at most one of the three), or every interface.
+
+    Only the combination and the list are checked here; addresses and names are looked up
+    when the interfaces are chosen (``chosen()``), after the timeout was checked.
+    """
+    if interfaces is not None and isinstance(interfaces, str):
+        raise DiscoveryError("interfaces must be a list of names (use interface= for one)")
+    if sum(x is not None for x in (interface, bind, interfaces)) > 1:
+        raise DiscoveryError("give one of an interface, a list of interfaces or a bind "
+                             "address, not both (or all three)")
+    if bind is not None:
+        return BindAddress(bind)
+    if interface is not None:
+        return NamedInterfaces((interface,))
+    if interfaces is None:
+        return EveryInterface()
+    if not interfaces:
+        raise DiscoveryError("the list of interfaces is empty")
+    if len(set(interfaces)) != len(interfaces):
+        raise DiscoveryError(f"an interface is listed twice in {list(interfaces)}")
+    return NamedInterfaces(tuple(interfaces))
+
+
+def _open_all(chosen: Sequence[Interface], explicit: bool, group: str, port: int,
+              sockets: list[socket.socket]
+              ) -> tuple[list[tuple[Interface, socket.socket]], dict[socket.socket, str]]:
+    """Open every chosen interface's sockets (appended to ``sockets`` for the caller to close).
+
+    Returns each usable interface with its send socket, and the interface tag of every socket.
+    An interface given by the caller that cannot be opened fails the discovery; in the
+    every-interface scan it is skipped with a warning.
+    """
+    sharing: dict[str, list[str]] = {}
+    for iface in chosen:
+        sharing.setdefault(iface.address, []).append(iface.tag)
+    senders: list[tuple[Interface, socket.socket]] = []
+    tags: dict[socket.socket, str] = {}
+    for iface in chosen:
+        first = len(sockets)
+        try:
+            others = [tag for tag in sharing[iface.address] if tag != iface.tag]
+            send_sock = _open_interface_sockets(iface, group, port, sockets, shared_with=others)
+        except DiscoveryError as exc:
+            if explicit:
+                raise
+            log.warning("SADP discovery: skipping interface %s: %s", iface.name, exc)
+            continue
+        senders.append((iface, send_sock))
+        tags.update((sock, iface.tag) for sock in sockets[first:])
+    if not senders:
+        raise DiscoveryError("could not open SADP sockets on any interface")
+    return senders, tags
 
 
 def _collect(sockets: Sequence[socket.socket],
@@ -424,36 +490,60 @@ def _open_interface_sockets(iface: Interface, group: str, port: int,
     unless other chosen interfaces (``shared_with``) carry the same address: then the address
     cannot tell them apart and DiscoveryError says what is missing.
     """
-    address = iface.address
-    pinned = iface.index is not None and iface.name is not None
     send_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sockets.append(send_sock)
+    pinned = iface.index is not None and iface.name is not None
     if pinned:
-        assert iface.name is not None
-        try:
-            bind_to_device(send_sock, iface.name)
-        except BindRefused as exc:
-            if shared_with:
-                raise DiscoveryError(
-                    f"{iface.name} shares its address {address} with "
-                    f"{', '.join(shared_with)}, so its sockets must be pinned to it "
-                    f"(SO_BINDTODEVICE), and that was refused: Linux before 5.7 needs "
-                    f"CAP_NET_RAW for it (setcap cap_net_raw+ep on the interpreter, or "
-                    f"AmbientCapabilities=CAP_NET_RAW)") from None
-            log.debug("SADP discovery: %s; using sockets chosen by address %s on %s",
-                      exc, address, iface.name)
-            pinned = False
-        except InterfaceMissing as exc:
-            raise DiscoveryError(str(exc)) from None
-        except OSError as exc:
-            raise DiscoveryError(f"cannot pin a socket to {iface.name!r}: "
-                                 f"{exc.strerror or exc}") from None
+        pinned = _pin(send_sock, iface, shared_with)
+    _bind_sender(send_sock, iface.address)
+    _prepare_sender(send_sock, iface, group, pinned)
+    group_sock = _open_listener(iface, group, port, pinned)
+    sockets.append(group_sock)
+    group_sock.setblocking(False)
+    group_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
+    return send_sock
+
+
+def _pin(send_sock: socket.socket, iface: Interface, shared_with: Sequence[str]) -> bool:
+    """Pin the send socket to the interface; False when the kernel refused and the address
+    alone can choose the interface (no other chosen interface shares it)."""
+    assert iface.name is not None
+    try:
+        bind_to_device(send_sock, iface.name)
+    except BindRefused as exc:
+        if shared_with:
+            raise DiscoveryError(
+                f"{iface.name} shares its address {iface.address} with "
+                f"{', '.join(shared_with)}, so its sockets must be pinned to it "
+                f"(SO_BINDTODEVICE), and that was refused: Linux before 5.7 needs "
+                f"CAP_NET_RAW for it (setcap cap_net_raw+ep on the interpreter, or "
+                f"AmbientCapabilities=CAP_NET_RAW)") from None
+        log.debug("SADP discovery: %s; using sockets chosen by address %s on %s",
+                  exc, iface.address, iface.name)
+        return False
+    except InterfaceMissing as exc:
+        raise DiscoveryError(str(exc)) from None
+    except OSError as exc:
+        raise DiscoveryError(f"cannot pin a socket to {iface.name!r}: "
+                             f"{exc.strerror or exc}") from None
+    return True
+
+
+def _bind_sender(send_sock: socket.socket, address: str) -> None:
+    """Bind the send socket to the interface address: unicast replies come back to it."""
     try:
         send_sock.bind((address, 0))
     except OSError as exc:
         if exc.errno == errno.EADDRNOTAVAIL:
             raise DiscoveryError(f"{address} is not an address of this host") from None
         raise DiscoveryError(f"cannot bind to {address}: {exc.strerror or exc}") from None
+
+
+def _prepare_sender(send_sock: socket.socket, iface: Interface, group: str,
+                    pinned: bool) -> None:
+    """Non-blocking, a big receive buffer, and multicast out of this interface only (by index
+    when pinned, else by address)."""
+    address = iface.address
     try:
         send_sock.setblocking(False)
         send_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
@@ -470,20 +560,20 @@ def _open_interface_sockets(iface: Interface, group: str, port: int,
     except OSError as exc:
         raise DiscoveryError(f"cannot send SADP multicast from {iface.tag}: "
                              f"{exc.strerror or exc}") from None
+
+
+def _open_listener(iface: Interface, group: str, port: int, pinned: bool) -> socket.socket:
+    """The interface's group socket (multicast replies), pinned like its send socket."""
     try:
-        group_sock = open_group_socket(address, group, port,
-                                       device=iface.name if pinned else None,
-                                       index=iface.index if pinned else None)
+        return open_group_socket(iface.address, group, port,
+                                 device=iface.name if pinned else None,
+                                 index=iface.index if pinned else None)
     except (InterfaceMissing, BindRefused) as exc:
         raise DiscoveryError(str(exc)) from None
     except OSError as exc:
-        where = f"{iface.name} ({address})" if pinned else address
+        where = f"{iface.name} ({iface.address})" if pinned else iface.address
         raise DiscoveryError(f"cannot join {group}:{port} on {where}: "
                              f"{exc.strerror or exc}") from None
-    sockets.append(group_sock)
-    group_sock.setblocking(False)
-    group_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
-    return send_sock
 
 
 # --- interfaces ------------------------------------------------------------------------------

@@ -21,16 +21,13 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rig.camera.isapi import (
+from rig.camera.isapi import IsapiClient
+from rig.camera.isapi_errors import ConnectionFailed, IsapiError, MalformedReply, NotActivated
+from rig.camera.isapi_types import (
     ActivateStatus,
-    ConnectionFailed,
     Credentials,
     DeviceInfo,
     Ipv4Settings,
-    IsapiClient,
-    IsapiError,
-    MalformedReply,
-    NotActivated,
     UserCheck,
 )
 from rig.camera.profiles import ProfileSet

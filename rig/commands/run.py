@@ -11,7 +11,7 @@ import time
 
 from rig.actuators.base import OutputGuard
 from rig.bench import Bench, BenchError, load_bench
-from rig.camera.isapi import Credentials
+from rig.camera.isapi_types import Credentials
 from rig.procedures import PROCEDURES
 from rig.records import RecordError, RecordStore, default_db_path
 from rig.runner import Runner, RunResult

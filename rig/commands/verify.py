@@ -9,7 +9,8 @@ import sys
 from typing import Any
 
 from rig.camera.http_evidence import HttpEvidence, RequestFailure, check_http
-from rig.camera.isapi import Credentials, IsapiClient
+from rig.camera.isapi import IsapiClient
+from rig.camera.isapi_types import Credentials
 from rig.camera.profiles import ProfileError, ProfileSet
 from rig.verify import HttpFinding, classify_http
 
