@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 log = logging.getLogger(__name__)
 
 #: Push solenoids on a 15-30 s reset hold run beyond intermittent duty; never past this by default
-#: (gpio-serial.md §2.4: intermittent duty is "not more than 2 or 3 minutes").
+#: (docs/gpio-serial.md §2.4: intermittent duty is "not more than 2 or 3 minutes").
 DEFAULT_MAX_ON_SECONDS = 45.0
 
 

@@ -1,22 +1,22 @@
 """Raspberry Pi GPIO drivers: a relay channel for camera power and a solenoid on the reset button.
 
 Both are thin wrappers around a gpiozero ``OutputDevice``. The one hardware seam is the pin
-factory (gpio-serial.md §1.2): ``make_pin_factory("lgpio")`` on the bench, ``"mock"`` in tests
+factory (docs/gpio-serial.md §1.2): ``make_pin_factory("lgpio")`` on the bench, ``"mock"`` in tests
 and in the simulator, and every device is handed its factory explicitly. ``Device.pin_factory``
 is never set, so nothing global changes and two benches (or two tests) cannot share pins.
 
 Safe state. Every output starts, and is returned on close, signal or exit, in its *off* state:
 camera unpowered, solenoid released. A reset bench's fail-safe is "no control → camera
-unpowered" (normally-open relay contact, gpio-serial.md §2.2), and a released solenoid is the
-only state a coil survives indefinitely (§2.4).
+unpowered" (normally-open relay contact, docs/gpio-serial.md §2.2), and a released solenoid is the
+only state a coil survives indefinitely (docs/gpio-serial.md §2.4).
 
 What software cannot do, and the hardware must: gpiozero's own exit cleanup only closes
 devices of the *global* factory (``gpiozero.devices._devices_shutdown``), never runs on SIGTERM
 or SIGKILL, and a Raspberry Pi kernel keeps a released line at its last level unless
-``dtparam=strict_gpiod`` is set (§1.6). So register the outputs with an ``OutputGuard`` (done
-here when ``guard=`` is given), and fit resistors that make a floating pin mean "off": a
-gate-to-ground resistor on the solenoid MOSFET (§2.3), an opto relay module whose input idles
-high (§2.2).
+``dtparam=strict_gpiod`` is set (docs/gpio-serial.md §1.6). So register the outputs with an
+``OutputGuard`` (done here when ``guard=`` is given), and fit resistors that make a floating pin
+mean "off": a gate-to-ground resistor on the solenoid MOSFET (docs/gpio-serial.md §2.3), an opto
+relay module whose input idles high (docs/gpio-serial.md §2.2).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ FACTORY_NAMES = ("mock", "lgpio", "rpigpio", "pigpio", "native")
 #: Highest BCM number on the 40-pin header (GPIO 0-27).
 MAX_BCM_PIN = 27
 
-#: Header pins the rig never drives, and why (gpio-serial.md §2.1; BCM numbering).
+#: Header pins the rig never drives, and why (docs/gpio-serial.md §2.1; BCM numbering).
 RESERVED_PINS: MappingProxyType[int, str] = MappingProxyType({
     0: "ID_SD, the HAT ID EEPROM bus: the firmware switches it to I2C at boot to probe for a HAT",
     1: "ID_SC, the HAT ID EEPROM bus: the firmware switches it to I2C at boot to probe for a HAT",
@@ -59,7 +59,7 @@ RESERVED_PINS: MappingProxyType[int, str] = MappingProxyType({
 })
 
 #: On BCM283x (Pi 1-4) GPIO 0-8 come out of reset as inputs with the internal pull-up enabled
-#: (BCM2835 ARM Peripherals, table 6-31; gpio-serial.md §2.1). 0-3 are refused outright above.
+#: (BCM2835 ARM Peripherals, table 6-31; docs/gpio-serial.md §2.1). 0-3 are refused outright above.
 BOOT_PULL_UP_PINS = frozenset(range(0, 9))
 
 #: Import path and class of each real factory; imported only when asked for, because each
@@ -126,7 +126,7 @@ def make_pin_factory(name: str) -> Factory:
                                    f"the service user must be in the 'gpio' group") from exc
     except OSError as exc:
         # lgpio also fails here when the working directory is not writable (it creates a
-        # .lgd-nfy pipe there; gpio-serial.md §1.4), pigpio when pigpiod is not reachable.
+        # .lgd-nfy pipe there; docs/gpio-serial.md §1.4), pigpio when pigpiod is not reachable.
         raise ActuatorError(_PART, f"pin factory {key!r} cannot start: {exc} (lgpio needs a "
                                    f"writable working directory or LG_WD=/tmp; pigpio needs "
                                    f"the pigpiod daemon)") from exc
@@ -142,7 +142,7 @@ def validate_output_pin(pin: int, *, active_high: bool, role: str) -> None:
     Refused (ValueError): anything outside BCM 0-27, and the pins in ``RESERVED_PINS``.
     Warned (logging): an active-high load on GPIO 4-8, which are pulled up from power-on until
     the controller claims them, so the load is *on* through every boot and whenever the service
-    is down (gpio-serial.md §2.1). Active-low loads are fine there: pulled up means off.
+    is down (docs/gpio-serial.md §2.1). Active-low loads are fine there: pulled up means off.
     """
     if isinstance(pin, bool) or not isinstance(pin, int):
         raise ValueError(f"{role}: GPIO pin must be a BCM number (int), not {pin!r}")
@@ -164,7 +164,7 @@ def _claim(pin: int, active_high: bool, factory: Factory, part: str) -> OutputDe
 
     ``initial_value=False`` makes gpiozero write the inactive level as the pin becomes an output.
     With lgpio an active-low load still sees a few microseconds of "on" while the line is claimed
-    at level 0 before the inactive level is written (gpio-serial.md §1.5, gpiozero PR #1177).
+    at level 0 before the inactive level is written (docs/gpio-serial.md §1.5, gpiozero PR #1177).
     """
     try:
         return OutputDevice(pin, active_high=active_high, initial_value=False,
@@ -182,12 +182,12 @@ class GpioPower:
 
     ``active_high`` is a property of the relay board, recorded per relay in the bench file: the
     common opto-isolated modules energise when their input is pulled LOW (active-low), a MOSFET
-    or transistor stage when it is driven HIGH (gpio-serial.md §2.2). Starts OFF: the camera is
+    or transistor stage when it is driven HIGH (docs/gpio-serial.md §2.2). Starts OFF: the camera is
     unpowered until a procedure asks for power. ``read()`` reports the output's own level; a
     relay says nothing about whether the camera actually draws power.
 
     Keep the object referenced for as long as the slot runs: gpiozero holds its reservations
-    weakly and closes a collected device, which drops the relay (gpio-serial.md §1.6).
+    weakly and closes a collected device, which drops the relay (docs/gpio-serial.md §1.6).
     """
 
     def __init__(self, pin: int, *, active_high: bool, factory: Factory, name: str | None = None,
@@ -261,10 +261,10 @@ class GpioSolenoid(CappedButton):
     """The reset-button solenoid on a GPIO pin, driven through a logic-level MOSFET.
 
     Active-high by default: GPIO → gate resistor → N-MOSFET gate, with a gate-to-ground resistor
-    that keeps the coil off while the pin floats (gpio-serial.md §2.3). Use a pin in GPIO 9-27,
-    which are pulled down at boot (§2.1). ``active_high=False`` for a solenoid switched through
-    an active-low relay channel. The on-time cap, watchdog and cool-down come from CappedButton.
-    Like GpioPower, keep it referenced: a collected device is closed by gpiozero.
+    that keeps the coil off while the pin floats (docs/gpio-serial.md §2.3). Use a pin in GPIO 9-27,
+    which are pulled down at boot (docs/gpio-serial.md §2.1). ``active_high=False`` for a solenoid
+    switched through an active-low relay channel. The on-time cap, watchdog and cool-down come from
+    CappedButton. Like GpioPower, keep it referenced: a collected device is closed by gpiozero.
     """
 
     def __init__(self, pin: int, *, factory: Factory,

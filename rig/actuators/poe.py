@@ -67,7 +67,7 @@ class PoeSwitch:
 
     ``mib`` names a profile in rig.actuators.poe_mibs; ``group`` is the pethPsePortGroupIndex
     (1 on a standalone switch, the stack member otherwise). Ports are numbered as the switch
-    indexes them, which is not always the front panel (reference §1.4): see ``walk_ports()``.
+    indexes them, which is not always the front panel (docs/snmp-poe.md §1.4): see ``walk_ports()``.
     """
 
     def __init__(self, host: str, port: int = 161, *, version: str = "2c",
@@ -200,7 +200,7 @@ class PoeSwitch:
 
     def walk_ports(self) -> list[tuple[int, int]]:
         """Every (group, port) the switch lists in the profile's admin column, in order: the
-        switch's own numbering, to map onto front-panel ports and slots (reference §1.4)."""
+        switch's own numbering, to map onto front-panel ports and slots (docs/snmp-poe.md §1.4)."""
         column = self.profile.ADMIN_COLUMN
         found: list[tuple[int, int]] = []
         last = column

@@ -1,7 +1,7 @@
 """One relay board's serial port: opened by name, reopened when the device vanishes, one
 request and its whole reply at a time.
 
-Why it does what it does (gpio-serial.md §3.2-3.4):
+Why it does what it does (docs/gpio-serial.md §3.2-3.4):
 
 - **Stable names.** The link (``/dev/serial/by-id/...``, ``by-path/...``) is resolved again at
   every (re)open, so a board re-enumerated after a USB reset is followed. A pyserial URL

@@ -6,8 +6,9 @@ and a wire protocol from ``rig.actuators.relay_protocols``. ``SerialRelayBoard``
 ``PowerControl`` and ``CappedButton`` interfaces, so a slot does not care whether its power is a
 GPIO relay, a serial relay channel or a PoE port.
 
-Why the driver does what it does (gpio-serial.md §3.2-3.4, §5; the port itself, its stable
-name, exclusive open, reconnects and reply deadlines, is rig.actuators.serial_link):
+Why the driver does what it does (docs/gpio-serial.md §3.2-3.4, docs/gpio-serial.md §5; the port
+itself, its stable name, exclusive open, reconnects and reply deadlines, is
+rig.actuators.serial_link):
 
 - **Stable names.** ``ttyUSB0`` becomes ``ttyUSB1`` after a USB reset, so give the board a
   ``/dev/serial/by-id/...`` name (FTDI, Numato) or ``/dev/serial/by-path/...`` (CH340 boards

@@ -1,7 +1,7 @@
 """The bridge between rig's threads and pysnmp's asyncio API: one SNMP agent, one engine.
 
 pysnmp 7 only has an asyncio API, and an SnmpEngine is bound to the event loop it first ran on:
-reusing one across ``asyncio.run()`` calls hangs (reference snmp-poe.md §4.4 pitfall 1). The rig's
+reusing one across ``asyncio.run()`` calls hangs (docs/snmp-poe.md §4.4 pitfall 1). The rig's
 runner and CLI are synchronous and threaded, so an ``SnmpSession`` owns one private event loop on
 a dedicated thread with ONE SnmpEngine for its whole life; requests hand coroutines to that loop
 and wait for them with a deadline. The session is not a lock: its owner (``PoeSwitch``) makes
@@ -10,8 +10,10 @@ every request one step at a time.
 Rules kept here:
 - Requests have bounded retries: an agent that is down costs ``timeout * (retries + 1)``, and a
   request whose coroutine never finishes is given up ``DEADLINE_MARGIN_S`` later.
-- Numeric OIDs only and ``lookupMib=False``: no MIB compiler (pysmi) at run time (§4.3).
-- SNMPv3 always names both protocols: ``UsmUserData`` silently means MD5/DES otherwise (§4.4).
+- Numeric OIDs only and ``lookupMib=False``: no MIB compiler (pysmi) at run time
+  (docs/snmp-poe.md §4.3).
+- SNMPv3 always names both protocols: ``UsmUserData`` silently means MD5/DES otherwise
+  (docs/snmp-poe.md §4.4).
 - Every failure becomes an ``SnmpError`` naming the agent, the port(s) and the OID(s), with what
   to check for USM reports and errorStatus values.
 - Communities and keys are never logged.
@@ -51,7 +53,7 @@ AUTH_PROTOCOLS = {
     "md5": hl.USM_AUTH_HMAC96_MD5,
 }
 #: AES-192/256 come in two key-localisation variants that do not interoperate: plain names are
-#: the "Reeder"/Cisco variant most switches use, ``-blumenthal`` the other (reference §6).
+#: the "Reeder"/Cisco variant most switches use, ``-blumenthal`` the other (docs/snmp-poe.md §6).
 PRIV_PROTOCOLS = {
     "aes": hl.USM_PRIV_CFB128_AES,
     "aes128": hl.USM_PRIV_CFB128_AES,
@@ -64,7 +66,7 @@ PRIV_PROTOCOLS = {
 }
 _WEAK = {"md5", "des", "3des"}
 
-#: USM reports and what to check when one comes back (RFC 3414 §3.2).
+#: USM reports and what to check when one comes back (RFC 3414 section 3.2; docs/snmp-poe.md §6.1).
 _AUTH_FAULTS: dict[type, str] = {
     errind.WrongDigest: "wrong auth key or auth protocol (usmStatsWrongDigests)",
     errind.DecryptionError: "wrong priv key or priv protocol (usmStatsDecryptionErrors)",
@@ -193,7 +195,8 @@ def make_auth(part: str, version: str, community: str, user: str | None, auth_ke
     for weak in {auth_protocol, priv_protocol} & _WEAK:
         log.warning("%s: SNMPv3 with %s is weak; use sha/aes where the switch allows it",
                     part, weak)
-    # Both protocols always passed: UsmUserData silently means MD5/DES otherwise (§4.4).
+    # Both protocols always passed: UsmUserData silently means MD5/DES otherwise
+    # (docs/snmp-poe.md §4.4).
     return hl.UsmUserData(user, authKey=auth_key, privKey=priv_key,
                           authProtocol=AUTH_PROTOCOLS[auth_protocol],
                           privProtocol=PRIV_PROTOCOLS[priv_protocol])

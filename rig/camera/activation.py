@@ -1,4 +1,4 @@
-"""The crypto of ISAPI activation (reference §2.4), both sides of the exchange.
+"""The crypto of ISAPI activation (docs/hikvision-protocols.md §2.4), both sides of the exchange.
 
 Legacy "challenge" exchange (field-proven form, qb60/hikvision-configure):
   client → device  POST /ISAPI/Security/challenge  <PublicKey><key>b64(hex(RSA modulus))</key>

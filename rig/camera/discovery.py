@@ -1,6 +1,6 @@
 """SADP discovery: send an inquiry Probe, collect the ProbeMatch replies of the bench units.
 
-Why it looks the way it does (reference §1.1):
+Why it looks the way it does (docs/hikvision-protocols.md §1.1):
 
 * Firmware answers either by multicast to 239.255.255.250:37020 or by unicast to the probe's source
   port, so each interface gets two sockets: one bound to the group (joined on that interface only)

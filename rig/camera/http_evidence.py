@@ -2,7 +2,7 @@
 
 Facts only: whether the camera is back at its factory defaults is decided from these by the
 judge (``rig.verify.classify_http``), never here. What the collector does decide is what to
-ask, because a question can cost something (reference §3.1):
+ask, because a question can cost something (docs/hikvision-protocols.md §3.1):
 
 - V5.3.0 and later: ``GET /SDK/activateStatus`` tells without any login whether the unit is
   inactive (no password: its factory state).
@@ -159,7 +159,8 @@ def check_http(client: IsapiClient, profile_set: ProfileSet, *,
 
 def _ask_activate_status(client: IsapiClient, notes: list[str]) -> HttpEvidence:
     """The free question. An error answer is kept and noted: the camera answered, just not this
-    endpoint, which is firmware-dependent (legacy is uncertain, reference §2.3)."""
+    endpoint, which is firmware-dependent (legacy is uncertain,
+    docs/hikvision-protocols.md §2.3)."""
     try:
         return HttpEvidence(target=client.target, activate_status=client.activate_status())
     except IsapiError as exc:

@@ -1,4 +1,4 @@
-"""ISAPI client: the endpoints of a Hikvision camera's HTTP side (reference §2).
+"""ISAPI client: the endpoints of a Hikvision camera's HTTP side (docs/hikvision-protocols.md §2).
 
 The requests themselves, and the rules that spare the camera's login lockout (one signed request
 per call, never a retry behind the caller's back), are rig.camera.isapi_http; the reply records
@@ -139,7 +139,8 @@ class IsapiClient:
     # -- endpoints --
 
     def activate_status(self) -> ActivateStatus:
-        """Whether the camera is activated; no login needed (§2.3). Legacy firmware answers 404."""
+        """Whether the camera is activated; no login needed (docs/hikvision-protocols.md §2.3).
+        Legacy firmware answers 404."""
         path = "/SDK/activateStatus"
         reply = self._wire.send("GET", path)
         if reply.status == 404:
@@ -164,13 +165,15 @@ class IsapiClient:
         return self._get_record(path, creds, DeviceInfo.from_xml)
 
     def network(self, creds: Credentials) -> Ipv4Settings:
-        """IPv4 settings of interface 1 (factory default: static 192.168.1.64/24, §3.1)."""
+        """IPv4 settings of interface 1 (factory default: static 192.168.1.64/24,
+        docs/hikvision-protocols.md §3.1)."""
         path = "/ISAPI/System/Network/interfaces/1/ipAddress"
         return self._get_record(path, creds, Ipv4Settings.from_xml)
 
     def factory_reset(self, creds: Credentials, mode: ResetMode | str) -> ResponseStatus:
-        """Restore defaults: ``basic`` keeps network and users, ``full`` returns to inactive (§2.6).
-        Check ``reboot_required``: some firmware waits for a reboot (statusCode 7)."""
+        """Restore defaults: ``basic`` keeps network and users, ``full`` returns to inactive
+        (docs/hikvision-protocols.md §2.6). Check ``reboot_required``: some firmware waits for a
+        reboot (statusCode 7)."""
         try:
             mode = ResetMode(mode)
         except ValueError:
@@ -184,7 +187,8 @@ class IsapiClient:
 
     def activate(self, password: str, *, user: str = "admin",
                  variant: str | None = None) -> ResponseStatus:
-        """Give an inactive camera its admin password (§2.4). No login is spent.
+        """Give an inactive camera its admin password (docs/hikvision-protocols.md §2.4). No login
+        is spent.
 
         ``user`` is only used for the password rule "must not contain the user name". With
         ``variant=None`` the exchange is chosen from ``/SDK/activateStatus``: supportVersion 3 →

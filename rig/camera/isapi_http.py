@@ -1,20 +1,21 @@
 """The ISAPI wire: one HTTP request at a time, Digest by hand, built to spare the lockout.
 
-A camera locks the client's address after a few failed logins (5-7, for 30 minutes; §2.5). On an
-unattended bench a lock costs a slot half an hour, so this layer never authenticates behind the
-caller's back:
+A camera locks the client's address after a few failed logins (5-7, for 30 minutes;
+docs/hikvision-protocols.md §2.5). On an unattended bench a lock costs a slot half an hour, so this
+layer never authenticates behind the caller's back:
 
 * Digest is built by hand (rig.camera.digest). An authenticated call first sends the request
-  without Authorization (unauthenticated requests do not count toward the lock, §2.1), reads the
-  401's Digest challenge, then sends exactly ONE request with Authorization. A 401 to that request
-  is a failed login and is reported, never retried.
+  without Authorization (unauthenticated requests do not count toward the lock,
+  docs/hikvision-protocols.md §2.1), reads the 401's Digest challenge, then sends exactly ONE
+  request with Authorization. A 401 to that request is a failed login and is reported, never
+  retried.
 * The last challenge is cached per client, so the next call goes straight to one authenticated
   request. If the camera answers that with 401 and ``stale=true``, the nonce had expired, which is
-  not a failed login (RFC 7616 §3.3), and the call is re-sent ONCE with the fresh nonce. A 401
-  without ``stale=true`` is taken as a failed login. (A nonce called stale right after it was
-  issued is reported as an IsapiError, not re-sent.) Use a fresh client after a camera reboots:
-  firmware that forgets its nonces without saying ``stale`` would count the cached one as a
-  failure.
+  not a failed login (RFC 7616 section 3.3; docs/hikvision-protocols.md §2.1), and the call is
+  re-sent ONCE with the fresh nonce. A 401 without ``stale=true`` is taken as a failed login. (A
+  nonce called stale right after it was issued is reported as an IsapiError, not re-sent.) Use a
+  fresh client after a camera reboots: firmware that forgets its nonces without saying ``stale``
+  would count the cached one as a failure.
 * No library auth handler, no HTTPAdapter retries (urllib3 ``Retry(total=0)``), no redirects, no
   ``.netrc`` or proxy from the environment (``.netrc`` would add a Basic login of its own), and a
   fresh connection per request (``Connection: close``): a keep-alive connection the camera has

@@ -31,7 +31,8 @@ class Credentials:
 
 @dataclass(frozen=True)
 class ResponseStatus:
-    """The ``<ResponseStatus>`` envelope (§2.2), or its JSON twin on V3/JSON endpoints."""
+    """The ``<ResponseStatus>`` envelope (docs/hikvision-protocols.md §2.2), or its JSON twin on
+    V3/JSON endpoints."""
 
     status_code: int
     status_string: str = ""
@@ -145,7 +146,8 @@ class UserCheck:
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    """``GET /ISAPI/System/deviceInfo`` (§2.7). ``mac_address`` is in SADP's canonical form."""
+    """``GET /ISAPI/System/deviceInfo`` (docs/hikvision-protocols.md §2.7). ``mac_address`` is in
+    SADP's canonical form."""
 
     device_name: str | None
     device_id: str | None
@@ -186,7 +188,8 @@ class DeviceInfo:
 
 @dataclass(frozen=True)
 class Ipv4Settings:
-    """``GET /ISAPI/System/Network/interfaces/1/ipAddress`` (§2.7, qb60 template)."""
+    """``GET /ISAPI/System/Network/interfaces/1/ipAddress`` (docs/hikvision-protocols.md §2.7, qb60
+    template)."""
 
     dhcp: bool | None           # addressingType dynamic → True, static → False
     ip_address: str | None

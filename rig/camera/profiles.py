@@ -1,10 +1,11 @@
 """Firmware profiles: what each Hikvision firmware family does, loaded from firmware_notes/.
 
-The reference notes disagree on many firmware behaviours (hold time, whether factoryReset reboots
-by itself, SADP reply style...). Instead of guessing one answer in code, each behaviour is a field
-of a profile, written in ``firmware_notes/profiles/<name>.toml`` next to a readable page, and the
-simulator takes the same profile. Fields the reference marks uncertain are listed in ``uncertain``
-so that reports and pages can say so.
+The public sources (docs/hikvision-protocols.md) disagree on many firmware behaviours (hold
+time, whether factoryReset reboots by itself, SADP reply style...). Instead of guessing one
+answer in code, each behaviour is a field of a profile, written in
+``firmware_notes/profiles/<name>.toml`` next to a readable page, and the simulator takes the
+same profile. Fields those notes mark uncertain are listed in ``uncertain`` so that reports and
+pages can say so.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class FirmwareVersion:
         return f"{text}build {self.build}" if self.build else text
 
 
-#: deviceName of every family after a reset (reference §2.7: "IP CAMERA", "hangzhou", ...).
+#: deviceName of every family after a reset (docs/hikvision-protocols.md §2.7: "IP CAMERA",
+#: "hangzhou", ...).
 DEFAULT_DEVICE_NAME = "IP CAMERA"
 
 RESTORE_PARTS = ("network", "users", "parameters")
@@ -99,7 +101,7 @@ class FirmwareProfile:
     lockout_seconds: float
     activate_status: bool                     # GET /SDK/activateStatus exists
     activation: tuple[str, ...]               # supported activation exchanges, preferred first
-    uncertain: tuple[str, ...]                # keys of the file the reference marks uncertain
+    uncertain: tuple[str, ...]                # keys of the file the notes mark uncertain
     #: The file it was loaded from (the simulator reads its [sim] table); not part of the value.
     source: Path | None = field(default=None, compare=False, repr=False)
 
@@ -224,7 +226,7 @@ def _isapi(t: TomlTable) -> dict[str, Any]:
 
 
 def _uncertain(top: TomlTable) -> tuple[str, ...]:
-    """The file's keys the reference marks uncertain: profile fields, or [sim] keys (named
+    """The file's keys the notes mark uncertain: profile fields, or [sim] keys (named
     here, read by the simulator)."""
     keys = top.texts("uncertain", ())
     sim = top.data.get(SIM_TABLE)

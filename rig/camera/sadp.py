@@ -1,10 +1,11 @@
 """SADP wire format: the XML Probe a client sends and the ProbeMatch a camera answers with.
 
 SADP (Search Active Devices Protocol) is Hikvision's discovery protocol: XML in UDP datagrams on
-239.255.255.250:37020 (reference §1). Real firmware is sloppy: ``flase`` for false, MACs with
-hyphens or colons, CRLF, tabs or no whitespace, Uuid echoed in either case, optional elements that
-come and go with the firmware. The parser accepts all of that; what it does not accept is anything
-that is not a ProbeMatch, or a ProbeMatch without the identity rig depends on (Uuid and MAC).
+239.255.255.250:37020 (docs/hikvision-protocols.md §1). Real firmware is sloppy: ``flase`` for
+false, MACs with hyphens or colons, CRLF, tabs or no whitespace, Uuid echoed in either case,
+optional elements that come and go with the firmware. The parser accepts all of that; what it does
+not accept is anything that is not a ProbeMatch, or a ProbeMatch without the identity rig depends on
+(Uuid and MAC).
 """
 
 from __future__ import annotations

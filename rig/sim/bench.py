@@ -21,7 +21,7 @@ down what they built, so the controller can be pointed at it like at any bench:
 - a bench TOML in ``directory``, written by ``rig.bench.dump`` from the planned ``Bench``,
   that ``rig.bench.load_bench`` reads: the controller gets a pin
   factory, addresses and ports and never learns that the bench is simulated
-  (DESIGN.md, "One code path for real and simulated hardware").
+  (one code path for real and simulated hardware).
 
 Where power stands when ``start()`` returns, and what the controller's drivers then do to it
 (this is what a real bench does too, so the runner must not be surprised by it):

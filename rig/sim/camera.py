@@ -43,7 +43,8 @@ PRESS_GRACE_S = 2.0
 REBOOT_DELAY_S = 1.0
 #: How long a challenge stays usable for the activate call that follows it (real seconds).
 CHALLENGE_TTL_S = 60.0
-#: SADP elements real firmware writes as "flase" when false (captures A and B, reference §1.3).
+#: SADP elements real firmware writes as "flase" when false (captures A and B,
+#: docs/hikvision-protocols.md §1.3).
 FLASE_FIELDS = frozenset({"HCPlatformEnable", "DeviceLock"})
 
 

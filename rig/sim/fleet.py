@@ -18,7 +18,8 @@ from rig.sim.camera import SimFaults, VirtualCamera
 from rig.sim.isapi_server import IsapiServer
 from rig.sim.sadp_responder import SadpResponder
 
-#: Hikvision's OUI as seen in capture A (reference §1.3); simulated units use it too.
+#: Hikvision's OUI as seen in capture A (docs/hikvision-protocols.md §1.3); simulated units use it
+#: too.
 HIKVISION_OUI = "44:47:cc"
 
 

@@ -11,7 +11,7 @@ level change of a mock pin passes through (device writes, ``drive_high``/``drive
 and ``_set_function`` the place where the device claims or gives back the pin. ``LoadPin``
 hooks both and tells its listener whenever the wired load's energised state changes.
 
-Electrical model (matches the recommended hardware, gpio-serial.md §2.1-2.3):
+Electrical model (matches the recommended hardware, docs/gpio-serial.md §2.1-2.3):
 - The load sees the line level. It is energised when the level equals its active level:
   HIGH for a MOSFET gate or an active-high relay board, LOW for an opto relay module.
 - A pin that is an input and floating (before the controller claims it, after it closes it)
@@ -19,8 +19,9 @@ Electrical model (matches the recommended hardware, gpio-serial.md §2.1-2.3):
   pulls its IN up through the LED. So an unclaimed pin never energises its load.
 - Not modelled: the BCM283x boot-time pulls on GPIO 0-8 (``MockFactory`` knows only the fixed
   pulls of GPIO 2/3; the driver refuses 0-3 and warns about 4-8), and lgpio claiming a line as
-  output at level 0 before writing the initial level (§1.5): ``MockPin`` switches to output at
-  its current level, so an active-low board sees no pulse here although it may on a real Pi.
+  output at level 0 before writing the initial level (docs/gpio-serial.md §1.5): ``MockPin``
+  switches to output at its current level, so an active-low board sees no pulse here although it may
+  on a real Pi.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The virtual camera's web server: ISAPI over HTTP with Digest auth, bound to the unit's address.
 
-Serves the endpoints rig uses (reference §2) with the bodies real firmware sends: ResponseStatus,
-userCheck with lock fields, deviceInfo, ipAddress, activateStatus, the activation exchanges. It
-answers only while the unit is running; otherwise it drops the connection, as a unit that is off
-or still booting never completes an HTTP exchange.
+Serves the endpoints rig uses (docs/hikvision-protocols.md §2) with the bodies real firmware sends:
+ResponseStatus, userCheck with lock fields, deviceInfo, ipAddress, activateStatus, the activation
+exchanges. It answers only while the unit is running; otherwise it drops the connection, as a unit
+that is off or still booting never completes an HTTP exchange.
 """
 
 from __future__ import annotations
@@ -200,7 +200,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Digest-check the request; returns the user name or raises the 401/403 reply.
 
         Requests without credentials only fetch a nonce and never count toward the lock; a stale
-        nonce is answered with stale=TRUE and does not count either (reference §2.1).
+        nonce is answered with stale=TRUE and does not count either
+        (docs/hikvision-protocols.md §2.1).
         """
         cam = self.camera
         if not cam.activated:

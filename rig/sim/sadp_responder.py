@@ -1,11 +1,11 @@
 """The device side of SADP for the simulated camera: hear inquiry Probes, send ProbeMatch replies.
 
 A real camera listens on 239.255.255.250:37020 and on its own address, and answers from its own
-address and port 37020, by multicast or by unicast depending on the firmware (reference §1.1).
-This class does the socket work only; what to answer (or whether to answer at all: powered off,
-booting, a Probe aimed at another MAC) is decided by the ``answer`` callable the camera passes in,
-and how to send it by ``styles``. Several responders share one host, each on its own 127.0.1.N
-address (or in its own network namespace).
+address and port 37020, by multicast or by unicast depending on the firmware
+(docs/hikvision-protocols.md §1.1). This class does the socket work only; what to answer (or whether
+to answer at all: powered off, booting, a Probe aimed at another MAC) is decided by the ``answer``
+callable the camera passes in, and how to send it by ``styles``. Several responders share one host,
+each on its own 127.0.1.N address (or in its own network namespace).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rig.camera.sadp import GROUP, MAX_DATAGRAM, PORT, Probe, SadpError, parse_p
 
 log = logging.getLogger(__name__)
 
-#: Probe Types a camera answers with a ProbeMatch (reference §1.2).
+#: Probe Types a camera answers with a ProbeMatch (docs/hikvision-protocols.md §1.2).
 INQUIRY_TYPES = frozenset({"inquiry", "inquiry_v32"})
 #: Read whole datagrams so an oversized one is seen (and dropped) at its real size.
 READ_SIZE = 65536

@@ -3,7 +3,7 @@
 The driver under test opens a real tty path (the pty's slave side) with real pyserial, exactly
 as it opens ``/dev/ttyUSB0`` on the bench; a thread on the master side plays the board's
 firmware. So framing, timeouts, exclusive locks and hang-ups are all exercised through the real
-transport (Jumpstarter's "mock driver beside every interface", gpio-serial.md §3.3).
+transport (Jumpstarter's "mock driver beside every interface", docs/gpio-serial.md §3.3).
 
 The firmware models here are written from the hardware facts, independently of
 ``rig.actuators.relay_protocols``, so an encoder bug is not mirrored by the simulator: tests

@@ -1,7 +1,7 @@
 """A virtual PoE switch: a real SNMP agent on UDP whose ports power virtual cameras.
 
 The rig turns a camera off and on by setting its PoE port's admin state over SNMP. This module is
-the other side of that wire: a pysnmp command responder (reference snmp-poe.md §5.3) serving the
+the other side of that wire: a pysnmp command responder (docs/snmp-poe.md §5.3) serving the
 POWER-ETHERNET-MIB port table and, on request, the same port state through vendor columns (Cisco
 ``cpeExtPsePortEnable``, TP-Link ``tpPoePortStatus``). It answers v1/v2c by community (a
 read-only and a read-write one) and SNMPv3 authPriv (HMAC-SHA + AES-128) for one user, so the
@@ -10,17 +10,17 @@ rig's client and net-snmp's ``snmpget``/``snmpset``/``snmpwalk`` can both drive 
 What it models, and why:
 - A port's admin state (``enabled``) and whether a powered device is plugged in are separate:
   detection status is deliveringPower(3) only when both hold, searching(2) when enabled with
-  nothing plugged in, disabled(1) when off (RFC 3621; reference §1.3).
+  nothing plugged in, disabled(1) when off (RFC 3621; docs/snmp-poe.md §1.3).
 - Ports start enabled: a switch powers its PoE ports by default.
 - A SET is applied all or nothing: every varbind is checked first (access, object, type, value,
-  port lock), then all are applied (RFC 3416 §4.2.5). A bad varbind is answered with its
-  errorStatus and its 1-based errorIndex, and nothing changes.
-- The OIDs here are written out from the reference on purpose instead of being taken from the
+  port lock), then all are applied (RFC 3416 section 4.2.5; docs/snmp-poe.md §5.3). A bad varbind is
+  answered with its errorStatus and its 1-based errorIndex, and nothing changes.
+- The OIDs here are written out from docs/snmp-poe.md on purpose instead of being taken from the
   client's profiles in rig.actuators.poe_mibs, so a wrong OID on one side shows up in the tests.
 
 The agent runs on its own thread with its own event loop and its own SnmpEngine. The UDP socket is
 bound before the thread starts, so a port already in use raises at ``start()`` (pysnmp's own bind
-would fail silently, reference §5.3 pitfall 3) and port 0 gives an ephemeral port.
+would fail silently, docs/snmp-poe.md §5.3 pitfall 3) and port 0 gives an ephemeral port.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 Oid = tuple[int, ...]
 
-#: POWER-ETHERNET-MIB (RFC 3621) pethPsePortEntry columns, index group.port (reference §1.1).
+#: POWER-ETHERNET-MIB (RFC 3621) pethPsePortEntry columns, index group.port (docs/snmp-poe.md §1.1).
 PETH_ADMIN_ENABLE: Oid = (1, 3, 6, 1, 2, 1, 105, 1, 1, 1, 3)
 PETH_DETECTION_STATUS: Oid = (1, 3, 6, 1, 2, 1, 105, 1, 1, 1, 6)
 PETH_POWER_CLASSIFICATIONS: Oid = (1, 3, 6, 1, 2, 1, 105, 1, 1, 1, 10)
@@ -56,10 +56,10 @@ PETH_MAIN_POWER: Oid = (1, 3, 6, 1, 2, 1, 105, 1, 3, 1, 1, 2)
 PETH_MAIN_OPER_STATUS: Oid = (1, 3, 6, 1, 2, 1, 105, 1, 3, 1, 1, 3)
 PETH_MAIN_CONSUMPTION: Oid = (1, 3, 6, 1, 2, 1, 105, 1, 3, 1, 1, 4)
 #: CISCO-POWER-ETHERNET-EXT-MIB cpeExtPsePortEnable, AUGMENTS pethPsePortEntry (index group.port):
-#: auto(1), static(2), limit(3) mean enabled, disable(4) means off (reference §2.1).
+#: auto(1), static(2), limit(3) mean enabled, disable(4) means off (docs/snmp-poe.md §2.1).
 CISCO_PORT_ENABLE: Oid = (1, 3, 6, 1, 4, 1, 9, 9, 402, 1, 2, 1, 1)
 #: TPLINK-POWER-OVER-ETHERNET-MIB, index tpPoePortIndex: tpPoePortStatus disable(0)/enable(1) and
-#: tpPoePowerStatus off(0), turning-on(1), on(2) (reference §2.1; not checked on hardware).
+#: tpPoePowerStatus off(0), turning-on(1), on(2) (docs/snmp-poe.md §2.1; not checked on hardware).
 TPLINK_PORT_STATUS: Oid = (1, 3, 6, 1, 4, 1, 11863, 6, 56, 1, 1, 2, 1, 1, 2)
 TPLINK_POWER_STATUS: Oid = (1, 3, 6, 1, 4, 1, 11863, 6, 56, 1, 1, 2, 1, 1, 11)
 #: SNMPv2-MIB system group scalars, so a plain ``snmpwalk`` of mib-2 says what it is talking to.
@@ -93,7 +93,8 @@ Device = PoweredDevice | Callable[[bool], None]
 @dataclass(frozen=True)
 class V3User:
     """The agent's SNMPv3 user: authPriv with HMAC-SHA-96 and AES-128 (CFB), as most switches
-    are configured (reference §6). Keys are passphrases; net-snmp wants at least 8 characters."""
+    are configured (docs/snmp-poe.md §6). Keys are passphrases; net-snmp wants at least 8
+    characters."""
 
     name: str
     auth_key: str
@@ -369,7 +370,8 @@ class _Mib(instrum.AbstractMibInstrumController):
             column, port = cell
             if column.write is None:
                 raise smi_error.NotWritableError(name=name, idx=idx)
-            # v1 SETs arrive as rfc1155 classes: compare tags, not Python types (§5.3 pitfall 2)
+            # v1 SETs arrive as rfc1155 classes: compare tags, not Python types
+            # (docs/snmp-poe.md §5.3 pitfall 2)
             if value.getTagSet() != v2c.Integer32.tagSet:
                 raise smi_error.WrongTypeError(name=name, idx=idx)
             if int(value) not in column.write:
@@ -627,7 +629,7 @@ class VirtualSwitch:
         config.add_transport(snmp_engine, udp.DOMAIN_NAME,
                              transport.open_server_mode(sock=self._sock))
         # Read-only users get an explicit write view that matches nothing: with no write view
-        # at all pysnmp's VACM lets them write (reference §5.3 pitfall 1, pysnmp #48).
+        # at all pysnmp's VACM lets them write (docs/snmp-poe.md §5.3 pitfall 1, pysnmp #48).
         for security_name, community, write in (("ro", self.community_ro, NOWHERE),
                                                 ("rw", self.community_rw, ALL)):
             if community is None:

@@ -2,7 +2,7 @@
 
 Switches agree on what a PoE port is but not on where it lives: RFC 3621's pethPsePortTable is
 the common case, Cisco IOS adds its own enable column, TP-Link JetStream has a private table with
-other values (reference snmp-poe.md §2). Like labgrid's power backends, each profile is a plain
+other values (docs/snmp-poe.md §2). Like labgrid's power backends, each profile is a plain
 module with the same members, so adding a vendor is adding a file:
 
 - ``ADMIN_COLUMN``: the writable column that switches the port (OID without the index).
@@ -12,7 +12,7 @@ module with the same members, so adding a vendor is adding a file:
 - ``admin_value(on)``: the INTEGER to SET; ``admin_state(value)``: what a read value means.
 - ``detection(value)``: ``(drawing_power, text)`` from a status value (None when unknown).
 
-Profiles hold numeric OIDs only: MIB files are never loaded (no pysmi, reference §4.3).
+Profiles hold numeric OIDs only: MIB files are never loaded (no pysmi, docs/snmp-poe.md §4.3).
 """
 
 from __future__ import annotations

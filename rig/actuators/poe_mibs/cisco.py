@@ -2,7 +2,7 @@
 
 The column AUGMENTS pethPsePortEntry, so the index is group.port as in RFC 3621 and the standard
 detection status still applies. Values: auto(1), static(2), limit(3) all mean powered; disable(4)
-means off. Mesa CI drives a Catalyst 2960 with 4 = off, 1 = on (reference snmp-poe.md §2.1).
+means off. Mesa CI drives a Catalyst 2960 with 4 = off, 1 = on (docs/snmp-poe.md §2.1).
 """
 
 from __future__ import annotations

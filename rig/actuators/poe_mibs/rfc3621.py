@@ -2,7 +2,7 @@
 
 pethPsePortAdminEnable is a TruthValue: true(1) powers the port, false(2) turns the PSE function
 off. Used by HP/Aruba, Netgear, Cisco SB (CBS350, which labgrid and pdudaemon drive), Extreme and
-most others (reference snmp-poe.md §1, §2.1).
+most others (docs/snmp-poe.md §1, docs/snmp-poe.md §2.1).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ _DETECTION = {1: "disabled", 2: "searching", 3: "deliveringPower", 4: "fault", 5
 
 
 def index(group: int, port: int) -> tuple[int, ...]:
-    # group is the stack member or module, 1 on a standalone switch (RFC 3621 §pethPsePortTable)
+    # group is the stack member or module, 1 on a standalone switch (RFC 3621 pethPsePortTable;
+    # docs/snmp-poe.md §1.2)
     return (group, port)
 
 
@@ -37,6 +38,6 @@ def admin_state(value: int) -> PowerState:
 
 def detection(value: int) -> tuple[bool | None, str]:
     # Only deliveringPower(3) means a device draws power; enabled with nothing plugged in is
-    # searching(2) (reference §1.3).
+    # searching(2) (docs/snmp-poe.md §1.3).
     text = _DETECTION.get(value, f"unknown detection status {value}")
     return (value == 3 if value in _DETECTION else None), text

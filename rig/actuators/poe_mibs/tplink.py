@@ -2,11 +2,11 @@
 
 tpPoePortStatus is disable(0) / enable(1), note 0 and not 2; tpPoePowerStatus reports off(0),
 turning-on(1), on(2), overload(3) and further faults (netdisco-mibs
-tplink-power-over-ethernet-mib, reference snmp-poe.md §2.1).
+tplink-power-over-ethernet-mib, docs/snmp-poe.md §2.1).
 
-UNVERIFIED: no TP-Link switch was available; the reference marks the index semantics (port number
-vs. ifIndex on multi-unit stacks) as not checked. The table is indexed by tpPoePortIndex alone,
-so this profile serves group 1 only.
+UNVERIFIED: no TP-Link switch was available; docs/snmp-poe.md §2.1 marks the index semantics
+(port number vs. ifIndex on multi-unit stacks) as not checked. The table is indexed by
+tpPoePortIndex alone, so this profile serves group 1 only.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ ADMIN_COLUMN = (1, 3, 6, 1, 4, 1, 11863, 6, 56, 1, 1, 2, 1, 1, 2)
 #: tpPoePowerStatus, read-only.
 STATUS_COLUMN = (1, 3, 6, 1, 4, 1, 11863, 6, 56, 1, 1, 2, 1, 1, 11)
 
-#: The values the reference lists; the MIB has more fault codes, read here as unknown.
+#: The values docs/snmp-poe.md §2.1 lists; the MIB has more fault codes, read here as unknown.
 _POWER = {0: "off", 1: "turning-on", 2: "on", 3: "overload"}
 
 

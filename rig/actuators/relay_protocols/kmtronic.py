@@ -2,7 +2,7 @@
 
 ``FF 01 01`` switches the relay on, ``FF 01 00`` off; ``FF 01 03`` asks for its state and the
 board answers ``FF 01 xx`` with xx 01 = on, 00 = off (info.kmtronic.com, "Controlling USB One
-relay by Raspberry Pi"; a single source, gpio-serial.md §3.1). The second byte is the relay
+relay by Raspberry Pi"; a single source, docs/gpio-serial.md §3.1). The second byte is the relay
 number, channel 1 = ``01``. Only the one-relay board is documented in our notes, so
 MAX_CHANNELS is 1: the multi-relay KMTronic boards use another status command.
 """

@@ -2,12 +2,12 @@
 
 Frame: ``A0 <channel> <op> <checksum>``, channel 1-based on the wire as in rig, op 00 = off,
 01 = on, checksum = (A0 + channel + op) & FF. Relay 1 on is ``A0 01 01 A2``, off ``A0 01 00 A1``
-(vendor listings and several public drivers agree; gpio-serial.md §3.1).
+(vendor listings and several public drivers agree; docs/gpio-serial.md §3.1).
 
 No read-back: the ``FF`` query answers differently per board batch and most boards answer
 nothing, so rig never relies on it and reports the last commanded state instead. The board
 answers nothing to a switch command either, so nothing confirms a frame arrived; a CH340 has no
-serial number, so name the port by /dev/serial/by-path (gpio-serial.md §3.4).
+serial number, so name the port by /dev/serial/by-path (docs/gpio-serial.md §3.4).
 """
 
 from __future__ import annotations

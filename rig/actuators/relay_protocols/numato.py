@@ -3,7 +3,7 @@
 ASCII commands ended by CR: ``relay on N``, ``relay off N``, ``relay read N``. The board echoes
 the command, then (for a read) ``on`` or ``off``, then a ``>`` prompt, lines separated by
 ``\\n\\r`` (Numato sample code, NumatoLab/NumatoIO_Python, pdudaemon's numatousb driver;
-gpio-serial.md §3.1).
+docs/gpio-serial.md §3.1).
 
 **Channel mapping.** The wire counts relays from 0; rig counts from 1 like everywhere else, so
 rig channel 1 is wire relay ``0`` and rig channel N is wire relay N-1. Wire relays 10 and up are
