@@ -34,6 +34,7 @@ from rig.camera import activation
 from rig.camera.profiles import DEFAULT_DEVICE_NAME, FirmwareProfile
 from rig.camera.sadp import Probe, build_probe_match, normalize_mac
 from rig.sim.behaviour import SimBehaviour, behaviour_for
+from rig.vocabulary import ResetMode
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class _Pending:
     boot_done_at: float | None = None
     reset_check_at: float | None = None
     reboot_at: float | None = None
-    restore_at_boot: str | None = None   # "basic" / "full" applied at the next boot
+    restore_at_boot: str | None = None   # a ResetMode applied at the next boot
     challenges: dict[str, tuple[str, str, float]] = field(default_factory=dict)
 
 
@@ -329,7 +330,7 @@ class VirtualCamera:
             self.update_settings(users=users, device_name=device_name)
 
     def _apply_restore(self, mode: str, at: float) -> None:
-        keeps = self.profile.basic_keeps if mode == "basic" else self.profile.full_keeps
+        keeps = self.profile.basic_keeps if mode == ResetMode.BASIC else self.profile.full_keeps
         fresh, old = self.factory_settings(), self._settings
         kept: dict[str, object] = {}
         if "network" in keeps:
@@ -417,10 +418,10 @@ class VirtualCamera:
             self._log(now, "activated")
             return "riskPassword" if activation.is_risk_password(password) else "ok"
 
-    def factory_reset(self, mode: str) -> bool:
+    def factory_reset(self, mode: ResetMode | str) -> bool:
         """Web restore. Returns True when the firmware reboots by itself, False when it asks for a
         reboot (statusCode 7) and applies the restore at the next boot."""
-        if mode not in ("basic", "full"):
+        if mode not in tuple(ResetMode):
             raise ValueError(f"unknown factoryReset mode {mode!r}")
         with self._lock:
             now = self._advance()

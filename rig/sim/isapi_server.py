@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 from rig import xmlsafe
 from rig.camera import activation, digest
 from rig.sim.camera import LoginResult, VirtualCamera
+from rig.vocabulary import ResetMode
 
 log = logging.getLogger(__name__)
 
@@ -364,8 +365,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def factory_reset(self, path: str, query: dict, body: bytes) -> None:
         self._authenticate("PUT")
-        mode = (query.get("mode") or ["basic"])[0]
-        if mode not in ("basic", "full"):
+        mode = (query.get("mode") or [ResetMode.BASIC])[0]
+        if mode not in tuple(ResetMode):
             raise self._status(400, 6, "badParameters")
         if self.camera.factory_reset(mode):
             raise self._status(200, 1, "ok")
