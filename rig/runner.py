@@ -16,8 +16,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from rig.actuators.base import ActuatorError
-from rig.bench import Bench, PoeOutput, Slot
+from rig.bench import Bench, Slot
 from rig.camera.isapi_types import Credentials
 from rig.camera.profiles import ProfileSet
 from rig.census import Census, Interrupted
@@ -29,6 +28,7 @@ from rig.limits import Limits
 from rig.procedures import PROCEDURES
 from rig.recorder import EventSink, Recorder
 from rig.records import RecordStore, file_sha256
+from rig.recovery import RecoveryReport, emit_report, recover
 from rig.rollcall import roll_call
 from rig.serialised import AddressTurns, SlotTurn
 from rig.verification import verify_unit
@@ -97,35 +97,14 @@ class Runner:
 
     # --- recovery ---------------------------------------------------------------------------------
 
-    def recover(self) -> list[str]:
-        """Make safe what a dead earlier run left engaged on this bench; returns what was done."""
-        done: list[str] = []
-        names = {s.name for s in self.bench.slots}
-        for recovered in self.store.runs.recover_interrupted():
-            if recovered.run.bench_name != self.bench.name:
-                continue
-            for entry in recovered.outputs:
-                if entry.slot not in names:
-                    continue
-                try:
-                    self._rest(self.bench.slot(entry.slot))
-                    self.store.outputs.cleared(entry.id, "made safe after restart")
-                    done.append(f"run {recovered.run.id}: {entry.kind} {entry.target} made safe")
-                except ActuatorError as exc:
-                    done.append(f"run {recovered.run.id}: {entry.target} NOT made safe: {exc}")
-            if recovered.units:
-                done.append(f"run {recovered.run.id} was interrupted; "
-                            f"{len(recovered.units)} unit(s) marked interrupted")
-        for line in done:
-            self.emit("-", "recovery", line)
-        return done
-
-    def _rest(self, slot: Slot) -> None:
-        hw = self.hardware.slot(slot.name)
-        if hw.button is not None:
-            hw.button.release()
-        if isinstance(slot.power, PoeOutput):
-            hw.power.on()
+    def recover(self) -> RecoveryReport:
+        """Make safe what dead earlier runs left engaged on this bench, closing each only once
+        all of its outputs are safe; outputs still engaged are shown as warnings."""
+        report = recover(self.store, self.bench, self.hardware)
+        emit_report(report, self.emit)
+        for line in report.engaged:
+            log.error("%s", line)
+        return report
 
     # --- the batch --------------------------------------------------------------------------------
 

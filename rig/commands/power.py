@@ -17,6 +17,7 @@ from rig.actuators.base import ActuatorError, OutputGuard, PowerState
 from rig.actuators.gpio import GpioPower
 from rig.bench import Bench, BenchError, PoeOutput, describe_output, load_bench
 from rig.records import RecordError, RecordStore, file_sha256
+from rig.recovery import recover
 from rig.vocabulary import OutputKind, RunStatus
 from rig.wiring import BenchHardware
 
@@ -284,6 +285,10 @@ def run_safe(args: argparse.Namespace) -> int:
                 store.outputs.engaged(run_id, slot.name, OutputKind.LEFT_ENGAGED,
                                       describe_output(slot.power),
                                       f"rig safe could not rest this output: {exc}")
+        report = recover(store, bench, hardware)       # dead runs: closed once all is safe
+        errors += report.engaged
+        for line in report.made_safe + report.closed:
+            print(f"rig safe: {line}")
     finally:
         hardware.close(rest=True)
         _finish(store, run_id, not errors, "; ".join(errors))

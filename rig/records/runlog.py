@@ -261,30 +261,35 @@ class RunLog(RunQueries):
 
     # --- recovery --------------------------------------------------------------------------------
 
-    def recover_interrupted(self, force: bool = False) -> list[RecoveredRun]:
-        """Close every orphaned run (``force``: every run still marked running, on any host —
-        only when you know no other rig process uses this store) as ``interrupted``.
-
-        Its unfinished units get the verdict ``interrupted`` with a reason naming the step the
-        rig was in; its open steps become ``interrupted``. Times are set to the run's last sign
-        of life (the latest time recorded in it), since the moment of the crash is unknown.
-        Returns, per run, those units and the run's outputs still engaged: make each safe and
-        ``OutputsLedger.cleared()`` it. Idempotent: a recovered run is no longer running.
-        """
+    def dead_runs(self, force: bool = False) -> list[Run]:
+        """Runs still marked running whose process is gone from this host (``force``: every run
+        still marked running, on any host — only when you know no other rig process uses this
+        store), oldest first. Nothing is changed: see ``close_dead_run``."""
         candidates = [run_from_row(r) for r in self.db.read(
             "SELECT * FROM runs WHERE status = 'running' ORDER BY id")]
-        recovered = []
-        for run in candidates:
-            if not (force or self.is_orphaned(run)):
-                continue
-            units = self._close_dead_run(run)
-            if units is None:
-                continue                          # another process recovered it meanwhile
-            record = self.load_run(run.id)
-            recovered.append(RecoveredRun(
-                run=record.run, units=tuple(u for u in record.units if u.id in units),
-                outputs=tuple(o for o in record.outputs if o.cleared_at is None)))
-        return recovered
+        return [run for run in candidates if force or self.is_orphaned(run)]
+
+    def close_dead_run(self, run: Run) -> RecoveredRun | None:
+        """Close a dead ``run`` as ``interrupted``: its unfinished units get the verdict
+        ``interrupted`` with a reason naming the step the rig was in, its open steps become
+        ``interrupted``, times are its last sign of life (the moment of the crash is unknown).
+        Returns those units and the run's outputs still engaged, or None when the run was no
+        longer running (another process recovered it meanwhile).
+
+        Close a run only once its outputs are safe (rig.recovery does): a closed run is never
+        looked at again, so an output still engaged would be forgotten."""
+        units = self._close_dead_run(run)
+        if units is None:
+            return None
+        record = self.load_run(run.id)
+        return RecoveredRun(run=record.run, units=tuple(u for u in record.units if u.id in units),
+                            outputs=tuple(o for o in record.outputs if o.cleared_at is None))
+
+    def recover_interrupted(self, force: bool = False) -> list[RecoveredRun]:
+        """Close every dead run (see ``dead_runs``) whatever its outputs: for tests and for
+        stores no bench drives any more. A bench recovers through rig.recovery, which closes a
+        run only once every output it left engaged is proven safe. Idempotent."""
+        return [r for r in (self.close_dead_run(run) for run in self.dead_runs(force)) if r]
 
     def _close_dead_run(self, run: Run) -> list[int] | None:
         """Close ``run`` as interrupted at its last sign of life; the units it closed, or None
