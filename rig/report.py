@@ -117,7 +117,8 @@ def _plain(value: Any) -> Any:
 
 # Class names come from these fixed tables, never from record text.
 VERDICT_CLASS = {
-    "factory-default": "v-pass", "not-default": "v-fail", "unreachable": "v-unreach",
+    "factory-default": "v-pass", "provisioned": "v-pass", "handover-failed": "v-fail",
+    "not-default": "v-fail", "unreachable": "v-unreach",
     "bench-fault": "v-bench", "interrupted": "v-interrupted", "skipped": "v-skipped",
     "out-of-service": "v-oos", UNFINISHED: "v-unfinished",
 }

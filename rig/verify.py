@@ -28,7 +28,7 @@ from rig.camera.http_evidence import HttpEvidence, RequestError, RequestFailure
 from rig.camera.profiles import DEFAULT_DEVICE_NAME, FirmwareProfile
 from rig.camera.sadp import SadpDevice
 from rig.identity import Claim
-from rig.vocabulary import ExpectedState, Fault, Verdict
+from rig.vocabulary import PASSING_VERDICTS, ExpectedState, Fault, Verdict
 
 
 class HttpState(enum.StrEnum):
@@ -191,7 +191,7 @@ class UnitVerdict:
 
     @property
     def passed(self) -> bool:
-        return self.verdict is Verdict.FACTORY_DEFAULT
+        return self.verdict in PASSING_VERDICTS
 
     def to_json(self) -> dict[str, Any]:
         return {"verdict": str(self.verdict), "fault": str(self.fault), "reason": self.reason,

@@ -108,13 +108,29 @@ class UnitState(enum.StrEnum):
 
 
 class Verdict(enum.StrEnum):
-    FACTORY_DEFAULT = "factory-default"
+    """A unit's final verdict: the state proven at the end of its job, or why none was."""
+
+    FACTORY_DEFAULT = "factory-default"    # proven back at factory defaults (and left there)
+    PROVISIONED = "provisioned"            # proven reset, then handed over and proven set up
+    HANDOVER_FAILED = "handover-failed"    # proven reset, but the hand-over did not finish
     NOT_DEFAULT = "not-default"
     UNREACHABLE = "unreachable"
     BENCH_FAULT = "bench-fault"
     INTERRUPTED = "interrupted"
     SKIPPED = "skipped"
     OUT_OF_SERVICE = "out-of-service"
+
+
+#: Verdicts of a unit that did what the bench asked of it.
+PASSING_VERDICTS = frozenset({Verdict.FACTORY_DEFAULT, Verdict.PROVISIONED})
+
+
+class FinalState(enum.StrEnum):
+    """The state a unit leaves the bench in (the bench file's ``[handover] final_state``)."""
+
+    FACTORY = "factory"                            # inactive, exactly as verified
+    PROVISIONED = "provisioned"                    # activated, set up, proven so
+    FACTORY_AFTER_CHECKS = "factory-after-checks"  # activated and checked, then reset again
 
 
 class Fault(enum.StrEnum):
@@ -147,12 +163,15 @@ class EvidenceKind(enum.StrEnum):
     USER_CHECK = "user-check"
     FACTORY_RESET = "factory-reset"
     REBOOT = "reboot"
+    ACTIVATION = "activation"
+    HANDOVER = "handover"
     VERDICT = "verdict"
 
 
 #: The fault a verdict implies when the caller names none.
 DEFAULT_FAULT: Mapping[Verdict, Fault] = MappingProxyType({
-    Verdict.FACTORY_DEFAULT: Fault.NONE, Verdict.NOT_DEFAULT: Fault.UNIT,
+    Verdict.FACTORY_DEFAULT: Fault.NONE, Verdict.PROVISIONED: Fault.NONE,
+    Verdict.HANDOVER_FAILED: Fault.UNIT, Verdict.NOT_DEFAULT: Fault.UNIT,
     Verdict.UNREACHABLE: Fault.UNIT, Verdict.BENCH_FAULT: Fault.BENCH,
     Verdict.INTERRUPTED: Fault.NONE, Verdict.SKIPPED: Fault.NONE,
     Verdict.OUT_OF_SERVICE: Fault.BENCH,

@@ -212,13 +212,40 @@ def test_the_clock_must_be_aware_and_is_stored_as_utc(db):
 
 def test_schema_is_versioned_and_migrated_forward(db):
     with RecordStore(db) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 1
+        assert store.schema_version() == SCHEMA_VERSION == 2
         new_run(store)
     extra = ("ALTER TABLE runs ADD COLUMN operator TEXT NOT NULL DEFAULT ''",)
     with Database(db, migrations=(*MIGRATIONS, extra)) as database:   # an older file is
-        assert database.schema_version() == 2                          # brought up to date
+        assert database.schema_version() == 3                          # brought up to date
         assert database.read("SELECT COUNT(*) FROM runs")[0][0] == 1   # and keeps its data
     assert peek(db, "SELECT operator FROM runs") == [("",)]
-    assert [v for (v,) in peek(db, "SELECT version FROM schema_version")] == [1, 2]
+    assert [v for (v,) in peek(db, "SELECT version FROM schema_version")] == [1, 2, 3]
     with pytest.raises(RecordError, match="newer rig"):   # never run on a schema we don't know
         RecordStore(db)
+
+
+T0 = "2026-01-01T00:00:00+00:00"
+
+
+def test_a_version_1_store_keeps_its_units_steps_and_evidence_through_the_units_rebuild(db):
+    with Database(db, migrations=MIGRATIONS[:1]) as old:
+        with old.write() as conn:
+            conn.execute("INSERT INTO runs (id, started_at, status, bench_name, method, "
+                         "rig_version, hostname, pid) VALUES (1, ?, 'running', 'b', 'hard', "
+                         "'0', 'h', 1)", (T0,))
+            conn.execute("INSERT INTO units (id, run_id, slot, method, state, verdict, reason) "
+                         "VALUES (7, 1, '1', 'hard', 'done', 'not-default', 'why')")
+            conn.execute("INSERT INTO steps (unit_id, seq, name, started_at, outcome) "
+                         "VALUES (7, 1, 'power off', ?, 'ok')", (T0,))
+            conn.execute("INSERT INTO evidence (unit_id, kind, created_at, data) "
+                         "VALUES (7, 'http', ?, '{}')", (T0,))
+    with RecordStore(db) as store:
+        unit = store.runs.load_unit(7)
+        assert (unit.verdict, unit.reason, unit.final_state) == (Verdict.NOT_DEFAULT, "why",
+                                                                 None)
+        assert [s.name for s in unit.steps] == ["power off"] and len(unit.evidence) == 1
+        assert pragma(store, "foreign_keys") == 1                 # back on after migrating
+        with pytest.raises(sqlite3.IntegrityError):              # and enforced again
+            with store.db.write() as conn:
+                conn.execute("INSERT INTO steps (unit_id, seq, name, started_at, outcome) "
+                             "VALUES (99, 1, 'x', 't', 'ok')")

@@ -21,7 +21,8 @@ The record store is --db, else $RIG_DB, else ~/.local/share/rig/rig.sqlite.
 exit status: 0 listed (even none), 2 no record store or not a usable one."""
 
 #: Table columns after the run's own: (heading, verdicts counted in it).
-COUNT_COLUMNS = (("PASS", ("factory-default",)), ("NOT-DEF", ("not-default",)),
+COUNT_COLUMNS = (("PASS", ("factory-default", "provisioned")),
+                 ("NOT-DEF", ("not-default", "handover-failed")),
                  ("UNREACH", ("unreachable",)), ("BENCH", ("bench-fault",)),
                  ("OTHER", ("interrupted", "skipped", "out-of-service", "unfinished")))
 

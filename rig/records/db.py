@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rig import __version__
-from rig.vocabulary import Fault, RunStatus, StepOutcome, UnitState, Verdict
+from rig.vocabulary import Fault, RunStatus, StepOutcome, UnitState
 
 Clock = Callable[[], datetime]
 #: Runs inside every write transaction, just before COMMIT (an outbox writes its rows here).
@@ -63,8 +63,18 @@ def default_db_path(create_parent: bool = True) -> Path:
 
 # --- schema -------------------------------------------------------------------------------------
 
-def _in(values: type[enum.StrEnum]) -> str:
-    return "(" + ", ".join(f"'{v.value}'" for v in values) + ")"
+def _in(values: type[enum.StrEnum] | tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+#: The verdicts schema version 1 knew (frozen: migration 1 must create the same table forever).
+_V1_VERDICTS = ("factory-default", "not-default", "unreachable", "bench-fault", "interrupted",
+                "skipped", "out-of-service")
+
+#: The units table's columns before version 2 (copied across by its rebuild).
+_V1_UNIT_COLUMNS = ("id, run_id, slot, method, profile, expected_mac, expected_serial, "
+                    "started_at, finished_at, state, verdict, reason, fault, mac, serial, "
+                    "check_name")
 
 
 #: Forward migrations: MIGRATIONS[n] takes the schema from version n to n + 1. Append, never edit.
@@ -100,7 +110,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             started_at      TEXT,
             finished_at     TEXT,
             state           TEXT NOT NULL CHECK (state IN {_in(UnitState)}),
-            verdict         TEXT CHECK (verdict IN {_in(Verdict)}),
+            verdict         TEXT CHECK (verdict IN {_in(_V1_VERDICTS)}),
             reason          TEXT NOT NULL DEFAULT '',
             fault           TEXT CHECK (fault IN {_in(Fault)}),
             mac             TEXT,
@@ -153,6 +163,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             reason     TEXT NOT NULL DEFAULT '',
             actor      TEXT NOT NULL DEFAULT '')""",
         "CREATE INDEX slot_events_by_slot ON slot_events (bench_name, slot, id)",
+    ),
+    (   # 2: the final state a unit was left in (hand-over), and verdicts beyond version 1's:
+        # the verdict's CHECK goes (SQLite cannot alter one; rig validates verdicts itself).
+        f"""CREATE TABLE units_v2 (
+            id              INTEGER PRIMARY KEY,
+            run_id          INTEGER NOT NULL REFERENCES runs (id),
+            slot            TEXT NOT NULL,
+            method          TEXT NOT NULL,
+            profile         TEXT,
+            expected_mac    TEXT,
+            expected_serial TEXT,
+            started_at      TEXT,
+            finished_at     TEXT,
+            state           TEXT NOT NULL CHECK (state IN {_in(UnitState)}),
+            verdict         TEXT,
+            reason          TEXT NOT NULL DEFAULT '',
+            fault           TEXT CHECK (fault IN {_in(Fault)}),
+            mac             TEXT,
+            serial          TEXT,
+            check_name      TEXT,
+            final_state     TEXT,
+            UNIQUE (run_id, slot),
+            CHECK ((state IN ('done', 'interrupted')) = (verdict IS NOT NULL)))""",
+        f"INSERT INTO units_v2 ({_V1_UNIT_COLUMNS}) SELECT {_V1_UNIT_COLUMNS} FROM units",
+        "DROP TABLE units",
+        "ALTER TABLE units_v2 RENAME TO units",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -220,6 +256,16 @@ class Database:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
 
     def _migrate(self) -> None:
+        """Bring the schema forward. Foreign keys are off meanwhile (SQLite's way to rebuild a
+        table others refer to; it takes effect only outside a transaction) and checked before
+        the commit: a migration that broke one rolls back."""
+        self._conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            self._apply_migrations()
+        finally:
+            self._conn.execute("PRAGMA foreign_keys = ON")
+
+    def _apply_migrations(self) -> None:
         known = len(self._migrations)
         with self.write() as conn:
             conn.execute("""CREATE TABLE IF NOT EXISTS schema_version (
@@ -236,6 +282,10 @@ class Database:
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
                              (version, self.now(), __version__))
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RecordError(f"{self.path}: migrating to version {known} broke "
+                                  f"{len(broken)} reference(s), e.g. {tuple(broken[0])}")
 
     def schema_version(self) -> int:
         return self.read("SELECT MAX(version) FROM schema_version")[0][0]

@@ -21,7 +21,8 @@ DEFAULT_BENCH_FAULT_LIMIT = 3
 
 #: Verdicts from a unit the rig actually worked on: only these move the slot health counter
 #: (an interrupted, skipped or out-of-service unit says nothing about the slot).
-HEALTH_VERDICTS = frozenset({Verdict.FACTORY_DEFAULT, Verdict.NOT_DEFAULT, Verdict.UNREACHABLE,
+HEALTH_VERDICTS = frozenset({Verdict.FACTORY_DEFAULT, Verdict.PROVISIONED,
+                             Verdict.HANDOVER_FAILED, Verdict.NOT_DEFAULT, Verdict.UNREACHABLE,
                              Verdict.BENCH_FAULT})
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from rig.vocabulary import Fault, RunStatus, StepOutcome, UnitState, Verdict
+from rig.vocabulary import Fault, FinalState, RunStatus, StepOutcome, UnitState, Verdict
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ class Unit:
     mac: str | None
     serial: str | None
     check: str | None              # the check that failed, if any
+    final_state: FinalState | None = None   # the state proven at the end (hand-over)
     steps: tuple[Step, ...] = ()
     evidence: tuple[Evidence, ...] = ()
 
@@ -174,7 +175,8 @@ def unit_from_row(r: sqlite3.Row, steps: Sequence[Step] = (),
                 verdict=None if r["verdict"] is None else Verdict(r["verdict"]),
                 reason=r["reason"], fault=None if r["fault"] is None else Fault(r["fault"]),
                 mac=r["mac"], serial=r["serial"], check=r["check_name"], steps=tuple(steps),
-                evidence=tuple(evidence))
+                evidence=tuple(evidence),
+                final_state=None if r["final_state"] is None else FinalState(r["final_state"]))
 
 
 def step_from_row(r: sqlite3.Row) -> Step:

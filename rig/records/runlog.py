@@ -19,7 +19,16 @@ from rig.records.health import SlotHealth
 from rig.records.liveness import Host, is_orphaned
 from rig.records.models import RecoveredRun, Run, join, run_from_row
 from rig.records.queries import RunQueries
-from rig.vocabulary import DEFAULT_FAULT, Fault, RunStatus, StepOutcome, UnitState, Verdict
+from rig.vocabulary import (
+    DEFAULT_FAULT,
+    PASSING_VERDICTS,
+    Fault,
+    FinalState,
+    RunStatus,
+    StepOutcome,
+    UnitState,
+    Verdict,
+)
 
 INTERRUPTED_REASON = "run interrupted (rig stopped: crash, kill or power cut)"
 
@@ -136,12 +145,13 @@ class RunLog(RunQueries):
     def finish_unit(self, unit_id: int, verdict: Verdict | str, reason: str,
                     fault: Fault | str | None = None, check: str | None = None,
                     mac: str | None = None, serial: str | None = None, *,
-                    count_health: bool = True) -> None:
+                    final_state: FinalState | None = None, count_health: bool = True) -> None:
         """Give a unit its verdict, once. ``reason`` is one sentence a person can act on.
 
         ``fault`` defaults to what the verdict implies (``DEFAULT_FAULT``); a factory-default unit
         cannot carry a fault and a bench-fault verdict must be a bench fault. ``mac`` and
-        ``serial`` are what the unit turned out to be (from SADP). Steps still open are closed as
+        ``serial`` are what the unit turned out to be (from SADP); ``final_state`` the state it was
+        proven to be left in. Steps still open are closed as
         interrupted. With ``count_health`` the slot's health moves in the same transaction (see
         ``SlotHealth.record_outcome``) for the verdicts the policy counts: do not also call
         ``record_outcome`` for the same unit.
@@ -161,10 +171,11 @@ class RunLog(RunQueries):
             conn.execute("""UPDATE units SET state = ?, verdict = ?, reason = ?, fault = ?,
                                 check_name = ?, mac = COALESCE(?, mac),
                                 serial = COALESCE(?, serial), finished_at = ?,
-                                started_at = COALESCE(started_at, ?)
+                                started_at = COALESCE(started_at, ?), final_state = ?
                             WHERE id = ?""",
                          (state.value, verdict.value, reason, fault.value, check, mac, serial,
-                          now, now, unit_id))
+                          now, now, None if final_state is None else FinalState(final_state).value,
+                          unit_id))
             if count_health:
                 bench = conn.execute("SELECT bench_name FROM runs WHERE id = ?",
                                      (unit["run_id"],)).fetchone()[0]
@@ -355,8 +366,8 @@ def _verdict(verdict: Verdict | str, fault: Fault | str | None,
     """A verdict, its fault and its reason as stored, or ValueError if they contradict."""
     verdict = Verdict(verdict)
     fault = DEFAULT_FAULT[verdict] if fault is None else Fault(fault)
-    if verdict is Verdict.FACTORY_DEFAULT and fault is not Fault.NONE:
-        raise ValueError("a factory-default unit has no fault")
+    if verdict in PASSING_VERDICTS and fault is not Fault.NONE:
+        raise ValueError(f"a {verdict} unit has no fault")
     if verdict is Verdict.BENCH_FAULT and fault is not Fault.BENCH:
         raise ValueError("a bench-fault verdict is a bench fault")
     reason = " ".join(str(reason).split())
