@@ -22,7 +22,7 @@ from rig.camera.netif import strict_rp_filter
 from rig.camera.profiles import FirmwareProfile, ProfileError, ProfileSet
 from rig.camera.sadp import SadpError, normalize_mac
 from rig.tomltable import TomlTable
-from rig.vocabulary import BUTTON_KINDS, IdentityStrategy, Method, PowerKind
+from rig.vocabulary import BUTTON_KINDS, FinalState, IdentityStrategy, Method, PowerKind
 
 GPIO_FACTORIES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
 SNMP_VERSIONS = ("2c", "3")
@@ -142,6 +142,27 @@ class Slot:
 
 
 @dataclass(frozen=True)
+class HandoverConfig:
+    """``[handover]``: the state each unit leaves the bench in, and what provisioning needs.
+
+    ``password`` is the admin password units are activated with (by the NAME of its environment
+    variable); ``pool_start`` starts SADP Tool's "start IP, increment" pool: the bench's n-th
+    slot gets ``pool_start`` + n when the unit is provisioned."""
+
+    final_state: FinalState = FinalState.FACTORY
+    password: Secret | None = None
+    user: str = "admin"
+    pool_start: str | None = None
+    mask: str = "255.255.255.0"
+    gateway: str | None = None
+
+    @property
+    def activates(self) -> bool:
+        """Whether units are activated (every final state but factory)."""
+        return self.final_state is not FinalState.FACTORY
+
+
+@dataclass(frozen=True)
 class Bench:
     path: Path
     name: str
@@ -160,6 +181,7 @@ class Bench:
     #: [defaults] password_env: the web admin password, by the NAME of the environment
     #: variable that holds it (``rig run --password-env`` wins over it).
     password: Secret | None = None
+    handover: HandoverConfig = HandoverConfig()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def slot(self, name: str) -> Slot:
@@ -246,6 +268,7 @@ class _Reader:
         default_method = Method(defaults.choice("method", Method, Method.AUTO))
         password = self.password(defaults)
         defaults.done()
+        handover = self.handover(top.table("handover"))
         switches = {n: self.switch(n, t) for n, t in top.named("switches")}
         boards = {n: self.board(n, t) for n, t in top.named("relay_boards")}
         raw_slots = top.get("slots", list, what="a list of [[slots]] tables")
@@ -261,7 +284,8 @@ class _Reader:
                      relay_boards=boards, slots=slots, default_profile=default_profile.name,
                      default_method=default_method, max_solenoids_on=max_on,
                      settle_seconds=float(settle), time_scale=float(time_scale),
-                     power_on_spacing_seconds=float(spacing), password=password)
+                     power_on_spacing_seconds=float(spacing), password=password,
+                     handover=handover)
 
     def check_identity(self, network: NetworkConfig, slots: tuple[Slot, ...]) -> None:
         """What each identity strategy needs from the rest of the file."""
@@ -294,6 +318,20 @@ class _Reader:
             raise table.fail("profile", f"unknown firmware profile {name!r}; known: "
                                         f"{', '.join(self.profiles.names)}")
         return self.profiles.get(name)
+
+    def handover(self, t: TomlTable) -> HandoverConfig:
+        """``[handover]``; a final state that activates units needs the password's variable."""
+        final = FinalState(t.choice("final_state", FinalState, FinalState.FACTORY))
+        config = HandoverConfig(
+            final_state=final, password=self.password(t), user=t.get("user", str, "admin"),
+            pool_start=t.address("pool_start"),
+            mask=t.address("mask") or "255.255.255.0", gateway=t.address("gateway"))
+        t.done()
+        if config.activates and config.password is None:
+            raise t.fail("password_env", f"final_state {str(final)!r} activates every unit: "
+                                         "name the environment variable that holds the "
+                                         "password to activate them with")
+        return config
 
     @staticmethod
     def password(t: TomlTable) -> Secret | None:
@@ -480,6 +518,11 @@ def _head_tables(bench: Bench) -> list[str]:
     if bench.password is not None:
         env = _env_name(bench, "defaults.password", bench.password)
         lines.append(f"password_env = {_toml_value(env)}")
+    if bench.handover != HandoverConfig():
+        lines += ["", "[handover]", *_field_lines(bench.handover, skip={"password"})]
+        if bench.handover.password is not None:
+            env = _env_name(bench, "handover.password", bench.handover.password)
+            lines.append(f"password_env = {_toml_value(env)}")
     return lines
 
 

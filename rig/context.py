@@ -109,6 +109,10 @@ class SlotContext:
                              "or vlan")
         return self.client(route)
 
+    def family_of(self, device: SadpDevice) -> FirmwareProfile:
+        """The firmware family the unit's SADP reply shows; it overrules the bench file's."""
+        return self.profiles.for_firmware(device.firmware or "") or self.profile
+
     def claimed(self) -> set[str]:
         """Units that belong to some slot: from the bench file or learned during this run."""
         return {s.mac for s in self.bench.slots if s.mac} | self.limits.learned

@@ -22,6 +22,7 @@ from rig.camera.profiles import ProfileSet
 from rig.census import Census, Interrupted
 from rig.context import SlotContext, Unit
 from rig.faults import BenchFault, UnitFault
+from rig.handover import HandoverPlan, hand_over
 from rig.hands import SlotHands
 from rig.identity import slot_interface
 from rig.limits import Limits
@@ -33,7 +34,15 @@ from rig.rollcall import roll_call
 from rig.serialised import AddressTurns, SlotTurn
 from rig.verification import verify_unit
 from rig.verify import UnitVerdict
-from rig.vocabulary import EvidenceKind, Fault, IdentityStrategy, Method, RunStatus, Verdict
+from rig.vocabulary import (
+    EvidenceKind,
+    Fault,
+    FinalState,
+    IdentityStrategy,
+    Method,
+    RunStatus,
+    Verdict,
+)
 from rig.wiring import BenchHardware
 
 log = logging.getLogger(__name__)
@@ -50,6 +59,7 @@ class SlotResult:
     mac: str | None
     serial: str | None
     notes: tuple[str, ...] = ()
+    final_state: FinalState | None = None      # the state the unit was proven left in
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,7 @@ class Runner:
                              f"{', '.join(PROCEDURES)}") from None
         self.slots = bench.select(slots)
         self.credentials = credentials
+        self.handover = HandoverPlan.for_bench(bench)     # BenchError before anything moves
         self.profiles = profiles or ProfileSet.load()
         self.emit: EventSink = on_event or (lambda slot, kind, text: None)
         self.argv = argv if argv is not None else sys.argv
@@ -259,9 +270,13 @@ class Runner:
             with ctx.turn:
                 if unit.mac is None:
                     unit = roll_call(ctx, rec)
-                outcome = PROCEDURES[self.method](ctx, rec, unit)
+                procedure = PROCEDURES[self.method]
+                outcome = procedure(ctx, rec, unit)
                 unit = outcome.unit
-                return verify_unit(ctx, rec, outcome), unit
+                verdict = verify_unit(ctx, rec, outcome)
+                if verdict.passed and self.handover is not None:
+                    verdict = hand_over(ctx, rec, unit, verdict, self.handover, procedure)
+                return verdict, unit
         except UnitFault as fault:
             return fault.verdict, unit
         except BenchFault as fault:
@@ -287,12 +302,22 @@ class Runner:
                 self.emit(name, "warning", f"parked unit not powered back on: {exc}")
                 log.error("slot %s: parked unit not powered back on: %s", name, exc)
 
+    def _final_state(self, verdict: UnitVerdict) -> FinalState | None:
+        """The state a verdict proves the unit was left in (None: none was proven)."""
+        if verdict.verdict is Verdict.PROVISIONED:
+            return FinalState.PROVISIONED
+        if verdict.verdict is not Verdict.FACTORY_DEFAULT:
+            return None
+        return self.handover.final_state if self.handover else FinalState.FACTORY
+
     def _finish(self, unit_id: int, slot: str, verdict: UnitVerdict, mac: str | None,
                 serial: str | None, results: dict[str, SlotResult],
                 notes: tuple[str, ...] = ()) -> None:
         reason = verdict.reason + (f" ({'; '.join(notes)})" if notes else "")
+        final = self._final_state(verdict)
         self.store.runs.finish_unit(unit_id, verdict.verdict, reason,
-                               None if verdict.fault is Fault.NONE else verdict.fault,
-                               check=verdict.check, mac=mac, serial=serial)
-        results[slot] = SlotResult(slot, verdict, mac, serial, notes)
+                                    None if verdict.fault is Fault.NONE else verdict.fault,
+                                    check=verdict.check, mac=mac, serial=serial,
+                                    final_state=final)
+        results[slot] = SlotResult(slot, verdict, mac, serial, notes, final)
         self.emit(slot, "verdict", f"{verdict.verdict}: {reason}")

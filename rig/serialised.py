@@ -131,6 +131,7 @@ class SlotTurn:
         self._slot = hands.slot.name
         self._held = ExitStack()
         self.parked_entry: int | None = None   # the ledger line of the parking power-off
+        self._acquired = False
 
     @property
     def address(self) -> str | None:
@@ -146,7 +147,7 @@ class SlotTurn:
         """Wait until this unit may be the only one on its shared address, and hold that until
         the runner leaves the turn. Raises BenchFault when the group is spoiled."""
         address = self.address
-        if address is None:
+        if address is None or self._acquired:      # a second reset keeps the turn it has
             return
         with self._rec.step("address turn", f"one unit at a time on {address}") as step_id:
             try:
@@ -154,6 +155,7 @@ class SlotTurn:
             except AddressSpoiled as exc:
                 raise BenchFault(str(exc)) from exc
             self._held.callback(self._park, address)
+            self._acquired = True
             self._rec.evidence(EvidenceKind.IDENTITY_STRATEGY,
                                {"strategy": str(IdentityStrategy.SERIALISED),
                                 "address": address}, step_id)

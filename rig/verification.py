@@ -54,8 +54,8 @@ def verify_unit(ctx: SlotContext, rec: Recorder, outcome: ResetOutcome) -> UnitV
 
 def _family(ctx: SlotContext, rec: Recorder, after: SadpDevice) -> FirmwareProfile:
     """The firmware family the unit's reply shows; it overrules the bench file's."""
-    detected = ctx.profiles.for_firmware(after.firmware or "")
-    if detected is None or detected.name == ctx.profile.name:
+    detected = ctx.family_of(after)
+    if detected.name == ctx.profile.name:
         return ctx.profile
     rec.note(f"firmware {after.firmware} is family {detected.name}, "
              f"the bench says {ctx.profile.name}: judged as {detected.name}")

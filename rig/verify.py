@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rig.camera.http_evidence import HttpEvidence, RequestError, RequestFailure
+from rig.camera.isapi_types import UserCheck
 from rig.camera.profiles import DEFAULT_DEVICE_NAME, FirmwareProfile
 from rig.camera.sadp import SadpDevice
 from rig.identity import Claim
@@ -296,10 +297,11 @@ def _basic_restore(after: SadpDevice, http: HttpEvidence, finding: HttpFinding,
     return checks
 
 
-def _verdict(checks: list[Check], failing: Verdict) -> UnitVerdict:
+def _verdict(checks: list[Check], failing: Verdict,
+             passing: Verdict = Verdict.FACTORY_DEFAULT) -> UnitVerdict:
     failed = [c for c in checks if not c.passed]
     if not failed:
-        return UnitVerdict(Verdict.FACTORY_DEFAULT, Fault.NONE,
+        return UnitVerdict(passing, Fault.NONE,
                            "; ".join(c.name for c in checks) + ": all passed", None, tuple(checks))
     first = failed[0]
     return UnitVerdict(failing, Fault.UNIT, f"{first.name}: {first.detail}", first.name,
@@ -315,3 +317,38 @@ def not_default(check: str, detail: str) -> UnitVerdict:
     login, a unit that never rebooted, no route to it)."""
     return UnitVerdict(Verdict.NOT_DEFAULT, Fault.UNIT, f"{check}: {detail}", check,
                        (Check(check, False, detail),))
+
+
+# --- the hand-over ---------------------------------------------------------------------------
+
+def handover_checks(family: FirmwareProfile, after: SadpDevice | None,
+                    login: UserCheck | None, login_error: str = "") -> UnitVerdict:
+    """Is the unit provisioned as asked? Its SADP reply after the activation says
+    Activated=true (firmware with activation), and a login with the new password worked."""
+    checks: list[Check] = []
+    if not family.activated_from_factory:
+        checks.append(Check("activated-sadp", after is not None and after.activated is True,
+                            "no SADP reply after the activation" if after is None
+                            else f"SADP Activated={_text(after.activated)}"))
+    ok = login is not None and login.ok
+    detail = (f"login error: {login_error}" if login is None else
+              "login with the new password accepted" if ok else
+              f"login with the new password refused ({login.retry_login_time} attempt(s) left)")
+    checks.append(Check("new-password-login", ok, detail))
+    return _verdict(checks, Verdict.HANDOVER_FAILED, passing=Verdict.PROVISIONED)
+
+
+def judge_handover(reset: UnitVerdict, handover: UnitVerdict) -> UnitVerdict:
+    """The final verdict of a provisioned unit: the reset's checks, then the hand-over's."""
+    checks = reset.checks + handover.checks
+    if handover.passed:
+        return UnitVerdict(Verdict.PROVISIONED, Fault.NONE, "reset proven, then "
+                           + handover.reason, None, checks)
+    return UnitVerdict(Verdict.HANDOVER_FAILED, handover.fault, handover.reason,
+                       handover.check, checks)
+
+
+def handover_failed(reset: UnitVerdict, failure: UnitVerdict) -> UnitVerdict:
+    """A hand-over step that failed outright (a refused activation, no route)."""
+    return UnitVerdict(Verdict.HANDOVER_FAILED, Fault.UNIT, failure.reason, failure.check,
+                       reset.checks + failure.checks)

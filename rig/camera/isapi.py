@@ -26,6 +26,7 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any, TypeVar
+from xml.sax.saxutils import escape
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -181,6 +182,17 @@ class IsapiClient:
                              f"not {mode!r}") from None
         return self._put_status(f"/ISAPI/System/factoryReset?mode={mode}", creds)
 
+    def set_password(self, creds: Credentials, password: str) -> ResponseStatus:
+        """Give the admin (user 1) a new password, logged in as ``creds``: legacy firmware has
+        no activation, so its hand-over changes the factory password instead. One login is
+        spent. Raises ValueError for a password the camera would refuse."""
+        problem = activation.password_problem(password, creds.user)
+        if problem:
+            raise ValueError(f"password refused before sending: it {problem}")
+        body = (f"<User><id>1</id><userName>{escape(creds.user)}</userName>"
+                f"<password>{escape(password)}</password></User>")
+        return self._put_status("/ISAPI/Security/users/1", creds, body)
+
     def reboot(self, creds: Credentials) -> ResponseStatus:
         """Reboot the camera (it stops answering for the profile's boot time)."""
         return self._put_status("/ISAPI/System/reboot", creds)
@@ -275,8 +287,10 @@ class IsapiClient:
         self._check_status("GET", path, reply)
         return self._read("GET", path, reply, build)
 
-    def _put_status(self, path: str, creds: Credentials) -> ResponseStatus:
-        reply = self._wire.send("PUT", path, creds=creds)
+    def _put_status(self, path: str, creds: Credentials, body: str = "") -> ResponseStatus:
+        reply = (self._wire.send("PUT", path, creds=creds, body=body.encode("utf-8"),
+                                 content_type=_XML) if body
+                 else self._wire.send("PUT", path, creds=creds))
         self._check_status("PUT", path, reply)
         return self._status_of("PUT", path, reply)
 

@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
             print("rig run: interrupted: outputs at rest, run recorded as interrupted",
                   file=sys.stderr)
             return 130
+        except BenchError as exc:           # the hand-over password, checked before moving
+            print(f"rig run: error: {exc}", file=sys.stderr)
+            return 2
         finally:
             hardware.close()
         print_result(result, args.json)
@@ -124,6 +127,7 @@ def print_result(result: RunResult, as_json: bool) -> None:
     if as_json:
         print(json.dumps({"run": result.run_id, "status": str(result.status), "units": [
             {"slot": r.slot, "mac": r.mac, "serial": r.serial, **r.verdict.to_json(),
+             "final_state": r.final_state and str(r.final_state),
              "notes": list(r.notes)} for r in rows]}, indent=2))
         return
     print()
@@ -132,8 +136,9 @@ def print_result(result: RunResult, as_json: bool) -> None:
         print(f"{r.slot:<6} {str(r.verdict.verdict).upper():<16} {r.mac or '-':<17} "
               f"{r.serial or '-':<36} {r.verdict.reason}")
     passed = sum(r.verdict.passed for r in rows)
-    print(f"\nrun {result.run_id}: {result.status}: {passed}/{len(rows)} unit(s) at factory "
-          f"defaults. Report: rig report {result.run_id} --format html")
+    states = sorted({str(r.final_state) for r in rows if r.final_state}) or ["factory"]
+    print(f"\nrun {result.run_id}: {result.status}: {passed}/{len(rows)} unit(s) left "
+          f"{' / '.join(states)}. Report: rig report {result.run_id} --format html")
 
 
 def _natural(name: str) -> tuple[int, str]:

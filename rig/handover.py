@@ -1,0 +1,138 @@
+"""The hand-over stage: after a unit is proven reset, leave it in the bench's final state.
+
+The manual procedure ends with "set the camera up again" (SADP Tool: activate, give it an
+address). Here the stage runs inside the slot's serialised turn like the reset itself, reaches
+the unit only over its identity route (never "whoever answers on 192.168.1.64"), and proves
+what it did before the unit is counted:
+
+- ``provisioned``: activate the unit with the bench's password (the "challenge" exchange, or V3
+  on G5 firmware; legacy firmware has no activation, so its factory admin password is changed
+  instead), then prove it: a SADP reply sent after the activation says Activated=true, and a
+  Digest login with the new password works.
+- ``factory-after-checks`` (the refurbisher's "test, then wipe"): the same activation and proof,
+  the functional checks where the bench has them, then the reset again and its verification:
+  the unit leaves inactive, exactly as a factory unit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+from rig.bench import Bench, BenchError
+from rig.camera import activation
+from rig.camera.isapi import IsapiClient
+from rig.camera.isapi_errors import IsapiError
+from rig.camera.isapi_types import Credentials, UserCheck
+from rig.camera.profiles import FirmwareProfile
+from rig.camera.sadp import SadpDevice
+from rig.context import SlotContext, Unit
+from rig.faults import UnitFault
+from rig.procedures import Procedure
+from rig.recorder import Recorder
+from rig.verification import verify_unit
+from rig.verify import UnitVerdict, handover_checks, handover_failed, judge_handover
+from rig.vocabulary import EvidenceKind, FinalState, StepOutcome
+
+
+@dataclass(frozen=True)
+class HandoverPlan:
+    """What the stage does for every unit of a run: the final state and the login to give."""
+
+    final_state: FinalState
+    credentials: Credentials
+
+    @classmethod
+    def for_bench(cls, bench: Bench) -> HandoverPlan | None:
+        """The bench's plan, None when units stay at factory state. The password is read from
+        its environment variable and checked against the firmware's rules now, before anything
+        moves (BenchError naming the variable, never the value)."""
+        config = bench.handover
+        if not config.activates:
+            return None
+        assert config.password is not None
+        where = f"{bench.path}: handover.password_env"
+        try:
+            password = config.password.get()
+        except BenchError as exc:
+            raise BenchError(f"{exc} ({where} names it)") from None
+        problem = activation.password_problem(password, config.user)
+        if problem:
+            raise BenchError(f"{where}: the password in ${config.password.env} {problem} "
+                             "(Hikvision's rule for an admin password)")
+        return cls(config.final_state, Credentials(config.user, password))
+
+
+def hand_over(ctx: SlotContext, rec: Recorder, unit: Unit, reset: UnitVerdict,
+              plan: HandoverPlan, procedure: Procedure) -> UnitVerdict:
+    """Take a unit proven reset (``reset``) to ``plan``'s final state; returns the final
+    verdict. Raises BenchFault and Interrupted like any stage."""
+    assert unit.mac is not None
+    try:
+        proven = provision(ctx, rec, unit, plan)
+    except UnitFault as fault:
+        return handover_failed(reset, fault.verdict)
+    if not proven.passed or plan.final_state is not FinalState.FACTORY_AFTER_CHECKS:
+        return judge_handover(reset, proven)
+    rec.note("functional checks: none configured on this bench")
+    again = procedure(replace(ctx, credentials=plan.credentials), rec, unit)
+    return verify_unit(ctx, rec, again)
+
+
+def provision(ctx: SlotContext, rec: Recorder, unit: Unit, plan: HandoverPlan) -> UnitVerdict:
+    """Activate the unit (or change a legacy unit's factory password) and prove it; returns the
+    hand-over's own verdict (its checks). Raises UnitFault when a request fails."""
+    assert unit.mac is not None
+    sighting = ctx.census.last(unit.mac)
+    if sighting is None:
+        raise UnitFault.not_default("activation", "the unit stopped answering SADP")
+    family = ctx.family_of(sighting.device)
+    client = ctx.web_client(unit.mac, sighting.device)
+    try:
+        activated_at = _activate(rec, client, family, plan)
+        return _prove(ctx, rec, client, unit.mac, family, plan, activated_at)
+    finally:
+        client.close()
+
+
+def _activate(rec: Recorder, client: IsapiClient, family: FirmwareProfile,
+              plan: HandoverPlan) -> float:
+    """Give the unit the bench's password; returns when it was given (monotonic)."""
+    legacy = family.activated_from_factory
+    how = "password change from the factory login" if legacy else "activation"
+    with rec.step("activate", f"{how}, as {plan.credentials.user}") as step_id:
+        try:
+            if legacy:
+                factory = Credentials(family.default_user, family.default_password or "")
+                status = client.set_password(factory, plan.credentials.password)
+            else:
+                status = client.activate(plan.credentials.password, user=plan.credentials.user)
+        except (IsapiError, ValueError) as exc:
+            rec.finish(step_id, StepOutcome.FAILED, str(exc))
+            raise UnitFault.not_default("activation", str(exc)) from exc
+        rec.evidence(EvidenceKind.ACTIVATION, {"how": how, **status.to_json()}, step_id)
+    return time.monotonic()
+
+
+def _prove(ctx: SlotContext, rec: Recorder, client: IsapiClient, mac: str,
+           family: FirmwareProfile, plan: HandoverPlan, since: float) -> UnitVerdict:
+    """A SADP reply sent after the activation, and one login with the new password."""
+    with rec.step("confirm hand-over", "SADP Activated=true and a login with the new "
+                                       "password") as step_id:
+        after: SadpDevice | None = ctx.census.seen_after(mac, since, ctx.boot_timeout(),
+                                                         ctx.cancel)
+        login: UserCheck | None = None
+        error = ""
+        try:
+            login = client.user_check(plan.credentials)
+        except IsapiError as exc:
+            error = str(exc)
+        rec.evidence(EvidenceKind.HANDOVER, {
+            "sadp": after.to_json() if after else None,
+            "login": login.to_json() if login else None, "login_error": error or None,
+            "user": plan.credentials.user}, step_id)
+        verdict = handover_checks(family, after, login, error)
+        if not verdict.passed:
+            rec.finish(step_id, StepOutcome.FAILED, verdict.reason)
+        return verdict
+

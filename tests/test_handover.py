@@ -1,0 +1,97 @@
+"""The hand-over stage on the simulated bench: units proven reset are left provisioned
+(activated with the bench's password, proven by SADP and a login) or reset again after."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from rig.bench import BenchError, HandoverConfig, Secret
+from rig.records import RecordStore
+from rig.runner import Runner
+from rig.sim.bench import SimBench, SimSlot
+from rig.sim.camera import SimFaults
+from rig.vocabulary import FinalState, RunStatus, Verdict
+from rig.wiring import BenchHardware
+
+SCALE = 100.0
+NEW_PASSWORD = "Bench-pass9"
+
+
+@pytest.fixture
+def store(tmp_path):
+    with RecordStore.open(tmp_path / "records.sqlite") as s:
+        yield s
+
+
+def run(sim: SimBench, store: RecordStore, final: FinalState, monkeypatch, **kwargs):
+    monkeypatch.setenv("RIG_HANDOVER_PW", NEW_PASSWORD)
+    bench = dataclasses.replace(sim.bench, handover=HandoverConfig(
+        final_state=final, password=Secret(env="RIG_HANDOVER_PW")))
+    hardware = BenchHardware(bench, pin_factory=sim.pin_factory)
+    try:
+        return Runner(bench, store, hardware, argv=["test"], method="hard", **kwargs).run()
+    finally:
+        hardware.close()
+
+
+def test_provisioned_units_are_activated_and_proven_by_sadp_and_a_login(tmp_path, store,
+                                                                        monkeypatch):
+    with SimBench.start([SimSlot("poe", "current"), SimSlot("gpio", "g5"),
+                         SimSlot("relay", "legacy"), SimSlot("poe", "current",
+                                                             SimFaults(jammed_button=True))],
+                        directory=tmp_path, time_scale=SCALE, first=120,
+                        provision="Old-pass11") as sim:
+        result = run(sim, store, FinalState.PROVISIONED, monkeypatch)
+        cameras = sim.cameras
+        assert all(cameras[n].password_for("admin") == NEW_PASSWORD for n in ("1", "2", "3"))
+        assert cameras["4"].password_for("admin") == "Old-pass11"    # never reset: untouched
+    verdicts = {n: r.verdict.verdict for n, r in result.results.items()}
+    assert verdicts == {"1": Verdict.PROVISIONED, "2": Verdict.PROVISIONED,
+                        "3": Verdict.PROVISIONED, "4": Verdict.NOT_DEFAULT}
+    assert result.status is RunStatus.FAILED
+    record = store.runs.load_run(result.run_id)
+    units = {u.slot: u for u in record.units}
+    assert {n: u.final_state for n, u in units.items()} == {
+        "1": FinalState.PROVISIONED, "2": FinalState.PROVISIONED, "3": FinalState.PROVISIONED,
+        "4": None}
+    steps = [s.name for s in units["1"].steps]
+    assert steps[-3:] == ["verify", "activate", "confirm hand-over"]
+    proof = next(e.data for e in units["1"].evidence if e.kind == "handover")
+    assert proof["sadp"]["activated"] is True and proof["login"]["ok"] is True
+    assert NEW_PASSWORD not in str([e.data for u in record.units for e in u.evidence])
+    checks = [c.name for c in result.results["3"].verdict.checks]     # legacy: no Activated
+    assert "activated-sadp" not in checks and "new-password-login" in checks
+    assert "activated-sadp" in [c.name for c in result.results["1"].verdict.checks]
+
+
+def test_factory_after_checks_activates_then_resets_again(tmp_path, store, monkeypatch):
+    with SimBench.start([SimSlot("poe", "current"), SimSlot("gpio", "legacy")],
+                        directory=tmp_path, time_scale=SCALE, first=130) as sim:
+        result = run(sim, store, FinalState.FACTORY_AFTER_CHECKS, monkeypatch)
+        assert not sim.cameras["1"].activated
+        assert sim.cameras["2"].password_for("admin") == "12345"
+    assert {r.verdict.verdict for r in result.results.values()} == {Verdict.FACTORY_DEFAULT}
+    assert {r.final_state for r in result.results.values()} == {
+        FinalState.FACTORY_AFTER_CHECKS}
+    unit = next(u for u in store.runs.load_run(result.run_id).units if u.slot == "1")
+    names = [s.name for s in unit.steps]
+    assert names.count("press") == 2 and names.count("verify") == 2
+    assert names.index("activate") < names.index("confirm hand-over") < len(names) - 1
+
+
+def test_a_weak_or_missing_handover_password_stops_the_run_before_anything_moves(
+        tmp_path, store, monkeypatch):
+    with SimBench.start([SimSlot("poe", "current")], directory=tmp_path, time_scale=SCALE,
+                        first=134) as sim:
+        monkeypatch.setenv("RIG_HANDOVER_PW", "short")
+        bench = dataclasses.replace(sim.bench, handover=HandoverConfig(
+            final_state=FinalState.PROVISIONED, password=Secret(env="RIG_HANDOVER_PW")))
+        with pytest.raises(BenchError, match="RIG_HANDOVER_PW must be 8 to 16") as caught:
+            Runner(bench, store, BenchHardware(bench, pin_factory=sim.pin_factory))
+        assert "short" not in str(caught.value)
+        monkeypatch.delenv("RIG_HANDOVER_PW")
+        with pytest.raises(BenchError, match="RIG_HANDOVER_PW is not set"):
+            Runner(bench, store, BenchHardware(bench, pin_factory=sim.pin_factory))
+    assert store.runs.history() == []
