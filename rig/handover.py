@@ -17,6 +17,7 @@ what it did before the unit is counted:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from rig.bench import Bench, BenchError
@@ -88,16 +89,19 @@ def provision(ctx: SlotContext, rec: Recorder, unit: Unit, plan: HandoverPlan) -
         raise UnitFault.not_default("activation", "the unit stopped answering SADP")
     family = ctx.family_of(sighting.device)
     client = ctx.web_client(unit.mac, sighting.device)
+    mac = unit.mac
     try:
-        activated_at = _activate(rec, client, family, plan)
-        return _prove(ctx, rec, client, unit.mac, family, plan, activated_at)
+        since = activate_over(rec, client, family, plan)
+        return prove(rec, client, family, plan, lambda: ctx.census.seen_after(
+            mac, since, ctx.boot_timeout(), ctx.cancel))
     finally:
         client.close()
 
 
-def _activate(rec: Recorder, client: IsapiClient, family: FirmwareProfile,
-              plan: HandoverPlan) -> float:
-    """Give the unit the bench's password; returns when it was given (monotonic)."""
+def activate_over(rec: Recorder, client: IsapiClient, family: FirmwareProfile,
+                  plan: HandoverPlan) -> float:
+    """Give the unit ``plan``'s password over ``client`` (a route only it answers on), as a
+    recorded step; returns when it was given (monotonic). Raises UnitFault."""
     legacy = family.activated_from_factory
     how = "password change from the factory login" if legacy else "activation"
     with rec.step("activate", f"{how}, as {plan.credentials.user}") as step_id:
@@ -114,13 +118,13 @@ def _activate(rec: Recorder, client: IsapiClient, family: FirmwareProfile,
     return time.monotonic()
 
 
-def _prove(ctx: SlotContext, rec: Recorder, client: IsapiClient, mac: str,
-           family: FirmwareProfile, plan: HandoverPlan, since: float) -> UnitVerdict:
-    """A SADP reply sent after the activation, and one login with the new password."""
+def prove(rec: Recorder, client: IsapiClient, family: FirmwareProfile, plan: HandoverPlan,
+          reply_after: Callable[[], SadpDevice | None]) -> UnitVerdict:
+    """The proof, as a recorded step: a SADP reply sent after the activation
+    (``reply_after``: None when none came) and one login with the new password."""
     with rec.step("confirm hand-over", "SADP Activated=true and a login with the new "
                                        "password") as step_id:
-        after: SadpDevice | None = ctx.census.seen_after(mac, since, ctx.boot_timeout(),
-                                                         ctx.cancel)
+        after = reply_after()
         login: UserCheck | None = None
         error = ""
         try:
