@@ -10,17 +10,20 @@ succeeds when every unit passes except the jammed one, which must fail with a cl
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 from pathlib import Path
 
 from rig.actuators.base import OutputGuard
+from rig.bench import Bench, HandoverConfig, Secret
 from rig.commands.run import Progress, print_result
 from rig.records import RecordStore
 from rig.report import render
-from rig.runner import Runner
+from rig.runner import Runner, RunResult
 from rig.sim.bench import SimBench, SimSlot
 from rig.sim.camera import SimFaults
-from rig.vocabulary import Method, PowerKind, Verdict
+from rig.vocabulary import FinalState, Method, PowerKind, Verdict, choices
 from rig.wiring import BenchHardware
 
 #: The demo bench: (power, firmware family); slot 7's button is jammed.
@@ -29,6 +32,9 @@ DEMO_SLOTS = ((_GPIO, "current"), (_POE, "legacy"), (_GPIO, "g5"), (_POE, "curre
               (_GPIO, "legacy"), (_POE, "g5"), (_GPIO, "current"), (_POE, "current"))
 JAMMED = "7"
 PASSWORD = "Demo-pass1"
+#: The demo's hand-over password (a demo value, shown in the README; a real bench names the
+#: variable of its own secret in [handover] password_env).
+HANDOVER_ENV, HANDOVER_PASSWORD = "RIG_DEMO_HANDOVER_PASSWORD", "Bench-pass9"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "bench boots and the batch runs in about a minute)")
     parser.add_argument("--first", type=int, default=200,
                         help="last octet of slot 1's loopback address (default 200)")
+    parser.add_argument("--final-state", choices=choices(FinalState), default="factory",
+                        help="what the good units are left as: factory (default), provisioned "
+                             "(activated with the demo's hand-over password and proven), or "
+                             "factory-after-checks (activated, then reset and verified again)")
     parser.add_argument("--quiet", action="store_true", help="no live progress lines")
     parser.set_defaults(func=run)
 
@@ -67,10 +77,11 @@ def run(args: argparse.Namespace) -> int:
                   f"{row['mac']}  {row['address']:<12} power {row['power']}, "
                   f"button {row['button']}{fault}")
         print(f"bench file: {sim.bench_path}\n")
+        bench = _with_handover(sim.bench, FinalState(args.final_state))
         with RecordStore.open(db) as store, OutputGuard() as guard:
-            hardware = BenchHardware(sim.bench, guard=guard, pin_factory=sim.pin_factory)
+            hardware = BenchHardware(bench, guard=guard, pin_factory=sim.pin_factory)
             try:
-                result = Runner(sim.bench, store, hardware, method=Method.HARD,
+                result = Runner(bench, store, hardware, method=Method.HARD,
                                 on_event=Progress(quiet=args.quiet)).run()
             finally:
                 hardware.close()
@@ -83,12 +94,29 @@ def run(args: argparse.Namespace) -> int:
     finally:
         sim.stop()
     print(f"\nHTML report: {report}\nrecords:     {db}  (rig history --db {db})")
-    expected = {name: Verdict.NOT_DEFAULT if name == JAMMED else Verdict.FACTORY_DEFAULT
+    return _judge_demo(result, FinalState(args.final_state))
+
+
+def _with_handover(bench: Bench, final: FinalState) -> Bench:
+    """The demo bench with its ``[handover]``: the demo's password, by its variable."""
+    if final is FinalState.FACTORY:
+        return bench
+    os.environ.setdefault(HANDOVER_ENV, HANDOVER_PASSWORD)
+    return dataclasses.replace(bench, handover=HandoverConfig(
+        final_state=final, password=Secret(env=HANDOVER_ENV)))
+
+
+def _judge_demo(result: RunResult, final: FinalState) -> int:
+    """0 when every slot got the verdict the simulated bench was built to show."""
+    good = Verdict.PROVISIONED if final is FinalState.PROVISIONED else Verdict.FACTORY_DEFAULT
+    expected = {name: Verdict.NOT_DEFAULT if name == JAMMED else good
                 for name in result.results}
     got = {name: r.verdict.verdict for name, r in result.results.items()}
     if got == expected and result.results[JAMMED].verdict.check == "inactive-sadp":
-        print(f"demo OK: {len(got) - 1} units back at factory defaults; slot {JAMMED}'s jammed "
-              "button was caught (it is still activated).")
+        left = ("back at factory defaults" if final is FinalState.FACTORY
+                else f"left {final}")
+        print(f"demo OK: {len(got) - 1} units {left}; slot {JAMMED}'s jammed button was caught "
+              "(it is still activated).")
         return 0
     print("demo FAILED: the verdicts differ from what the simulated bench was built to show",
           file=sys.stderr)

@@ -395,25 +395,29 @@ class _Handler(BaseHTTPRequestHandler):
             ("maxIllegalLoginTimes", str(s.login_lock_attempts)),
             ("maxIllegalLoginLockTime", str(int(s.login_lock_seconds)))])
 
-    def users(self, path: str, query: dict, body: bytes) -> None:
-        self._authenticate("GET")
-        inner = "".join(f"<User><id>{i}</id><userName>{name}</userName></User>\n"
-                        for i, name in enumerate(sorted(self.camera.settings.users), start=1))
-        raise _Reply(200, f'<?xml version="1.0" encoding="UTF-8"?>\n<UserList version="2.0" '
-                          f'xmlns="{self._ns()}">\n{inner}</UserList>\n')
 
-    def modify_user(self, path: str, query: dict, body: bytes) -> None:
-        """PUT /ISAPI/Security/users/1: a new password for the admin (legacy firmware's
-        hand-over: it has no activation, so the factory admin/12345 is changed instead)."""
-        self._authenticate("PUT")
-        fields = self._parse_xml(body)
-        user, password = fields.get("userName") or "", fields.get("password") or ""
-        if self.camera.password_for(user) is None:
-            raise self._status(400, 6, "badParameters")
-        if activation.password_problem(password, user):
-            raise self._status(400, 6, "badParameters")
-        self.camera.update_settings(users={**self.camera.settings.users, user: password})
-        raise self._status(200, 1, "ok")
+# Account routes, beside the handler class (it holds the protocol; these, the accounts).
+
+def _users(self: _Handler, path: str, query: dict, body: bytes) -> None:
+    """GET /ISAPI/Security/users: the accounts (after a reset: only admin)."""
+    self._authenticate("GET")
+    inner = "".join(f"<User><id>{i}</id><userName>{name}</userName></User>\n"
+                    for i, name in enumerate(sorted(self.camera.settings.users), start=1))
+    raise _Reply(200, f'<?xml version="1.0" encoding="UTF-8"?>\n<UserList version="2.0" '
+                      f'xmlns="{self._ns()}">\n{inner}</UserList>\n')
+
+def _modify_user(self: _Handler, path: str, query: dict, body: bytes) -> None:
+    """PUT /ISAPI/Security/users/1: a new password for the admin (legacy firmware's
+    hand-over: it has no activation, so the factory admin/12345 is changed instead)."""
+    self._authenticate("PUT")
+    fields = self._parse_xml(body)
+    user, password = fields.get("userName") or "", fields.get("password") or ""
+    if self.camera.password_for(user) is None:
+        raise self._status(400, 6, "badParameters")
+    if activation.password_problem(password, user):
+        raise self._status(400, 6, "badParameters")
+    self.camera.update_settings(users={**self.camera.settings.users, user: password})
+    raise self._status(200, 1, "ok")
 
 
 def _default_gateway(body: bytes) -> str | None:
@@ -443,6 +447,6 @@ _ROUTES = {
     ("PUT", "/ISAPI/System/reboot"): _Handler.reboot,
     ("GET", "/ISAPI/Security/illegalLoginLock"): _Handler.illegal_login_lock,
     ("PUT", "/ISAPI/Security/illegalLoginLock"): _Handler.illegal_login_lock,
-    ("GET", "/ISAPI/Security/users"): _Handler.users,
-    ("PUT", "/ISAPI/Security/users/1"): _Handler.modify_user,
+    ("GET", "/ISAPI/Security/users"): _users,
+    ("PUT", "/ISAPI/Security/users/1"): _modify_user,
 }
