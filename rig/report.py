@@ -29,7 +29,7 @@ FORMATS = ("csv", "json", "html")
 JSON_FORMAT_VERSION = 1
 
 CSV_COLUMNS = ("run", "slot", "verdict", "fault", "check", "reason", "mac", "serial", "profile",
-               "method", "started", "finished", "duration_s")
+               "method", "started", "finished", "duration_s", "final_state")
 UNFINISHED = "unfinished"
 
 
@@ -64,7 +64,7 @@ def render_csv(record: RunRecord) -> str:
             _cell(unit.fault or ""), _cell(unit.check or ""), _cell(unit.reason),
             _cell(unit.mac or ""), _cell(unit.serial or ""), _cell(unit.profile or ""),
             _cell(unit.method), _iso(unit.started_at), _iso(unit.finished_at),
-            "" if duration is None else f"{duration:.3f}"])
+            "" if duration is None else f"{duration:.3f}", _cell(unit.final_state or "")])
     return out.getvalue()
 
 
@@ -292,15 +292,15 @@ def _verdict_table(record: RunRecord) -> list[str]:
     out = ["<section>", "<h2>Verdicts</h2>"]
     if not record.units:
         return out + ['<p class="empty">No units in this run.</p>', "</section>"]
-    heads = ("Slot", "Verdict", "Fault", "Check", "Reason", "MAC", "Serial", "Profile",
-             "Duration")
+    heads = ("Slot", "Verdict", "Final state", "Fault", "Check", "Reason", "MAC", "Serial",
+             "Profile", "Duration")
     out += ["<table>", "<thead><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr></thead>",
             "<tbody>"]
     for unit in record.units:
         verdict = unit.verdict.value if unit.verdict else UNFINISHED
         cells = [f'<a href="#unit-{unit.id}">{_e(unit.slot)}</a>',
                  _badge(verdict, VERDICT_CLASS.get(verdict, "v-unfinished")),
-                 _e(unit.fault), _e(unit.check), _e(unit.reason),
+                 _e(unit.final_state), _e(unit.fault), _e(unit.check), _e(unit.reason),
                  f'<span class="mono">{_e(unit.mac)}</span>',
                  f'<span class="mono">{_e(unit.serial)}</span>', _e(unit.profile),
                  _e(format_duration(unit.duration_s))]

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 
 import pytest
 
 from rig.bench import BenchError, HandoverConfig, Secret
 from rig.records import RecordStore
+from rig.report import render
 from rig.runner import Runner
 from rig.sim.bench import SimBench, SimSlot
 from rig.sim.camera import SimFaults
@@ -61,6 +64,9 @@ def test_provisioned_units_are_activated_and_proven_by_sadp_and_a_login(tmp_path
     proof = next(e.data for e in units["1"].evidence if e.kind == "handover")
     assert proof["sadp"]["activated"] is True and proof["login"]["ok"] is True
     assert NEW_PASSWORD not in str([e.data for u in record.units for e in u.evidence])
+    rows = list(csv.DictReader(io.StringIO(render(record, "csv"))))
+    assert [r["final_state"] for r in rows] == ["provisioned"] * 3 + [""]
+    assert "<td>provisioned</td>" in render(record, "html")
     checks = [c.name for c in result.results["3"].verdict.checks]     # legacy: no Activated
     assert "activated-sadp" not in checks and "new-password-login" in checks
     assert "activated-sadp" in [c.name for c in result.results["1"].verdict.checks]
