@@ -101,3 +101,45 @@ def test_a_weak_or_missing_handover_password_stops_the_run_before_anything_moves
         with pytest.raises(BenchError, match="RIG_HANDOVER_PW is not set"):
             Runner(bench, store, BenchHardware(bench, pin_factory=sim.pin_factory))
     assert store.runs.history() == []
+
+
+def test_kill_9_during_the_hand_over_leaves_the_unit_recorded_in_its_step(tmp_path,
+                                                                           monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    db = str(tmp_path / "records.sqlite")
+    with SimBench.start([SimSlot("poe", "current"), SimSlot("poe", "g5")], directory=tmp_path,
+                        time_scale=50.0, first=136) as sim:
+        text = sim.bench_path.read_text(encoding="utf-8")
+        sim.bench_path.write_text(text + '\n[handover]\nfinal_state = "provisioned"\n'
+                                  'password_env = "RIG_HANDOVER_PW"\n', encoding="utf-8")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", RIG_HANDOVER_PW=NEW_PASSWORD)
+        proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "run", str(sim.bench_path),
+                                 "--method", "hard", "--db", db], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env)
+        try:
+            seen = []
+            for line in proc.stdout:
+                seen.append(line)
+                if "activate" in line:
+                    break
+            assert any("activate" in line for line in seen), seen
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        finally:
+            proc.kill()
+        rerun = subprocess.run([sys.executable, "-m", "rig.cli", "run", str(sim.bench_path),
+                                "--method", "poe-cycle", "--db", db, "--quiet"],
+                               capture_output=True, text=True, timeout=120, env=env)
+        assert "interrupted" in rerun.stdout + rerun.stderr, rerun.stdout + rerun.stderr
+    with RecordStore.open(db) as store:
+        first = store.runs.load_run(1)
+        assert first.run.status is RunStatus.INTERRUPTED
+        cut = [u for u in first.units if u.verdict is Verdict.INTERRUPTED]
+        assert cut and all(u.final_state is None for u in cut)
+        assert any("activate" in u.reason or "confirm hand-over" in u.reason for u in cut), [
+            u.reason for u in first.units]
+        assert store.outputs.open() == []
