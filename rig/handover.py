@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from rig.bench import Bench, BenchError
 from rig.camera import activation
@@ -42,6 +42,8 @@ class HandoverPlan:
 
     final_state: FinalState
     credentials: Credentials
+    #: The client's activation key pairs, made once for the whole run (activation.ClientKeys).
+    keys: activation.ClientKeys = field(default_factory=activation.ClientKeys, compare=False)
 
     @classmethod
     def for_bench(cls, bench: Bench) -> HandoverPlan | None:
@@ -110,7 +112,8 @@ def activate_over(rec: Recorder, client: IsapiClient, family: FirmwareProfile,
                 factory = Credentials(family.default_user, family.default_password or "")
                 status = client.set_password(factory, plan.credentials.password)
             else:
-                status = client.activate(plan.credentials.password, user=plan.credentials.user)
+                status = client.activate(plan.credentials.password,
+                                         user=plan.credentials.user, keys=plan.keys)
         except (IsapiError, ValueError) as exc:
             rec.finish(step_id, StepOutcome.FAILED, str(exc))
             raise UnitFault.not_default("activation", str(exc)) from exc

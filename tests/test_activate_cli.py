@@ -108,3 +108,20 @@ def test_all_chooses_every_inactive_unit_found_and_nothing_twice():
     assert [t.device.serial for t in chosen] == ["S4", "S1"]
     with pytest.raises(ValueError, match="no unit with serial S9"):
         choose(found, Selection(serials=["S9"]), None)
+
+
+def test_one_client_key_pair_activates_several_units():
+    """The V3 key takes seconds on a Pi: a batch makes it once (the device's challenge, not
+    our key pair, is what is single-use)."""
+    from rig.camera.activation import ClientKeys
+    from rig.camera.isapi import IsapiClient
+
+    keys = ClientKeys()
+    with CameraFleet.start(2, profiles=("g5", "g5"), first=74, http_port=0,
+                           time_scale=1000.0) as fleet:
+        assert fleet.wait_running(5)
+        for cam in fleet.cameras:
+            with IsapiClient(cam.address, cam.http_port, timeout=3) as client:
+                client.activate(NEW, keys=keys)
+        assert all(cam.password_for("admin") == NEW for cam in fleet.cameras)
+    assert keys.get("v3") is keys.get("v3")

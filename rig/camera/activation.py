@@ -18,6 +18,7 @@ import base64
 import binascii
 import os
 import string
+import threading
 
 from cryptography.hazmat.primitives import padding as sym_padding
 from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
@@ -36,8 +37,29 @@ class ActivationError(ValueError):
 # --- client side -------------------------------------------------------------------------------
 
 def new_client_key(variant: str = "challenge") -> rsa.RSAPrivateKey:
-    """A fresh RSA key for one activation (never reused: the device's challenge is single-use)."""
+    """A fresh RSA key pair for the client's side of an activation exchange."""
     return rsa.generate_private_key(public_exponent=_EXPONENT, key_size=KEY_BITS[variant])
+
+
+class ClientKeys:
+    """One client key pair per exchange variant, made on first use and then reused.
+
+    Why reuse is safe: the key pair is the client's, not the device's. Each device encrypts its
+    own single-use random string to our public key; the private key never leaves this process,
+    and one device learns nothing from the public key another device also saw. Why it matters:
+    the V3 exchange wants a 3072-bit key, which takes seconds to make on a Raspberry Pi (about
+    0.1 s on a desktop); a batch of 48 units would spend minutes making keys. Thread-safe: slots
+    activate from their own worker threads."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, rsa.RSAPrivateKey] = {}
+        self._lock = threading.Lock()
+
+    def get(self, variant: str) -> rsa.RSAPrivateKey:
+        with self._lock:
+            if variant not in self._keys:
+                self._keys[variant] = new_client_key(variant)
+            return self._keys[variant]
 
 
 def public_key_param(key: rsa.RSAPrivateKey) -> str:

@@ -197,15 +197,16 @@ class IsapiClient:
         """Reboot the camera (it stops answering for the profile's boot time)."""
         return self._put_status("/ISAPI/System/reboot", creds)
 
-    def activate(self, password: str, *, user: str = "admin",
-                 variant: str | None = None) -> ResponseStatus:
+    def activate(self, password: str, *, user: str = "admin", variant: str | None = None,
+                 keys: activation.ClientKeys | None = None) -> ResponseStatus:
         """Give an inactive camera its admin password (docs/hikvision-protocols.md §2.4). No login
         is spent.
 
-        ``user`` is only used for the password rule "must not contain the user name". With
-        ``variant=None`` the exchange is chosen from ``/SDK/activateStatus``: supportVersion 3 →
-        "v3" (G5 firmware), else "challenge". Raises ValueError for a password the camera would
-        refuse, AlreadyActivated when the camera already has a password.
+        ``user`` is only used for the password rule "must not contain the user name". ``keys``
+        reuses the client's key pair across units (see ClientKeys); without it a new one is
+        made. With ``variant=None`` the exchange is chosen from ``/SDK/activateStatus``:
+        supportVersion 3 → "v3" (G5 firmware), else "challenge". Raises ValueError for a password
+        the camera would refuse, AlreadyActivated when the camera already has a password.
         """
         problem = activation.password_problem(password, user)
         if problem:
@@ -219,14 +220,14 @@ class IsapiClient:
         if variant not in ACTIVATION_VARIANTS:
             raise ValueError(f"activation variant must be one of {', '.join(ACTIVATION_VARIANTS)}, "
                              f"not {variant!r}")
+        key = keys.get(variant) if keys else activation.new_client_key(variant)
         if variant == "v3":
-            return self._activate_v3(password)
-        return self._activate_challenge(password)
+            return self._activate_v3(password, key)
+        return self._activate_challenge(password, key)
 
     # -- activation exchanges --
 
-    def _activate_challenge(self, password: str) -> ResponseStatus:
-        key = activation.new_client_key("challenge")
+    def _activate_challenge(self, password: str, key: rsa.RSAPrivateKey) -> ResponseStatus:
         path = "/ISAPI/Security/challenge"
         body = f"<PublicKey><key>{activation.public_key_param(key)}</key></PublicKey>"
         reply = self._wire.send("POST", path, body=body.encode("ascii"), content_type=_XML)
@@ -243,8 +244,7 @@ class IsapiClient:
         self._check_activation_reply("PUT", path, reply)
         return self._status_of("PUT", path, reply)
 
-    def _activate_v3(self, password: str) -> ResponseStatus:
-        key = activation.new_client_key("v3")
+    def _activate_v3(self, password: str, key: rsa.RSAPrivateKey) -> ResponseStatus:
         path = "/ISAPI/System/activate/GetChallengeV3?format=json"
         body = json.dumps({"publicKey": activation.public_key_param(key)})
         reply = self._wire.send("POST", path, body=body.encode("ascii"), content_type=_JSON)
