@@ -154,6 +154,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             actor      TEXT NOT NULL DEFAULT '')""",
         "CREATE INDEX slot_events_by_slot ON slot_events (bench_name, slot, id)",
     ),
+    (   # 2: failed logins per unit across runs (rig.records.logins)
+        """CREATE TABLE failed_logins (
+            mac           TEXT PRIMARY KEY,
+            count         INTEGER NOT NULL DEFAULT 0 CHECK (count >= 0),
+            first_failure TEXT,
+            last_failure  TEXT,
+            locked_until  TEXT,
+            note          TEXT NOT NULL DEFAULT '',
+            updated_at    TEXT NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
