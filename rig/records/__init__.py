@@ -74,7 +74,8 @@ from rig.records.outputs import OutputsLedger
 from rig.records.runlog import RunLog, file_sha256
 
 __all__ = [
-    "Database", "Evidence", "LoginBudget", "LoginLedger", "LoginRecord", "OutputEntry", "OutputsLedger", "RecordError", "RecordStore",
+    "Database", "Evidence", "LoginBudget", "LoginLedger", "LoginRecord", "OutputEntry",
+    "OutputsLedger", "RecordError", "RecordStore",
     "RecoveredRun", "Run", "RunLog", "RunRecord", "RunSummary", "SlotEvent", "SlotHealth",
     "SlotHealthPolicy", "SlotStatus", "Step", "Unit", "UnknownRun", "default_db_path",
     "file_sha256", "utc_now",
