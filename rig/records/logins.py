@@ -107,12 +107,15 @@ class LoginLedger:
         if more); ``locked_for`` seconds: the unit reported its lock."""
         with self.db.write() as conn:
             now = self.db.now()
+            at = ts(now)
+            assert at is not None
             old = _row(conn, mac)
+            if old.locked_until is not None and at >= old.locked_until:   # the lock ran out
+                old = unknown_unit(mac)
             count = max(old.count + 1, camera_count or 0)
-            until = (ts(now) + timedelta(seconds=locked_for)  # type: ignore[operator]
-                     if locked_for else old.locked_until)
+            until = at + timedelta(seconds=locked_for) if locked_for else old.locked_until
             first = old.first_failure.isoformat() if old.first_failure and old.count else now
-            _store(conn, mac, count, first, now, until, join(old.note, note), now)
+            _store(conn, mac, count, first, now, until, note, now)
         return self.get(mac)
 
     def succeeded(self, mac: str) -> None:
