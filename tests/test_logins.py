@@ -106,6 +106,22 @@ def test_an_operator_clear_says_who(store):
     assert cleared.count == 0 and cleared.note == "cleared by ana: password fixed"
 
 
+def test_rig_logins_lists_and_clears_a_count(tmp_path, capsys):
+    from rig.cli import main
+    db = tmp_path / "r.sqlite"
+    with RecordStore.open(db) as store:
+        store.logins.failed(MAC)
+    assert main(["logins", "--db", str(db)]) == 0
+    assert f"{MAC}  1 failed" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["logins", "--db", str(db), "clear", MAC])            # who clears it?
+    assert main(["logins", "--db", str(db), "clear", MAC.upper().replace(":", "-"),
+                 "--by", "ana"]) == 0
+    assert "cleared by ana" in capsys.readouterr().out
+    assert main(["logins", "--db", str(db), "--json"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"
+
+
 # --- the allowance -----------------------------------------------------------------------------
 
 def failed_check(left: int) -> UserCheck:

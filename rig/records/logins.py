@@ -95,6 +95,11 @@ class LoginLedger:
         rows = self.db.read("SELECT * FROM failed_logins WHERE mac = ?", (mac,))
         return _from_row(rows[0]) if rows else unknown_unit(mac)
 
+    def counted(self) -> list[LoginRecord]:
+        """Every unit with failed logins on record, by MAC."""
+        rows = self.db.read("SELECT * FROM failed_logins WHERE count > 0 ORDER BY mac")
+        return [_from_row(r) for r in rows]
+
     def now(self) -> datetime:
         """The store's clock, as the policy compares it with the records."""
         stamp = ts(self.db.now())
