@@ -1,7 +1,8 @@
 """The slot's logins in one run: every path that may spend a login asks here first.
 
-A camera locks the bench's address after a few failed logins (docs/hikvision-protocols.md
-§2.5), and that count outlives a run. So a login is sent only when all three allow it:
+A camera locks the bench's address after a few failed logins
+(docs/hikvision-protocols.md §2.5), and that count outlives a run. So a login is sent only when
+all three allow it:
 
 - SADP does not report DeviceLock=true (the unit is in its lock: no login at all);
 - the unit's failed logins across runs (``store.logins``) leave room for one more below the
