@@ -78,11 +78,12 @@ class LoginBudget:
         count = self.count(record, now)
         if count + 1 <= self.allowed:
             return None
+        cycle = ("a power cycle clears it (firmware profile)" if self.cleared_by_power_cycle
+                 else "waiting or a power cycle is not known to clear it")
         return (f"unit {record.mac} is nearly locked: it has {count} failed login(s) of the "
                 f"{self.lockout_attempts} its firmware allows before it locks logins for "
-                f"{minutes}, so no login is sent; the count does not run out by itself: fix "
-                "the password, then clear the unit's count (rig logins clear), or reset it by "
-                "button")
+                f"{minutes}, so no login is sent; {cycle}: fix the password, then clear the "
+                f"count with 'rig logins clear {record.mac} --by NAME'")
 
 
 class LoginLedger:
