@@ -22,6 +22,7 @@ from rig.faults import BenchFault, UnitFault
 from rig.hands import SlotHands
 from rig.identity import NoRoute, UnitRoute, http_route, slot_interface
 from rig.limits import Limits
+from rig.logins import LoginAllowance
 from rig.serialised import SlotTurn
 from rig.verify import sharing_address
 
@@ -44,8 +45,9 @@ class Unit:
 @dataclass(frozen=True)
 class SlotContext:
     """Everything a stage needs about one slot in one run. Built by the runner; never mutated.
-    ``hands`` and ``turn`` are the slot's own devices (power and button; its serialised turn),
-    ``limits`` and ``census`` are shared by the whole batch."""
+    ``hands``, ``turn`` and ``logins`` are the slot's own devices (power and button; its
+    serialised turn; the logins it may spend), ``limits`` and ``census`` are shared by the whole
+    batch."""
 
     bench: Bench
     slot: Slot
@@ -56,6 +58,7 @@ class SlotContext:
     limits: Limits
     census: Census
     cancel: threading.Event
+    logins: LoginAllowance
     credentials: Credentials | None = None
 
     # --- time ----------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from rig.camera.profiles import FirmwareProfile
 from rig.camera.sadp import SadpDevice
 from rig.context import SlotContext, Unit
 from rig.faults import UnitFault
+from rig.logins import LOGIN_BUDGET_CHECK, LoginAllowance
 from rig.procedures import Procedure
 from rig.recorder import Recorder
 from rig.verification import verify_unit
@@ -82,6 +83,24 @@ def hand_over(ctx: SlotContext, rec: Recorder, unit: Unit, reset: UnitVerdict,
     return verify_unit(ctx, rec, again)
 
 
+def _login(client: IsapiClient, plan: HandoverPlan, logins: LoginAllowance | None, mac: str,
+           device: SadpDevice | None) -> tuple[UserCheck | None, str]:
+    """The proof's one login, within the unit's login budget; (answer, why there is none)."""
+    refused = logins.refusal(mac, device) if logins else None
+    if refused:
+        return None, f"no login sent: {refused}"
+    sent = client.auth_requests
+    try:
+        login = client.user_check(plan.credentials)
+    except IsapiError as exc:
+        if logins and client.auth_requests > sent:
+            logins.spent(mac, device, None, "the hand-over's login")
+        return None, str(exc)
+    if logins:
+        logins.spent(mac, device, login, "the hand-over's login")
+    return login, ""
+
+
 def provision(ctx: SlotContext, rec: Recorder, unit: Unit, plan: HandoverPlan) -> UnitVerdict:
     """Activate the unit (or change a legacy unit's factory password) and prove it; returns the
     hand-over's own verdict (its checks). Raises UnitFault when a request fails."""
@@ -89,13 +108,22 @@ def provision(ctx: SlotContext, rec: Recorder, unit: Unit, plan: HandoverPlan) -
     sighting = ctx.census.last(unit.mac)
     if sighting is None:
         raise UnitFault.not_default("activation", "the unit stopped answering SADP")
-    family = ctx.family_of(sighting.device)
-    client = ctx.web_client(unit.mac, sighting.device)
-    mac = unit.mac
+    family, mac, device = ctx.family_of(sighting.device), unit.mac, sighting.device
+    legacy = family.activated_from_factory      # its password change logs in: budgeted
+    refused = ctx.logins.refusal(mac, device) if legacy else None
+    if refused:
+        raise UnitFault.not_default(LOGIN_BUDGET_CHECK, refused)
+    client = ctx.web_client(mac, device)
     try:
-        since = activate_over(rec, client, family, plan)
+        sent = client.auth_requests
+        try:
+            since = activate_over(rec, client, family, plan)
+        except UnitFault:
+            if legacy and client.auth_requests > sent:
+                ctx.logins.spent(mac, device, None, "the hand-over's password change")
+            raise
         return prove(rec, client, family, plan, lambda: ctx.census.seen_after(
-            mac, since, ctx.boot_timeout(), ctx.cancel))
+            mac, since, ctx.boot_timeout(), ctx.cancel), ctx.logins, mac)
     finally:
         client.close()
 
@@ -122,18 +150,15 @@ def activate_over(rec: Recorder, client: IsapiClient, family: FirmwareProfile,
 
 
 def prove(rec: Recorder, client: IsapiClient, family: FirmwareProfile, plan: HandoverPlan,
-          reply_after: Callable[[], SadpDevice | None]) -> UnitVerdict:
+          reply_after: Callable[[], SadpDevice | None],
+          logins: LoginAllowance | None = None, mac: str = "") -> UnitVerdict:
     """The proof, as a recorded step: a SADP reply sent after the activation
-    (``reply_after``: None when none came) and one login with the new password."""
+    (``reply_after``: None when none came) and one login with the new password, asked of the
+    unit's login budget first when a run keeps one (``logins``)."""
     with rec.step("confirm hand-over", "SADP Activated=true and a login with the new "
                                        "password") as step_id:
         after = reply_after()
-        login: UserCheck | None = None
-        error = ""
-        try:
-            login = client.user_check(plan.credentials)
-        except IsapiError as exc:
-            error = str(exc)
+        login, error = _login(client, plan, logins, mac, after)
         rec.evidence(EvidenceKind.HANDOVER, {
             "sadp": after.to_json() if after else None,
             "login": login.to_json() if login else None, "login_error": error or None,

@@ -20,9 +20,11 @@ from typing import Any
 from rig.bench import describe_output
 from rig.camera.isapi import IsapiClient
 from rig.camera.isapi_errors import IsapiError
+from rig.camera.isapi_types import UserCheck
 from rig.camera.sadp import SadpDevice
 from rig.context import SlotContext, Unit
 from rig.faults import BenchFault, UnitFault
+from rig.logins import LOGIN_BUDGET_CHECK
 from rig.recorder import Recorder
 from rig.rollcall import adopt_newcomer
 from rig.verify import judge
@@ -88,9 +90,12 @@ def wait_boot(ctx: SlotContext, rec: Recorder, unit: Unit, since: float) -> Sadp
 
 
 def _booted(ctx: SlotContext, rec: Recorder, unit: Unit, since: float,
-            expect: ExpectedState) -> ResetOutcome:
-    """Wait for boot and say what the reset left: the unit, now known by its reply."""
+            expect: ExpectedState, power_cycled: bool = False) -> ResetOutcome:
+    """Wait for boot and say what the reset left: the unit, now known by its reply. After a
+    power cycle its failed-login count is cleared if its firmware profile says so."""
     found = wait_boot(ctx, rec, unit, since)
+    if power_cycled and ctx.logins.power_cycled(found.mac, found):
+        rec.note("failed-login count cleared by the power cycle (firmware profile)")
     return ResetOutcome(expect, Unit(found.mac, unit.before), found)
 
 
@@ -141,7 +146,7 @@ def hard(ctx: SlotContext, rec: Recorder, unit: Unit) -> ResetOutcome:
                                  "coil went in); the unit may not have been reset")
         with rec.step("release"):
             pressing.close()
-        return _booted(ctx, rec, unit, powered_at, ExpectedState.FULL)
+        return _booted(ctx, rec, unit, powered_at, ExpectedState.FULL, power_cycled=True)
 
 
 def poe_cycle(ctx: SlotContext, rec: Recorder, unit: Unit) -> ResetOutcome:
@@ -151,7 +156,8 @@ def poe_cycle(ctx: SlotContext, rec: Recorder, unit: Unit) -> ResetOutcome:
         ctx.sleep(ctx.bench.settle_seconds)
     ctx.turn.acquire()
     with ctx.limits.boot_turn(ctx.slot, ctx.cancel):
-        return _booted(ctx, rec, unit, power_on(ctx, rec), ExpectedState.FULL)
+        return _booted(ctx, rec, unit, power_on(ctx, rec), ExpectedState.FULL,
+                       power_cycled=True)
 
 
 def web_basic(ctx: SlotContext, rec: Recorder, unit: Unit) -> ResetOutcome:
@@ -164,34 +170,53 @@ def web_full(ctx: SlotContext, rec: Recorder, unit: Unit) -> ResetOutcome:
 
 def auto(ctx: SlotContext, rec: Recorder, unit: Unit) -> ResetOutcome:
     """The network reset where credentials work, else the button. At most one login is spent
-    deciding, and none when SADP says the unit is in its login lock."""
+    deciding, and none when SADP says the unit is in its login lock or the unit's failed
+    logins leave no room (the button needs no login)."""
     device, credentials, shared = unit.before, ctx.credentials, ctx.turn.address
     if credentials is None or device is None or unit.mac is None:
         return hard(ctx, rec, unit)
+    refused = ctx.logins.refusal(unit.mac, device)
     if shared is not None:
         rec.note(f"auto: units share {shared} after a full reset (serialised bench), "
                  "hard reset one at a time")
     elif device.device_lock:
         rec.note("auto: SADP reports the login lock, hard reset")
+    elif refused is not None:
+        rec.note(f"auto: no login check ({refused}), hard reset")
     else:
         try:
             client = ctx.web_client(unit.mac, device)
         except (BenchFault, UnitFault) as exc:
             rec.note(f"auto: no web route to this unit ({exc}), hard reset")
             return hard(ctx, rec, unit)
-        if _login_works(rec, client, ctx):
+        if _login_works(ctx, rec, client, unit):
             rec.note("auto: credentials work, web-full reset")
             return _web_reset(ctx, rec, unit, ResetMode.FULL, login_checked=True)
         rec.note("auto: no working web login, hard reset")
     return hard(ctx, rec, unit)
 
 
-def _login_works(rec: Recorder, client: IsapiClient, ctx: SlotContext) -> bool:
+def _user_check(ctx: SlotContext, client: IsapiClient, unit: Unit, what: str) -> UserCheck:
+    """The one userCheck with the bench's credentials, its outcome recorded against the unit's
+    login budget (an error after the login went out counts as a failure)."""
+    assert ctx.credentials is not None and unit.mac is not None
+    sent = client.auth_requests
+    try:
+        check = client.user_check(ctx.credentials)
+    except IsapiError:
+        if client.auth_requests > sent:
+            ctx.logins.spent(unit.mac, unit.before, None, what)
+        raise
+    ctx.logins.spent(unit.mac, unit.before, check, what)
+    return check
+
+
+def _login_works(ctx: SlotContext, rec: Recorder, client: IsapiClient, unit: Unit) -> bool:
     """One recorded login check (auto's only login); any failure means "use the button"."""
     assert ctx.credentials is not None
     with rec.step("login check", f"as {ctx.credentials.user}") as step_id:
         try:
-            result = client.user_check(ctx.credentials)
+            result = _user_check(ctx, client, unit, "auto's login check")
         except IsapiError as exc:
             rec.note(f"web login check failed: {exc}")
             return False
@@ -199,6 +224,17 @@ def _login_works(rec: Recorder, client: IsapiClient, ctx: SlotContext) -> bool:
             client.close()
         rec.evidence(EvidenceKind.USER_CHECK, result.to_json(), step_id)
         return result.ok
+
+
+def _login_allowed(ctx: SlotContext, rec: Recorder, unit: Unit) -> None:
+    """Refuse the web reset, without a login, when the unit's lock or budget forbids one."""
+    assert unit.mac is not None
+    refused = ctx.logins.refusal(unit.mac, unit.before)
+    if refused is None:
+        return
+    with rec.step("login check", "not sent") as step_id:
+        rec.finish(step_id, StepOutcome.SKIPPED, refused)
+    raise UnitFault.not_default(LOGIN_BUDGET_CHECK, refused)
 
 
 def _web_reset(ctx: SlotContext, rec: Recorder, unit: Unit, mode: ResetMode,
@@ -216,10 +252,12 @@ def _web_reset(ctx: SlotContext, rec: Recorder, unit: Unit, mode: ResetMode,
     if unit.mac is None or device is None or not device.ipv4:
         raise UnitFault(judge(mac=unit.mac or "(unknown)", profile=ctx.profile,
                               expect=ExpectedState.FULL, after=None, http=None))
+    if not login_checked:
+        _login_allowed(ctx, rec, unit)
     client = ctx.web_client(unit.mac, device)
     try:
         if not login_checked:
-            _login_or_fail(ctx, rec, client)
+            _login_or_fail(ctx, rec, client, unit)
         started = _factory_reset(ctx, rec, client, mode)
     finally:
         client.close()
@@ -230,12 +268,12 @@ def _web_reset(ctx: SlotContext, rec: Recorder, unit: Unit, mode: ResetMode,
     return _booted(ctx, rec, unit, time.monotonic(), ExpectedState(mode.value))
 
 
-def _login_or_fail(ctx: SlotContext, rec: Recorder, client: IsapiClient) -> None:
+def _login_or_fail(ctx: SlotContext, rec: Recorder, client: IsapiClient, unit: Unit) -> None:
     """The web reset's one login check; a refusal is the unit's fault."""
     credentials = ctx.credentials
     assert credentials is not None
     with rec.step("login check", f"as {credentials.user}") as step_id:
-        check = _isapi(lambda: client.user_check(credentials))
+        check = _isapi(lambda: _user_check(ctx, client, unit, "the web reset's login check"))
         rec.evidence(EvidenceKind.USER_CHECK, check.to_json(), step_id)
         if not check.ok:
             rec.finish(step_id, StepOutcome.FAILED, "login refused")

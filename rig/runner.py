@@ -26,6 +26,7 @@ from rig.handover import HandoverPlan, hand_over
 from rig.hands import SlotHands
 from rig.identity import slot_interface
 from rig.limits import Limits
+from rig.logins import LoginAllowance
 from rig.procedures import PROCEDURES
 from rig.recorder import EventSink, Recorder
 from rig.records import RecordStore, file_sha256
@@ -196,7 +197,8 @@ class Runner:
                 profile=slot.profile,
                 profiles=self.profiles, hands=hands,
                 turn=SlotTurn(turns, hands, rec, self.cancel), limits=limits, census=census,
-                cancel=self.cancel, credentials=self.credentials)
+                cancel=self.cancel, credentials=self.credentials,
+                logins=LoginAllowance(self.store.logins, self.profiles, slot.profile))
             jobs.append(SlotJob(ctx, rec, self._known_unit(census, slot, rec)))
         return jobs
 

@@ -9,11 +9,12 @@ spent on a refused connection), a bounded number of times.
 
 from __future__ import annotations
 
-from rig.camera.http_evidence import HttpEvidence, check_http
+from rig.camera.http_evidence import HttpEvidence, check_http, login_needed
 from rig.camera.profiles import FirmwareProfile
 from rig.camera.sadp import SadpDevice
 from rig.context import SlotContext
 from rig.identity import NoRoute, UnitRoute
+from rig.logins import LOGIN_BUDGET_CHECK
 from rig.procedures import ResetOutcome
 from rig.recorder import Recorder
 from rig.verify import UnitVerdict, classify_http, judge, not_default
@@ -40,7 +41,7 @@ def verify_unit(ctx: SlotContext, rec: Recorder, outcome: ResetOutcome) -> UnitV
                 rec.finish(step_id, StepOutcome.FAILED, str(exc))
                 return not_default("http-attribution", f"no route to this unit: {exc}")
             rec.evidence(EvidenceKind.HTTP_ROUTE, {"mac": mac, **route.to_json()}, step_id)
-            http = _http_evidence(ctx, rec, route, outcome.expect, step_id)
+            http = _http_evidence(ctx, rec, mac, route, outcome.expect, step_id)
         others = [d for m, d in ctx.census.present().items() if m != mac]
         verdict = judge(mac=mac, profile=profile, expect=outcome.expect, after=after,
                         http=http, before=outcome.unit.before,
@@ -62,23 +63,44 @@ def _family(ctx: SlotContext, rec: Recorder, after: SadpDevice) -> FirmwareProfi
     return detected
 
 
-def _http_evidence(ctx: SlotContext, rec: Recorder, route: UnitRoute, expect: ExpectedState,
-                   step_id: int) -> HttpEvidence:
+def _http_evidence(ctx: SlotContext, rec: Recorder, mac: str, route: UnitRoute,
+                   expect: ExpectedState, step_id: int) -> HttpEvidence:
     """Ask over ``route``, again while the web server is not up yet (never once a login was
-    spent); every attempt is recorded."""
+    spent); every attempt is recorded. A login goes out only if the unit's login allowance
+    lets it (DeviceLock, its failed logins across runs, one failed login per run)."""
     for attempt in range(1, HTTP_ATTEMPTS + 1):
+        refused = _login_refused(ctx, mac)
         client = ctx.client(route)
         try:
             http = check_http(client, ctx.profiles,
                               credentials=ctx.credentials
-                              if expect is ExpectedState.BASIC else None,
-                              try_default=expect is ExpectedState.FULL)
+                              if expect is ExpectedState.BASIC and not refused else None,
+                              try_default=expect is ExpectedState.FULL and not refused)
         finally:
             client.close()
-        rec.evidence(EvidenceKind.HTTP, {"attempt": attempt, **http.to_json(),
-                                         "finding": classify_http(http).to_json()}, step_id)
+        _spent(ctx, mac, http)
+        record = {"attempt": attempt, **http.to_json(), "finding": classify_http(http).to_json()}
+        if refused and http.login is None:
+            record[LOGIN_BUDGET_CHECK] = refused
+        rec.evidence(EvidenceKind.HTTP, record, step_id)
         if not http.no_reply or http.login_attempts:
             break
         if attempt < HTTP_ATTEMPTS:
             ctx.sleep(ctx.scaled(HTTP_RETRY_S))
+    if refused and http.login is None and login_needed(http):
+        rec.note(f"no login in verification: {refused}")
     return http
+
+
+def _login_refused(ctx: SlotContext, mac: str) -> str | None:
+    """Why verification may not log in to ``mac`` now (None: it may, once)."""
+    sighting = ctx.census.last(mac)
+    return ctx.logins.refusal(mac, sighting.device if sighting else None)
+
+
+def _spent(ctx: SlotContext, mac: str, http: HttpEvidence) -> None:
+    """Record the check's login, if one went out, against the unit's budget."""
+    if http.login_attempts:
+        sighting = ctx.census.last(mac)
+        ctx.logins.spent(mac, sighting.device if sighting else None, http.user_check,
+                         "verification's login")

@@ -233,16 +233,29 @@ def test_illegal_login_lock_per_client_for_the_profile_time():
     assert cam.check_login("10.0.0.9", "admin", "Secret123!").ok
 
 
-def test_reboot_clears_the_login_lock():
-    cam, clock = make("g5")
+@pytest.mark.parametrize("cleared", [True, False])
+def test_a_power_cycle_clears_the_login_lock_only_when_the_profile_says_so(cleared):
+    cam, clock = make("g5", lock_cleared_by_power_cycle=cleared)
     boot(cam, clock)
     cam.provision("Secret123!")
     for _ in range(cam.profile.lockout_attempts):
         cam.check_login("10.0.0.9", "admin", None)
-    assert cam.is_locked()
+    assert cam.is_locked() and cam.failed_logins("10.0.0.9") == cam.profile.lockout_attempts
     cam.set_power(False)
     boot(cam, clock)
-    assert not cam.is_locked()
+    assert cam.is_locked() is not cleared
+
+
+def test_a_failure_count_survives_a_restart_unless_the_profile_says_otherwise():
+    cam, clock = make("current")
+    assert not cam.profile.lock_cleared_by_power_cycle        # unknown: the safe assumption
+    boot(cam, clock)
+    cam.provision("Secret123!")
+    cam.check_login("c", "admin", None)
+    cam.set_power(False)
+    boot(cam, clock)
+    left = cam.check_login("c", "admin", None).retry_login_time
+    assert left == cam.profile.lockout_attempts - 2 and cam.failed_logins() == 2
 
 
 def test_success_resets_the_failure_count():

@@ -99,6 +99,7 @@ class FirmwareProfile:
     factory_reset_reboot: str                 # "self" or "reboot-required" (statusCode 7)
     lockout_attempts: int                     # failed logins per client address before the lock
     lockout_seconds: float
+    lock_cleared_by_power_cycle: bool         # a power cycle (any restart) ends lock and count
     activate_status: bool                     # GET /SDK/activateStatus exists
     activation: tuple[str, ...]               # supported activation exchanges, preferred first
     uncertain: tuple[str, ...]                # keys of the file the notes mark uncertain
@@ -210,9 +211,12 @@ def _restore(t: TomlTable) -> dict[str, Any]:
 
 
 def _lockout(t: TomlTable) -> dict[str, Any]:
-    """[lockout]: failed logins before the lock, and how long it lasts."""
+    """[lockout]: failed logins before the lock, how long it lasts, and whether a power cycle
+    clears the failure count (unknown for every family: rig only relies on it when true)."""
     values = {"lockout_attempts": _positive(t, "lockout_attempts", integer=True),
-              "lockout_seconds": float(_positive(t, "lockout_seconds"))}
+              "lockout_seconds": float(_positive(t, "lockout_seconds")),
+              "lock_cleared_by_power_cycle": t.get("lock_cleared_by_power_cycle", bool,
+                                                   what="true or false")}
     t.done()
     return values
 

@@ -15,6 +15,7 @@ One package, one concern per module:
 - ``runlog``    runs, units, steps, evidence, recovery (``queries``: reading them back)
 - ``outputs``   the outputs ledger: what the rig moved and has not yet put back
 - ``health``    slot health: the policy (pure) and its store
+- ``logins``    failed logins per unit across runs: the budget (pure) and its ledger
 - ``liveness``  is the process that wrote a running run still alive?
 
 How the runner uses it (one store per process, shared by the per-slot worker threads)::
@@ -56,6 +57,7 @@ from rig.records.db import (
     utc_now,
 )
 from rig.records.health import DEFAULT_BENCH_FAULT_LIMIT, SlotHealth, SlotHealthPolicy
+from rig.records.logins import LoginBudget, LoginLedger, LoginRecord
 from rig.records.models import (
     Evidence,
     OutputEntry,
@@ -72,7 +74,8 @@ from rig.records.outputs import OutputsLedger
 from rig.records.runlog import RunLog, file_sha256
 
 __all__ = [
-    "Database", "Evidence", "OutputEntry", "OutputsLedger", "RecordError", "RecordStore",
+    "Database", "Evidence", "LoginBudget", "LoginLedger", "LoginRecord", "OutputEntry",
+    "OutputsLedger", "RecordError", "RecordStore",
     "RecoveredRun", "Run", "RunLog", "RunRecord", "RunSummary", "SlotEvent", "SlotHealth",
     "SlotHealthPolicy", "SlotStatus", "Step", "Unit", "UnknownRun", "default_db_path",
     "file_sha256", "utc_now",
@@ -80,8 +83,9 @@ __all__ = [
 
 
 class RecordStore:
-    """One open store: ``runs`` (the run log), ``outputs`` (the ledger), ``slots`` (health), all
-    on one Database, so they share its connection, its lock and its transactions."""
+    """One open store: ``runs`` (the run log), ``outputs`` (the ledger), ``slots`` (health),
+    ``logins`` (failed logins per unit), all on one Database, so they share its connection, its
+    lock and its transactions."""
 
     def __init__(self, path: str | os.PathLike[str], *, clock: Clock = utc_now,
                  create: bool = True, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
@@ -96,6 +100,7 @@ class RecordStore:
         self.slots = SlotHealth(self.db, policy)
         self.runs = RunLog(self.db, self.slots)
         self.outputs = OutputsLedger(self.db)
+        self.logins = LoginLedger(self.db)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> RecordStore:

@@ -190,6 +190,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP TABLE units",
         "ALTER TABLE units_v2 RENAME TO units",
     ),
+    (   # 3: failed logins per unit across runs (rig.records.logins)
+        """CREATE TABLE failed_logins (
+            mac           TEXT PRIMARY KEY,
+            count         INTEGER NOT NULL DEFAULT 0 CHECK (count >= 0),
+            first_failure TEXT,
+            last_failure  TEXT,
+            locked_until  TEXT,
+            note          TEXT NOT NULL DEFAULT '',
+            updated_at    TEXT NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

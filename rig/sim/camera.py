@@ -16,7 +16,8 @@ What it models (firmware_notes/ has the facts and their confidence):
   Firmware either reboots by itself or answers "reboot required" and applies it at next boot.
 - Activation (current/G5 firmware) through the challenge exchange; legacy ships admin/12345.
 - Illegal-login lock per client address after the profile's number of failures, for its lock
-  time; cleared by a reboot.
+  time; a restart clears the count and the lock only if the profile says a power cycle does
+  (``lock_cleared_by_power_cycle``). Every failed login is an event ("login failed from ...").
 """
 
 from __future__ import annotations
@@ -196,7 +197,8 @@ class VirtualCamera:
             self._network(False)
         self._network(True)
         self._state = CameraState.BOOTING
-        self._logins.clear()                 # the lock table lives in RAM
+        if self.profile.lock_cleared_by_power_cycle:
+            self._logins.clear()             # the profile says the lock table lives in RAM
         self._pending.challenges.clear()
         if self._pending.restore_at_boot:
             self._apply_restore(self._pending.restore_at_boot, at)
@@ -359,17 +361,25 @@ class VirtualCamera:
                 record.failures, record.locked_until = 0, None
             attempts = s.login_lock_attempts
             if record.locked_until is not None:
+                self._log(now, f"login failed from {client} (locked)")
                 return LoginResult(False, True, 0, self._unscaled_left(record.locked_until, now))
             if password is not None and s.users.get(user) == password:
                 record.failures = 0
                 return LoginResult(True, False, attempts, 0)
             record.failures += 1
+            self._log(now, f"login failed from {client}")
             if s.login_lock_enabled and record.failures >= attempts:
                 record.locked_until = now + self.scaled(s.login_lock_seconds)
                 self._log(now, f"login locked for {client}")
                 return LoginResult(False, True, 0, self._unscaled_left(record.locked_until, now))
             left = max(attempts - record.failures, 0) if s.login_lock_enabled else attempts
             return LoginResult(False, False, left, 0)
+
+    def failed_logins(self, client: str | None = None) -> int:
+        """How many logins failed (from ``client``, or from anyone), locked refusals included."""
+        with self._lock:
+            return sum(1 for _, what in self.events if what.startswith("login failed from ")
+                       and (client is None or what.split()[3] == client))
 
     def password_for(self, user: str) -> str | None:
         with self._lock:
