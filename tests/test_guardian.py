@@ -1,0 +1,177 @@
+"""The guardian (rig.guardian): a rig command killed with SIGKILL leaves no output engaged.
+
+Each case runs a real ``rig`` command in a subprocess against a simulated bench served by this
+process (a relay board on a pty, a PoE switch over SNMP), kills it with SIGKILL at the worst
+moment, and times how long the coil or the port stays where the dead command left it. Before
+the guardian existed a killed command left the coil energised until the next command (the
+kill -9 test in test_runner.py asserted exactly that); these tests failed then.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from process_support import gone, guardians_of, wait_for
+
+from rig.bench import RelayOutput
+from rig.guardian import GUARDIAN_NOTE, Guardian, GuardianError
+from rig.records import RecordStore
+from rig.sim.bench import SimBench, SimSlot
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "Secret123!"
+#: The bound the issue sets for a coil after its command died.
+RELEASE_LIMIT_S = 1.0
+
+
+def rig(*args: str, new_session: bool = False) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH"))
+                                          if p))
+    return subprocess.Popen([sys.executable, "-m", "rig.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=new_session)
+
+
+def button_channel(sim: SimBench, slot: int = 0) -> int:
+    button = sim.bench.slots[slot].button
+    assert isinstance(button, RelayOutput)
+    return button.channel
+
+
+def ledger_cleared_by_guardian(db: str, kind: str) -> None:
+    """Every line of the killed run is cleared, the ``kind`` line by the guardian (which
+    records after it acted: wait for it)."""
+    def done() -> bool:
+        with RecordStore.open(db) as store:
+            return store.outputs.open() == []
+    wait_for(done, 5.0, step=0.02)
+    with RecordStore.open(db) as store:
+        lines = [o for o in store.runs.load_run(1).outputs if o.kind == kind]
+    assert lines and all(GUARDIAN_NOTE in o.note for o in lines), lines
+
+
+def kill_and_time_release(proc: subprocess.Popen[str], released: Callable[[], bool], *,
+                          group: bool = False) -> tuple[float, list[int]]:
+    """SIGKILL the command (its whole process group with ``group``), then the seconds until
+    ``released`` held; also the command's guardians, for the caller to see them end."""
+    guardians = guardians_of(proc.pid)
+    if group:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        proc.send_signal(signal.SIGKILL)
+    elapsed = wait_for(released, 5.0)      # without a guardian: stuck until the next command
+    proc.wait(timeout=10)
+    assert len(guardians) == 1, guardians
+    return elapsed, guardians
+
+
+def test_kill_9_of_rig_run_during_a_hold_releases_the_coil_within_a_second(tmp_path):
+    db = str(tmp_path / "records.sqlite")
+    with SimBench.start([SimSlot("relay", "current")], directory=tmp_path, time_scale=10.0,
+                        first=120, provision=PASSWORD) as sim:
+        board, channel = sim.relay_board, button_channel(sim)
+        proc = rig("run", str(sim.bench_path), "--method", "hard", "--db", db)
+        try:
+            seen = []
+            for line in proc.stdout:
+                seen.append(line)
+                if "slot 1" in line and "hold" in line:
+                    break
+            wait_for(lambda: board.state(channel), 2.0)      # the coil is on, mid-hold
+            elapsed, guardians = kill_and_time_release(proc, lambda: not board.state(channel))
+            assert proc.returncode == -signal.SIGKILL, seen
+            print(f"coil released {elapsed * 1000:.0f} ms after kill -9 of rig run")
+            assert elapsed < RELEASE_LIMIT_S
+            wait_for(lambda: all(gone(g) for g in guardians), 5.0, step=0.02)
+        finally:
+            proc.kill()
+            proc.wait()
+        ledger_cleared_by_guardian(db, "solenoid-on")   # the bench still up: it acts on it
+
+
+def test_a_killed_rig_press_process_group_releases_the_coil(tmp_path):
+    """SIGKILL to the whole process group (what a terminal's job control or a supervisor may
+    send): the guardian runs in a session of its own and still releases the coil."""
+    db = str(tmp_path / "records.sqlite")
+    with SimBench.start([SimSlot("relay", "current")], directory=tmp_path, time_scale=10.0,
+                        first=124, boot=False) as sim:
+        board, channel = sim.relay_board, button_channel(sim)
+        hold = f"{sim.bench.solenoid_max_on_seconds * 0.9:.1f}"    # long, inside the cap
+        proc = rig("press", "1", "--seconds", hold, "--bench", str(sim.bench_path), "--db", db,
+                   new_session=True)
+        try:
+            wait_for(lambda: board.state(channel), 10.0)
+            elapsed, _ = kill_and_time_release(proc, lambda: not board.state(channel),
+                                               group=True)
+            print(f"coil released {elapsed * 1000:.0f} ms after SIGKILL of rig press's group")
+            assert elapsed < RELEASE_LIMIT_S
+        finally:
+            proc.kill()
+            proc.wait()
+        ledger_cleared_by_guardian(db, "solenoid-on")   # the bench still up: it acts on it
+
+
+def test_a_poe_port_turned_off_by_a_killed_power_cycle_is_turned_back_on(tmp_path):
+    db = str(tmp_path / "records.sqlite")
+    with SimBench.start([SimSlot("poe", "current")], directory=tmp_path, time_scale=10.0,
+                        first=128, boot=False) as sim:
+        switch, port = sim.switch, sim.bench.slots[0].power.port
+        assert switch is not None and switch.state(port).enabled
+        proc = rig("power", "1", "cycle", "--off-seconds", "30", "--bench",
+                   str(sim.bench_path), "--db", db)
+        try:
+            wait_for(lambda: not switch.state(port).enabled, 10.0)
+            elapsed, _ = kill_and_time_release(proc, lambda: switch.state(port).enabled)
+            print(f"PoE port back on {elapsed * 1000:.0f} ms after kill -9 of rig power")
+        finally:
+            proc.kill()
+            proc.wait()
+        ledger_cleared_by_guardian(db, "power-off")     # the bench still up: it acts on it
+
+
+def test_a_clean_press_leaves_the_guardian_nothing_to_do(tmp_path):
+    db = str(tmp_path / "records.sqlite")
+    with SimBench.start([SimSlot("relay", "current")], directory=tmp_path, time_scale=10.0,
+                        first=132, boot=False) as sim:
+        board, channel = sim.relay_board, button_channel(sim)
+        board.clear_records()
+        proc = rig("press", "1", "--seconds", "0.2", "--bench", str(sim.bench_path),
+                   "--db", db)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
+        frames = list(board.frames)
+        assert frames[0] == b"relay on 1\r" and not board.state(channel)
+        time.sleep(0.3)                       # a guardian acting now would show in the frames
+        assert "guardian" not in out
+        assert board.frames == frames
+    with RecordStore.open(db) as store:
+        (line,) = store.runs.load_run(1).outputs
+        assert line.cleared_at is not None and GUARDIAN_NOTE not in line.note
+
+
+def test_the_guardian_ignores_sigint_and_sigterm_and_stops_on_done(tmp_path):
+    with SimBench.start([SimSlot("relay", "current")], directory=tmp_path, first=136,
+                        boot=False) as sim:
+        guardian = Guardian.start(sim.bench_path, str(tmp_path / "r.sqlite"), "press")
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            guardian.process.send_signal(signum)
+        time.sleep(0.2)
+        assert guardian.process.poll() is None
+        frames = list(sim.relay_board.frames)
+        guardian.done()
+        assert guardian.process.returncode == 0
+        assert sim.relay_board.frames == frames         # it touched nothing
+
+
+def test_a_guardian_that_cannot_load_the_bench_stops_the_command_before_anything_moves(
+        tmp_path, monkeypatch):
+    with pytest.raises(GuardianError, match="did not start"):
+        Guardian.start(tmp_path / "missing.toml", str(tmp_path / "r.sqlite"), "run")
