@@ -139,9 +139,11 @@ def run_power(args: argparse.Namespace) -> int:
     if opened is None:
         return 2
     store, run_id = opened
-    guardian = _guardian(store, run_id, bench, "power")
-    if guardian is None:
-        return 2
+    guardian = None                    # reading back moves nothing: no guardian needed
+    if args.action != "status":
+        guardian = _guardian(store, run_id, bench, "power")
+        if guardian is None:
+            return 2
     guard = OutputGuard().install()
     hardware = BenchHardware(bench, guard=guard)
     readings: dict[str, dict] = {}
@@ -170,7 +172,8 @@ def run_power(args: argparse.Namespace) -> int:
             guard.close()
         else:
             guard.uninstall()
-        guardian.done()                # the outputs are where this exit path leaves them
+        if guardian is not None:       # the outputs are where this exit path leaves them
+            guardian.done()
         _finish(store, run_id, not failed)
     return 1 if failed else 0
 
