@@ -175,3 +175,48 @@ def test_a_guardian_that_cannot_load_the_bench_stops_the_command_before_anything
         tmp_path, monkeypatch):
     with pytest.raises(GuardianError, match="did not start"):
         Guardian.start(tmp_path / "missing.toml", str(tmp_path / "r.sqlite"), "run")
+
+
+def test_a_clean_rig_run_leaves_the_guardian_nothing_to_do(tmp_path):
+    db = str(tmp_path / "records.sqlite")
+    with SimBench.start([SimSlot("relay", "current")], directory=tmp_path, time_scale=100.0,
+                        first=140, provision=PASSWORD) as sim:
+        board = sim.relay_board
+        proc = rig("run", str(sim.bench_path), "--method", "hard", "--db", db, "--quiet")
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+        frames = list(board.frames)
+        time.sleep(0.3)                       # a guardian acting now would show in the frames
+        assert board.frames == frames and "guardian" not in out
+    with RecordStore.open(db) as store:
+        lines = store.runs.load_run(1).outputs
+        assert lines and all(o.cleared_at and GUARDIAN_NOTE not in o.note for o in lines)
+
+
+def test_what_the_guardian_cannot_make_safe_it_names_loudly_and_leaves_in_the_ledger(tmp_path):
+    """The relay board is unplugged mid-press, then rig press is killed: the guardian cannot
+    reach the coil, says so at CRITICAL within its bound, and the ledger line stays open for
+    ``rig safe`` and recovery."""
+    db = str(tmp_path / "records.sqlite")
+    with SimBench.start([SimSlot("relay", "current")], directory=tmp_path, time_scale=10.0,
+                        first=144, boot=False) as sim:
+        board, channel = sim.relay_board, button_channel(sim)
+        hold = f"{sim.bench.solenoid_max_on_seconds * 0.9:.1f}"
+        proc = rig("press", "1", "--seconds", hold, "--bench", str(sim.bench_path), "--db", db)
+        try:
+            wait_for(lambda: board.state(channel), 10.0)
+            guardians = guardians_of(proc.pid)
+            board.unplug()
+            proc.send_signal(signal.SIGKILL)
+            started = time.monotonic()
+            out = proc.stdout.read()          # to EOF: the guardian holds the pipe until it ends
+            assert time.monotonic() - started < 15
+            assert guardians
+            wait_for(lambda: all(gone(g) for g in guardians), 5.0, step=0.02)
+        finally:
+            proc.kill()
+            proc.wait()
+    assert "CRITICAL" in out and "NOT MADE SAFE" in out and "slot 1 solenoid-on" in out, out
+    with RecordStore.open(db) as store:
+        (line,) = store.outputs.open()
+        assert line.kind == "solenoid-on" and GUARDIAN_NOTE not in line.note
