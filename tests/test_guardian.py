@@ -21,6 +21,7 @@ import pytest
 from process_support import gone, guardians_of, wait_for
 
 from rig.bench import RelayOutput
+from rig.cli import main
 from rig.guardian import GUARDIAN_NOTE, Guardian, GuardianError
 from rig.records import RecordStore
 from rig.sim.bench import SimBench, SimSlot
@@ -220,3 +221,19 @@ def test_what_the_guardian_cannot_make_safe_it_names_loudly_and_leaves_in_the_le
     with RecordStore.open(db) as store:
         (line,) = store.outputs.open()
         assert line.kind == "solenoid-on" and GUARDIAN_NOTE not in line.note
+
+
+def test_without_its_guardian_a_command_moves_nothing(tmp_path, monkeypatch, capsys):
+    def refuse(*args, **kwargs):
+        raise GuardianError("the guardian process did not start: test")
+
+    monkeypatch.setattr(Guardian, "start", refuse)
+    with SimBench.start([SimSlot("relay", "current")], directory=tmp_path, first=148,
+                        boot=False) as sim:
+        sim.relay_board.clear_records()
+        bench, db = str(sim.bench_path), str(tmp_path / "r.sqlite")
+        assert main(["press", "1", "--seconds", "0.1", "--bench", bench, "--db", db]) == 2
+        assert main(["power", "1", "off", "--bench", bench, "--db", db]) == 2
+        assert main(["run", bench, "--method", "hard", "--db", db]) == 2
+        assert sim.relay_board.frames == []
+    assert capsys.readouterr().err.count("nothing was moved") == 3

@@ -11,8 +11,10 @@ import json
 import logging
 import os
 import select
+import site
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 from typing import IO
@@ -36,9 +38,18 @@ class GuardianError(RuntimeError):
     """The guardian could not be started: the command must not move any output."""
 
 
-def _rig_root() -> str:
-    """The directory holding this ``rig`` package, so the guardian runs the same code."""
-    return str(Path(__file__).resolve().parents[2])
+def _child_env() -> dict[str, str]:
+    """The command's environment (the guardian reads the bench's ``*_env`` secrets from it),
+    with this ``rig`` package's directory first on PYTHONPATH so the guardian runs the same
+    code, unless that directory is a site-packages one (putting it before the standard library
+    could shadow it)."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    sites = {*site.getsitepackages(), site.getusersitepackages(),
+             sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    if root not in {str(Path(p).resolve()) for p in sites}:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 class Guardian:
@@ -56,14 +67,11 @@ class Guardian:
               timeout: float = READY_TIMEOUT_S) -> Guardian:
         """Start the guardian for ``command`` (``run``, ``press``, ``power``) and return once it
         is ready; GuardianError if it is not within ``timeout`` seconds."""
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_rig_root(), env.get("PYTHONPATH", "")) if p)
         # stderr is inherited: the guardian's loud lines reach the operator's terminal or the
         # journal. A session of its own: a signal to the command's process group misses it.
         process = subprocess.Popen(
             [sys.executable, "-m", "rig.guardian"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, env=env, start_new_session=True, close_fds=True)
+            stdout=subprocess.PIPE, env=_child_env(), start_new_session=True, close_fds=True)
         guardian = cls(process)
         config = {"bench": str(Path(bench_path).resolve()), "db": str(db_path),
                   "parent": os.getpid(), "command": command, "output_timeout": OUTPUT_TIMEOUT_S}
