@@ -237,3 +237,44 @@ def test_without_its_guardian_a_command_moves_nothing(tmp_path, monkeypatch, cap
         assert main(["run", bench, "--method", "hard", "--db", db]) == 2
         assert sim.relay_board.frames == []
     assert capsys.readouterr().err.count("nothing was moved") == 3
+
+
+def test_the_guardian_rests_gpio_outputs_by_claiming_their_pins(tmp_path, monkeypatch):
+    """In-process, on the bench file's own (fresh, mock) pin factory: the GPIO path of the
+    guardian claims the solenoid's pin at its inactive level and clears the line. On a Pi this
+    is what releases a coil whose dead owner's line kept its level (no strict_gpiod)."""
+    from rig.actuators.gpio import make_pin_factory
+    from rig.guardian import watch as guardian_watch
+    from rig.vocabulary import OutputKind
+    from rig.wiring import BenchHardware
+
+    opened: list[BenchHardware] = []
+
+    def hardware(bench):
+        factory = make_pin_factory(bench.gpio_factory)
+        factory.pin(bench.slots[0].button.pin).drive_high()   # a line its dead owner left high
+        opened.append(BenchHardware(bench, pin_factory=factory))
+        return opened[-1]
+
+    monkeypatch.setattr(guardian_watch, "BenchHardware", hardware)
+
+    with SimBench.start([SimSlot("gpio", "current")], directory=tmp_path, first=152,
+                        boot=False) as sim:
+        bench = sim.bench
+        db = str(tmp_path / "r.sqlite")
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+        pid = int(dead.stdout)
+        with RecordStore.open(db) as store:
+            run = store.runs.start_run(bench.name, method="hard", pid=pid)
+            slot = bench.slots[0]
+            store.outputs.engaged(run, slot.name, OutputKind.SOLENOID_ON, "GPIO", "pressed")
+            store.outputs.engaged(run, slot.name, OutputKind.POWER_OFF, "GPIO", "off")
+        watch = guardian_watch.Watch(bench, db, pid, "", "run", 5.0)
+        assert guardian_watch.make_safe(watch) == 0
+        (hw,) = opened
+        pin = hw.pin_factory.pin(slot.button.pin)
+        assert [bool(s.state) for s in pin.states][-2:] == [True, False]   # claimed: released
+    with RecordStore.open(db) as store:
+        lines = store.runs.load_run(run).outputs
+        assert len(lines) == 2 and all(GUARDIAN_NOTE in o.note and o.cleared_at for o in lines)
