@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rig.actuators.base import ActuatorError
-from rig.bench import Bench, BenchError, PoeOutput, Slot, describe_output
+from rig.bench import Bench, BenchError, Slot, describe_output
 from rig.records import OutputEntry, RecordStore, Run
-from rig.wiring import SlotHardware
+from rig.wiring import SlotHardware, rest_button, rest_power
 
 
 class Hands(Protocol):
@@ -49,22 +49,13 @@ class RecoveryReport:
         return [*self.made_safe, *self.closed, *self.engaged]
 
 
-def rest_power(hw: SlotHardware) -> None:
-    """A slot's power at rest: a PoE port on (a switch powers its ports unless told otherwise),
-    a relay or GPIO channel off (its unpowered state)."""
-    if isinstance(hw.slot.power, PoeOutput):
-        hw.power.on()
-    else:
-        hw.power.off()
-
-
 def rest_output(hardware: Hands, slot: Slot, target: str) -> None:
     """Put the output named ``target`` (as the ledger wrote it) of ``slot`` at rest. Raises
     ActuatorError when the driver fails, BenchError when the bench file has no such output."""
     hw = hardware.slot(slot.name)
     if slot.button is not None and target == describe_output(slot.button):
         assert hw.button is not None
-        hw.button.release()
+        rest_button(hw)
         if hw.button.energised:
             raise ActuatorError(target, "still energised after release")
     elif target == describe_output(slot.power):

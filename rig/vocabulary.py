@@ -181,3 +181,10 @@ DEFAULT_FAULT: Mapping[Verdict, Fault] = MappingProxyType({
 def choices(words: type[enum.StrEnum] | tuple[enum.StrEnum, ...]) -> tuple[str, ...]:
     """The plain texts of a set of words, in order (for argparse ``choices`` and messages)."""
     return tuple(str(w) for w in words)
+
+
+class GuardianWord(enum.StrEnum):
+    """The lines a rig command and its guardian process exchange (rig.guardian)."""
+
+    READY = "ready"    # guardian → command: the bench is loaded; outputs may move now
+    DONE = "done"      # command → guardian: a clean exit; touch nothing and stop

@@ -188,3 +188,20 @@ class BenchHardware:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --- the rest state of one slot's outputs: one set of rules for `rig safe` and the guardian ----
+
+def rest_button(hw: SlotHardware) -> None:
+    """A released solenoid: the only state a coil survives indefinitely."""
+    if hw.button is not None:
+        hw.button.release()
+
+
+def rest_power(hw: SlotHardware) -> None:
+    """A slot's power at rest: a PoE port on (a switch powers its ports unless told otherwise),
+    a relay off (its unpowered state, the one a dead controller leaves it in)."""
+    if isinstance(hw.slot.power, PoeOutput):
+        hw.power.on()
+    else:
+        hw.power.off()

@@ -269,7 +269,9 @@ def test_bom_quantities_follow_the_bench_files(benches):
     assert bom["flyback diode"] == solenoids
     assert bom["branch fuse, solenoids"] == solenoids
     assert bom["solenoid mount"] == solenoids
-    for item in ("N-MOSFET", "gate resistor", "gate pull-down"):
+    for item in ("N-MOSFET", "gate resistor", "gate pull-down", "one-shot timer",
+                 "timing resistor", "timing capacitor", "trigger resistor", "trigger capacitor",
+                 "input pull-down", "timer decoupling"):
         assert bom[item] == gpio_buttons, item
     assert bom["8-channel USB relay board"] == tuple(len(b.relay_boards) for b in bs)
     assert bom["4-channel relay module"] == tuple(math.ceil(len(gpio_pins(b, "power")) / 4)

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from process_support import guardians_of
 
 from rig.camera.isapi_types import Credentials
 from rig.cli import main
@@ -216,6 +217,10 @@ def test_kill_9_mid_run_then_restart_recovers_and_leaves_nothing_energised(tmp_p
                 if "slot 1" in line and "hold" in line:
                     break
             assert any("hold" in line for line in seen), seen
+            # Power lost, or both killed: the guardian first, else it would release the coil
+            # (tests/test_guardian.py), then rig run. Only recovery is left to act.
+            for guardian in guardians_of(proc.pid):
+                os.kill(guardian, signal.SIGKILL)
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
         finally:

@@ -15,11 +15,12 @@ import time
 
 from rig.actuators.base import ActuatorError, OutputGuard, PowerState
 from rig.actuators.gpio import GpioPower
-from rig.bench import Bench, BenchError, PoeOutput, describe_output, load_bench
+from rig.bench import Bench, BenchError, describe_output, load_bench
+from rig.guardian import Guardian, GuardianError
 from rig.records import RecordError, RecordStore, file_sha256
 from rig.recovery import recover
 from rig.vocabulary import OutputKind, RunStatus
-from rig.wiring import BenchHardware
+from rig.wiring import BenchHardware, rest_button, rest_power
 
 
 def _open_run(args: argparse.Namespace, bench: Bench, method: str,
@@ -40,6 +41,18 @@ def _open_run(args: argparse.Namespace, bench: Bench, method: str,
         print(f"rig {command}: error: record store: {exc}", file=sys.stderr)
         return None
     return store, run_id
+
+
+def _guardian(store: RecordStore, run_id: int, bench: Bench, command: str) -> Guardian | None:
+    """The guardian that rests this command's outputs if it dies without its exit path (kill
+    -9); None, with the run closed and the reason printed, when it cannot start: then nothing
+    may move."""
+    try:
+        return Guardian.start(bench.path, store.path, command)
+    except GuardianError as exc:
+        print(f"rig {command}: error: {exc}; nothing was moved", file=sys.stderr)
+        _finish(store, run_id, False, str(exc))
+        return None
 
 
 def _finish(store: RecordStore, run_id: int, ok: bool, note: str = "") -> None:
@@ -127,26 +140,19 @@ def run_power(args: argparse.Namespace) -> int:
     if opened is None:
         return 2
     store, run_id = opened
+    guardian = None                    # reading back moves nothing: no guardian needed
+    if args.action != "status":
+        guardian = _guardian(store, run_id, bench, "power")
+        if guardian is None:
+            return 2
     guard = OutputGuard().install()
     hardware = BenchHardware(bench, guard=guard)
     readings: dict[str, dict] = {}
     failed = False
     try:
         for name in names:
-            target = describe_output(bench.slot(name).power)
-            entry = (store.outputs.engaged(run_id, name, OutputKind.POWER_OFF, target,
-                                           "turned off by the operator")
-                     if args.action == "off" else None)
-            try:
-                readings[name] = _act(hardware, name, args, bench)
-                if args.action in ("on", "cycle"):
-                    store.outputs.clear_target(target, "turned on by the operator")
-            except (ActuatorError, ValueError) as exc:
-                failed = True
-                readings[name] = {"error": str(exc)}
-                if entry is not None and args.action == "off":
-                    store.outputs.clear_target(target,
-                                               f"power off failed, output unchanged: {exc}")
+            readings[name] = _switch(store, run_id, hardware, name, args, bench)
+            failed = failed or "error" in readings[name]
         _print(readings, args.json)
         gpio = any(isinstance(hardware.slot(n).power, GpioPower) for n in names
                    if "error" not in readings[n])
@@ -167,8 +173,32 @@ def run_power(args: argparse.Namespace) -> int:
             guard.close()
         else:
             guard.uninstall()
+        if guardian is not None:       # the outputs are where this exit path leaves them
+            guardian.done()
         _finish(store, run_id, not failed)
     return 1 if failed else 0
+
+
+def _switch(store: RecordStore, run_id: int, hardware: BenchHardware, name: str,
+            args: argparse.Namespace, bench: Bench) -> dict:
+    """One slot's action with its ledger line: the reading, or {"error": ...}."""
+    target = describe_output(bench.slot(name).power)
+    # A cycle's off is recorded too: a command killed in between leaves a line for the
+    # guardian (and recovery) to turn the output back on.
+    entry = (store.outputs.engaged(run_id, name, OutputKind.POWER_OFF, target,
+                                   f"turned off by the operator ({args.action})")
+             if args.action in ("off", "cycle") else None)
+    try:
+        reading = _act(hardware, name, args, bench)
+    except (ActuatorError, ValueError) as exc:
+        if entry is not None:
+            store.outputs.clear_target(target, (
+                f"power off failed, output unchanged: {exc}" if args.action == "off"
+                else f"power cycle failed ({exc}); rested as rig power exits"))
+        return {"error": str(exc)}
+    if args.action in ("on", "cycle"):
+        store.outputs.clear_target(target, "turned on by the operator")
+    return reading
 
 
 def _act(hardware: BenchHardware, name: str, args: argparse.Namespace, bench: Bench) -> dict:
@@ -226,6 +256,9 @@ def run_press(args: argparse.Namespace) -> int:
     if opened is None:
         return 2
     store, run_id = opened
+    guardian = _guardian(store, run_id, bench, "press")
+    if guardian is None:
+        return 2
     target = describe_output(slot.button)
     ok = False
     with OutputGuard() as guard:
@@ -251,6 +284,7 @@ def run_press(args: argparse.Namespace) -> int:
                 print(f"rig press: error: {target} may still be energised", file=sys.stderr)
             else:
                 store.outputs.clear_target(target, "released")
+            guardian.done()
             _finish(store, run_id, ok)
     print(f"{slot.name}: pressed {args.seconds:g} s ({describe_output(slot.button)}), released")
     return 0
@@ -271,13 +305,10 @@ def run_safe(args: argparse.Namespace) -> int:
             try:
                 hw = hardware.slot(slot.name)
                 if hw.button is not None:
-                    hw.button.release()
+                    rest_button(hw)
                     store.outputs.clear_target(describe_output(slot.button),
                                                "released by rig safe")
-                if isinstance(slot.power, PoeOutput):
-                    hw.power.on()          # a switch powers its ports unless told otherwise
-                else:
-                    hw.power.off()         # a relay's unpowered state
+                rest_power(hw)
                 store.outputs.clear_target(describe_output(slot.power),
                                            "at rest after rig safe")
             except (ActuatorError, ValueError) as exc:

@@ -12,6 +12,7 @@ import time
 from rig.actuators.base import OutputGuard
 from rig.bench import Bench, BenchError, load_bench
 from rig.camera.isapi_types import Credentials
+from rig.guardian import Guardian, GuardianError
 from rig.procedures import PROCEDURES
 from rig.records import RecordError, RecordStore, default_db_path
 from rig.runner import Runner, RunResult
@@ -65,7 +66,13 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     progress = Progress(quiet=args.quiet or args.json)
-    with store, OutputGuard() as guard:
+    try:        # before any output moves: it rests them if this process dies without its exit
+        guardian = Guardian.start(bench.path, store.path, "run")
+    except GuardianError as exc:
+        store.close()
+        print(f"rig run: error: {exc}; nothing was moved", file=sys.stderr)
+        return 2
+    with store, guardian, OutputGuard() as guard:
         hardware = BenchHardware(bench, guard=guard)
         try:
             runner = Runner(bench, store, hardware, method=args.method, slots=slots,
