@@ -129,7 +129,8 @@ class Deadline:
     Why not socket timeouts: they bound one recv each, and a dripping peer never lets one run
     out. ``active()`` makes the connections opened inside it (by RouteAdapter) watched: when
     the deadline passes, their sockets are shut down, so a blocked recv returns at once.
-    ``finish()`` (or leaving ``active()``) stops the watch. Thread-safe.
+    ``release()`` ends the watch of one request's connections, ``finish()`` the whole watch
+    (the caller must call it). Thread-safe.
     """
 
     def __init__(self, seconds: float) -> None:
