@@ -240,6 +240,9 @@ def load_bench(path: str | Path, profiles: ProfileSet | None = None) -> Bench:
         raise BenchError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise BenchError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:          # tomllib parses nested arrays and tables recursively
+        raise BenchError(f"{path}: not a bench file: arrays or tables nested too deeply") \
+            from None
     try:
         profiles = profiles or ProfileSet.load()
     except ProfileError as exc:

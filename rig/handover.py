@@ -64,7 +64,10 @@ class HandoverPlan:
         if problem:
             raise BenchError(f"{where}: the password in ${config.password.env} {problem} "
                              "(Hikvision's rule for an admin password)")
-        return cls(config.final_state, Credentials(config.user, password))
+        try:
+            return cls(config.final_state, Credentials(config.user, password))
+        except ValueError as exc:
+            raise BenchError(f"{where}: {exc}") from None
 
 
 def hand_over(ctx: SlotContext, rec: Recorder, unit: Unit, reset: UnitVerdict,

@@ -10,9 +10,17 @@ caught before. The helper never prints a value it was told is secret.
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value for an error message, cut short: a hostile file may hold a huge or deeply nested
+    one."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class TomlTable:
@@ -48,16 +56,20 @@ class TomlTable:
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
             expected = what or " or ".join(k.__name__ for k in kinds)
-            raise self.fail(name, f"{value!r} is not {expected}")
+            raise self.fail(name, f"{_shown(value)} is not {expected}")
         return value
 
     def number(self, name: str, default: Any = ..., low: float = 0, high: float | None = None,
                integer: bool = False) -> Any:
-        """A number (whole with ``integer``) within ``low``..``high``, both inclusive."""
+        """A number (whole with ``integer``) within ``low``..``high``, both inclusive. TOML's
+        nan and inf are refused: nan passes every range comparison (a ``time_scale = nan``
+        bench would spin for ever) and inf is no finite wait."""
         value = self.get(name, int if integer else (int, float), default,
                          "a whole number" if integer else "a number")
         if value is default and default is not ...:
             return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(name, f"{value} is not a number")
         if value < low or (high is not None and value > high):
             bound = f"{low} to {high}" if high is not None else f"at least {low}"
             raise self.fail(name, f"{value} is out of range ({bound})")
@@ -79,7 +91,7 @@ class TomlTable:
             return value
         for item in value:
             if item not in allowed:
-                raise self.fail(name, f"{item!r} is not one of: {', '.join(allowed)}")
+                raise self.fail(name, f"{_shown(item)} is not one of: {', '.join(allowed)}")
         return tuple(value)
 
     def texts(self, name: str, default: Any = ...) -> Any:
@@ -88,7 +100,7 @@ class TomlTable:
         if value is default and default is not ...:
             return value
         if not all(isinstance(item, str) for item in value):
-            raise self.fail(name, f"{value!r} is not a list of texts")
+            raise self.fail(name, f"{_shown(value)} is not a list of texts")
         return tuple(value)
 
     def address(self, name: str) -> str | None:

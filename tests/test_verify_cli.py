@@ -83,7 +83,22 @@ def test_usage_errors_exit_2(argv, capsys):
 
 def test_user_without_password_is_a_usage_error(capsys):
     code, out, err = verify(capsys, "127.0.1.149", "--user", "admin")
-    assert code == 2 and "--user needs --password" in err and out == ""
+    assert code == 2 and "--user needs --password-env" in err and out == ""
+
+
+def test_a_password_on_the_command_line_is_refused_unechoed(capsys):
+    """issue 16.5: a command line shows in the process list; --password points to
+    --password-env and never repeats what it was given."""
+    for argv in (["--password", "Secret123!"], ["--password=Secret123!"]):
+        code, out, err = verify(capsys, "127.0.1.149", *argv)
+        assert code == 2 and out == "" and "--password-env VAR" in err
+        assert "Secret123!" not in err
+
+
+def test_password_env_not_set_is_a_usage_error(capsys, monkeypatch):
+    monkeypatch.delenv("RIG_TEST_NO_SUCH_PW", raising=False)
+    code, out, err = verify(capsys, "127.0.1.149", "--password-env", "RIG_TEST_NO_SUCH_PW")
+    assert code == 2 and "RIG_TEST_NO_SUCH_PW is not set" in err and out == ""
 
 
 # --- end to end against the simulated camera ----------------------------------------------------
@@ -140,13 +155,14 @@ def test_legacy_unit_with_a_changed_password_is_not_default(capsys):
     assert code == 1 and "NOT DEFAULT: activated; admin/12345 rejected" in out
 
 
-def test_given_credentials_show_the_unit_and_never_the_password(capsys):
+def test_given_credentials_show_the_unit_and_never_the_password(capsys, monkeypatch):
+    monkeypatch.setenv("RIG_TEST_PW", "Secret123!")
     with sim_unit("g5", 125) as cam:
         cam.provision("Secret123!")
-        code, out, _ = verify(capsys, target(cam), "--password", "Secret123!")
+        code, out, _ = verify(capsys, target(cam), "--password-env", "RIG_TEST_PW")
         assert code == 1 and "NOT DEFAULT: activated; login as admin accepted" in out
         assert cam.mac in out and "  profile:         g5" in out and "Secret123!" not in out
-        code, out, _ = verify(capsys, target(cam), "--password", "Secret123!", "--json")
+        code, out, _ = verify(capsys, target(cam), "--password-env", "RIG_TEST_PW", "--json")
     assert code == 1 and "Secret123!" not in out
     assert json.loads(out)["device_info"]["serial_number"] == cam.serial
 

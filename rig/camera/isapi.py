@@ -48,6 +48,7 @@ from rig.camera.isapi_types import (
     Ipv4Settings,
     ResponseStatus,
     UserCheck,
+    parse_json,
 )
 from rig.camera.transport import Route
 from rig.vocabulary import ResetMode
@@ -70,7 +71,9 @@ def _check_options(port: int, timeout: float, scheme: str) -> None:
 class IsapiClient:
     """One camera's ISAPI over HTTP(S).
 
-    ``timeout`` applies to connecting and to each read (and twice it bounds reading a body).
+    ``timeout`` bounds each call as a whole (connects, the unsigned probe and the one signed
+    request, headers and bodies): a peer that drips its reply ends in ConnectionFailed("timed
+    out: no complete reply within N s", kind="timeout") after ``timeout`` seconds, not later.
     ``verify`` is requests' TLS check for ``scheme="https"``: cameras ship self-signed
     certificates, so pass a CA bundle path, or False on a closed bench. A caller's ``session``
     is used only to send: its auth, cookies, headers and environment settings are not applied,
@@ -321,7 +324,7 @@ class IsapiClient:
 
     def _json(self, method: str, path: str, reply: Reply) -> dict[str, Any]:
         try:
-            data = json.loads(reply.body)
+            data = parse_json(reply.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise self._malformed(method, path, f"reply is not JSON ({exc})", reply.status) \
                 from None

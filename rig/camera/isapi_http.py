@@ -21,19 +21,20 @@ layer never authenticates behind the caller's back:
   fresh connection per request (``Connection: close``): a keep-alive connection the camera has
   dropped would otherwise fail an authenticated request that nobody may re-send blindly.
 
-Every request has a (connect, read) timeout and every body is read with a size cap; transport
-failures come out as ConnectionFailed with a ``kind`` a caller can act on.
+Every call has a total deadline of ``timeout`` seconds, whatever it needs (connects, the
+unsigned probe, the one signed request, headers and body): a peer that drips its reply a byte at a
+time cannot hold a caller past it (rig.camera.transport.Deadline). Every body is read with a size
+cap; transport failures come out as ConnectionFailed with a ``kind`` a caller can act on ("no
+complete reply within N s" is kind "timeout").
 """
 
 from __future__ import annotations
 
 import errno
 import http.client
-import json
 import re
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -48,9 +49,16 @@ from rig.camera.isapi_errors import (
     MalformedReply,
     NotActivated,
 )
-from rig.camera.isapi_types import Credentials, ResponseStatus, UserCheck, int_or_none
+from rig.camera.isapi_types import (
+    Credentials,
+    ResponseStatus,
+    UserCheck,
+    credentials_problem,
+    int_or_none,
+    parse_json,
+)
 from rig.camera.netif import BindRefused, InterfaceMissing
-from rig.camera.transport import Route, route_session
+from rig.camera.transport import Deadline, Route, route_session
 
 #: Largest reply body accepted. ISAPI replies are a few kB; anything far larger is not a camera.
 MAX_BODY = 256 * 1024
@@ -133,27 +141,40 @@ class IsapiHttp:
 
     def send(self, method: str, path: str, *, body: bytes | None = None,
              content_type: str | None = None, creds: Credentials | None = None) -> Reply:
-        """One call. Without ``creds``: one request. With ``creds``: see the module docstring."""
-        if creds is None:
-            return self._http(method, path, body, content_type, None)
+        """One call. Without ``creds``: one request. With ``creds``: see the module docstring.
+        The whole call (every request it needs, each connect, headers and body) must end within
+        ``timeout`` seconds, else ConnectionFailed(kind="timeout")."""
+        deadline = Deadline(self.timeout)
+        try:
+            if creds is None:
+                return self._http(method, path, body, content_type, None, deadline)
+            return self._send_signed(method, path, body, content_type, creds, deadline)
+        finally:
+            deadline.finish()
+
+    def _send_signed(self, method: str, path: str, body: bytes | None,
+                     content_type: str | None, creds: Credentials, deadline: Deadline) -> Reply:
+        """A call with ``creds``: at most one signed request (two on a cached nonce gone stale)."""
         with self._lock:
             cached = self._cached.challenge if self._cached else None
         if cached is None:
-            first = self._http(method, path, body, content_type, None)
+            first = self._http(method, path, body, content_type, None, deadline)
             if first.status != 401:
                 return first          # the camera did not ask for a login: use the reply as is
             challenge = self._challenge_before_login(method, path, first)
-            reply = self._authenticated(method, path, body, content_type, creds, challenge)
+            reply = self._authenticated(method, path, body, content_type, creds, challenge,
+                                        deadline)
             if reply.status == 401 and reply.challenge and reply.challenge.stale:
                 # A nonce we were handed a moment ago is already stale: do not guess, report.
                 raise IsapiError(self.where(method, path, "HTTP 401: the camera called a "
                                              "nonce it had just issued stale"), http_status=401)
         else:
-            reply = self._authenticated(method, path, body, content_type, creds, cached)
+            reply = self._authenticated(method, path, body, content_type, creds, cached,
+                                        deadline)
             if reply.status == 401 and reply.challenge and reply.challenge.stale:
                 # The cached nonce expired: not a failed login. One re-send with the fresh nonce.
                 reply = self._authenticated(method, path, body, content_type, creds,
-                                            reply.challenge)
+                                            reply.challenge, deadline)
         if reply.status == 401:
             if reply.challenge is not None:
                 with self._lock:      # the next call can go straight to one signed request
@@ -163,8 +184,14 @@ class IsapiHttp:
 
     def _authenticated(self, method: str, path: str, body: bytes | None,
                        content_type: str | None, creds: Credentials,
-                       challenge: Challenge) -> Reply:
-        """Send exactly one request with Authorization answering ``challenge``."""
+                       challenge: Challenge, deadline: Deadline) -> Reply:
+        """Send exactly one request with Authorization answering ``challenge``; none (and no
+        login spent) when the deadline has already run out or the credentials cannot be sent."""
+        if deadline.expired:
+            raise self._out_of_time(method, path, deadline)
+        problem = credentials_problem(creds.user, creds.password)
+        if problem:
+            raise IsapiError(self.where(method, path, f"login not sent: {problem}"))
         with self._lock:
             if self._cached is None or self._cached.challenge != challenge:
                 self._cached = _CachedChallenge(challenge)
@@ -175,7 +202,11 @@ class IsapiHttp:
         def sign(uri: str) -> str:
             return authorization(challenge, method, uri, creds.user, creds.password, nc=nc)
 
-        return self._http(method, path, body, content_type, sign)
+        return self._http(method, path, body, content_type, sign, deadline)
+
+    def _out_of_time(self, method: str, path: str, deadline: Deadline) -> ConnectionFailed:
+        return ConnectionFailed(self.where(method, path, "timed out: no complete reply within "
+                                            f"{deadline.seconds:g} s"), kind="timeout")
 
     def _challenge_before_login(self, method: str, path: str, reply: Reply) -> Challenge:
         """The challenge of an unauthenticated 401, unless the 401 says a login is pointless:
@@ -215,8 +246,9 @@ class IsapiHttp:
         return AuthenticationFailed(self.where(method, path, detail), user_check=check)
 
     def _http(self, method: str, path: str, body: bytes | None, content_type: str | None,
-              sign: Callable[[str], str] | None) -> Reply:
-        """One HTTP request and its capped body. Maps every transport failure to IsapiError."""
+              sign: Callable[[str], str] | None, deadline: Deadline) -> Reply:
+        """One HTTP request and its capped body, within what is left of ``deadline``. Maps every
+        transport failure to IsapiError."""
         url = f"{self.scheme}://{self.route.url_authority()}{path}"
         headers = {"Host": self.route.host_header(self.scheme), "Connection": "close",
                    "Accept": "*/*", "User-Agent": f"rig/{__version__}"}
@@ -228,33 +260,43 @@ class IsapiHttp:
             raise IsapiError(self.where(method, path, f"bad request URL ({exc})")) from None
         if sign is not None:
             prepared.headers["Authorization"] = sign(prepared.path_url)
-        try:
-            response = self._session.send(prepared, timeout=(self.timeout, self.timeout),
-                                          stream=True, allow_redirects=False, proxies={},
-                                          verify=self._verify)
-        except requests.RequestException as exc:
-            kind, text = _failure(exc)
-            raise ConnectionFailed(self.where(method, path, text), kind=kind) from None
-        try:
-            data = self._read_body(method, path, response)
-            raw_headers = getattr(response.raw, "headers", None)
-            if raw_headers is not None and hasattr(raw_headers, "getlist"):
-                offered = raw_headers.getlist("WWW-Authenticate")
-            else:
-                offered = [response.headers.get("WWW-Authenticate") or ""]
-            challenge, problem = _digest_challenge(offered)
-            return Reply(status=response.status_code, body=data, challenge=challenge,
-                          challenge_problem=problem)
-        finally:
-            response.close()
+        with deadline.active():
+            try:
+                timeout = deadline.bound(self.timeout)
+                response = self._session.send(prepared, timeout=(timeout, timeout),
+                                              stream=True, allow_redirects=False, proxies={},
+                                              verify=self._verify)
+            except (requests.RequestException, OSError, http.client.HTTPException) as exc:
+                if deadline.expired:
+                    raise self._out_of_time(method, path, deadline) from None
+                kind, text = _failure(exc)
+                raise ConnectionFailed(self.where(method, path, text), kind=kind) from None
+            try:
+                return self._reply(method, path, response, deadline)
+            finally:
+                response.close()
+                deadline.release()
 
-    def _read_body(self, method: str, path: str, response: requests.Response) -> bytes:
-        """The body, at most MAX_BODY bytes, within a deadline (a dribbling sender is cut off)."""
+    def _reply(self, method: str, path: str, response: requests.Response,
+               deadline: Deadline) -> Reply:
+        data = self._read_body(method, path, response, deadline)
+        raw_headers = getattr(response.raw, "headers", None)
+        if raw_headers is not None and hasattr(raw_headers, "getlist"):
+            offered = raw_headers.getlist("WWW-Authenticate")
+        else:
+            offered = [response.headers.get("WWW-Authenticate") or ""]
+        challenge, problem = _digest_challenge(offered)
+        return Reply(status=response.status_code, body=data, challenge=challenge,
+                     challenge_problem=problem)
+
+    def _read_body(self, method: str, path: str, response: requests.Response,
+                   deadline: Deadline) -> bytes:
+        """The body, at most MAX_BODY bytes, before ``deadline`` (a dripping sender is cut off;
+        a body cut short by the deadline's watchdog is a timeout, never a short reply)."""
         declared = int_or_none(response.headers.get("Content-Length"))
         if declared is not None and declared > MAX_BODY:
             raise self.malformed(method, path, f"reply of {declared} bytes is larger than the "
                                   f"{MAX_BODY}-byte limit", response.status_code)
-        deadline = time.monotonic() + 2 * self.timeout
         chunks: list[bytes] = []
         size = 0
         try:
@@ -264,13 +306,16 @@ class IsapiHttp:
                     raise self.malformed(method, path, f"reply is larger than the {MAX_BODY}-"
                                           "byte limit", response.status_code)
                 chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise ConnectionFailed(self.where(method, path, "timed out reading the "
-                                                       "reply body"), kind="timeout")
-        except requests.RequestException as exc:
+                if deadline.expired:
+                    break
+        except (requests.RequestException, OSError, http.client.HTTPException) as exc:
+            if deadline.expired:
+                raise self._out_of_time(method, path, deadline) from None
             kind, text = _failure(exc)
             raise ConnectionFailed(self.where(method, path, f"reading the reply: {text}"),
                                    kind=kind) from None
+        if deadline.expired:
+            raise self._out_of_time(method, path, deadline)
         return b"".join(chunks)
 
 
@@ -279,7 +324,7 @@ def error_record(reply: Reply) -> ResponseStatus | UserCheck | None:
     text = reply.body.lstrip()
     try:
         if text.startswith(b"{"):
-            data = json.loads(text)
+            data = parse_json(text)
             return ResponseStatus.from_json(data) if isinstance(data, dict) else None
         if text.startswith(b"<"):
             root = xmlsafe.parse(text, max_bytes=MAX_BODY)

@@ -9,6 +9,8 @@ Fields firmware omits come back as None, never as an error.
 
 from __future__ import annotations
 
+import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,13 +19,66 @@ from typing import Any
 from rig import xmlsafe
 from rig.camera.sadp import SadpError, normalize_mac
 
+#: A JSON string (its closing quote optional: an unterminated one runs to the end, so every scan
+#: is one linear pass) or a bracket.
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
+
+
+def parse_json(body: bytes, max_depth: int = xmlsafe.MAX_DEPTH) -> Any:
+    """A JSON body, refused (ValueError) when nested deeper than ``max_depth``.
+
+    The depth is counted before parsing and without recursion (brackets outside strings, one
+    linear pass), so no hostile reply can reach json.loads' own recursion (RecursionError past
+    ~1000 levels) or later code walking the result; RecursionError is still caught as a guard.
+    """
+    depth = deepest = 0
+    for token in _JSON_TOKEN.finditer(body):
+        kind = token.group()[:1]
+        if kind in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif kind in (b"]", b"}"):
+            depth -= 1
+    if deepest > max_depth:
+        raise ValueError(f"JSON nested deeper than {max_depth} levels")
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def credentials_problem(user: str, password: str) -> str | None:
+    """Why a login cannot be sent as Digest, or None. The user name travels in a quoted header
+    (latin-1 on the wire, UTF-8 in the hash: only printable ASCII agrees, and a quote, backslash,
+    CR or LF would break or inject the header); the password is only hashed (UTF-8). Sending
+    either anyway would spend a failed login or crash mid-request. Never names the password."""
+    if not user:
+        return "the user name is empty"
+    if not all(" " <= c <= "~" for c in user) or '"' in user or "\\" in user:
+        return ("the user name must be printable ASCII without quotes, backslashes or control "
+                "characters")
+    if any(c < " " or c == "\x7f" or "\x80" <= c <= "\x9f" for c in password):
+        return "the password contains control characters (CR, LF, tab...)"
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the password is not valid text (undecodable bytes)"
+    return None
+
 
 @dataclass(frozen=True)
 class Credentials:
-    """A user name and password for Digest logins. ``repr`` hides the password (it reaches logs)."""
+    """A user name and password for Digest logins. ``repr`` hides the password (it reaches logs).
+    Refused at once (ValueError, the password never in the message) when they could not be sent
+    as a Digest login: better a clear error before any request than a traceback after one."""
 
     user: str
     password: str
+
+    def __post_init__(self) -> None:
+        problem = credentials_problem(self.user, self.password)
+        if problem:
+            raise ValueError(problem)
 
     def __repr__(self) -> str:
         return f"Credentials(user={self.user!r}, password='***')"

@@ -12,12 +12,22 @@ a connection class, pool and requests adapter of its own (``RouteAdapter``). Eve
 the socket is requests/urllib3 as before: no retries (the adapter's Retry is total=0), the
 caller's timeouts, streamed bodies. Interface and permission problems come out as
 ``InterfaceMissing`` / ``BindRefused`` (OSError subclasses) inside the usual urllib3 errors.
+
+A socket timeout bounds each recv, not a request: a peer that drips one byte per second keeps
+every recv short and the request alive for ever. So a caller can bound a whole exchange with a
+``Deadline`` (``with deadline.active(): ...``): every connection opened under it connects within
+what is left of it, and when it runs out a watchdog shuts the connection down (a duplicate of the
+socket, so it works under TLS too), which ends any recv at once.
 """
 
 from __future__ import annotations
 
+import contextvars
 import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -113,6 +123,97 @@ def open_connection(route: Route, timeout: float | None,
     raise last if last is not None else OSError(f"{lookup}: no address to connect to")
 
 
+class Deadline:
+    """The time a whole exchange may take (connect, headers, body, over one or more requests).
+
+    Why not socket timeouts: they bound one recv each, and a dripping peer never lets one run
+    out. ``active()`` makes the connections opened inside it (by RouteAdapter) watched: when
+    the deadline passes, their sockets are shut down, so a blocked recv returns at once.
+    ``release()`` ends the watch of one request's connections, ``finish()`` the whole watch
+    (the caller must call it). Thread-safe.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = float(seconds)
+        self._end = time.monotonic() + self.seconds
+        self._lock = threading.Lock()
+        self._watched: list[socket.socket] = []
+        self._timer: threading.Timer | None = None
+        self._fired = False
+        self._finished = False
+
+    def remaining(self) -> float:
+        """Seconds left, never below 0."""
+        return max(self._end - time.monotonic(), 0.0)
+
+    @property
+    def expired(self) -> bool:
+        return self._fired or self.remaining() <= 0
+
+    def bound(self, timeout: float | None) -> float:
+        """``timeout`` shortened to what is left; TimeoutError when nothing is."""
+        left = self.remaining()
+        if left <= 0:
+            raise TimeoutError(f"no time left of the {self.seconds:g} s deadline")
+        return left if timeout is None else min(timeout, left)
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock`` down when the deadline passes (at once if it has)."""
+        twin = sock.dup()                 # ours to shut down and close: no fd reuse race
+        with self._lock:
+            if self._finished:
+                twin.close()
+                return
+            self._watched.append(twin)
+            if self._timer is None:
+                self._timer = threading.Timer(self.remaining(), self._fire)
+                self._timer.daemon = True
+                self._timer.start()
+            fire_now = self.remaining() <= 0
+        if fire_now:
+            self._fire()
+
+    def release(self) -> None:
+        """Forget the sockets watched so far (their request is over); the deadline goes on."""
+        with self._lock:
+            watched, self._watched = self._watched, []
+        for twin in watched:
+            twin.close()
+
+    def finish(self) -> None:
+        """Stop watching: cancel the watchdog and close the duplicates."""
+        with self._lock:
+            self._finished = True
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        self.release()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self._fired = True
+            for twin in self._watched:
+                try:
+                    twin.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass                  # already closed by the peer: nothing to wake
+
+    @contextmanager
+    def active(self) -> Iterator[Deadline]:
+        """Connections opened (through RouteAdapter) inside this block obey the deadline."""
+        token = _CURRENT_DEADLINE.set(self)
+        try:
+            yield self
+        finally:
+            _CURRENT_DEADLINE.reset(token)
+
+
+_CURRENT_DEADLINE: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
+    "rig_deadline", default=None)
+
+
 class _RouteConnectionMixin:
     """urllib3 connection whose socket comes from open_connection."""
 
@@ -124,8 +225,18 @@ class _RouteConnectionMixin:
         conn: Any = self
         timeout = conn.timeout if isinstance(conn.timeout, int | float) else None
         where = self._rig_route.describe()
+        deadline = _CURRENT_DEADLINE.get()
         try:
-            return open_connection(self._rig_route, timeout, conn.socket_options)
+            if deadline is not None:
+                timeout = deadline.bound(timeout)
+            sock = open_connection(self._rig_route, timeout, conn.socket_options)
+            if deadline is not None:
+                try:
+                    deadline.watch(sock)
+                except OSError:
+                    sock.close()
+                    raise
+            return sock
         except socket.gaierror as exc:
             raise NameResolutionError(self._rig_route.host, conn, exc) from exc
         except TimeoutError as exc:

@@ -76,7 +76,11 @@ def run(args: argparse.Namespace) -> int:
         bench = load_bench(args.bench) if args.bench else None
     except BenchError as exc:
         return _fail(str(exc))
-    return _activate(args, wanted, bench, Credentials(args.user, password))
+    try:
+        credentials = Credentials(args.user, password)
+    except ValueError as exc:                   # a user name HTTP cannot carry, say
+        return _fail(str(exc))
+    return _activate(args, wanted, bench, credentials)
 
 
 def _activate(args: argparse.Namespace, wanted, bench, credentials) -> int:

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         credentials = web_credentials(args, bench)
-    except BenchError as exc:
+    except ValueError as exc:         # BenchError, or a login Credentials refuses to send
         print(f"rig run: error: {exc}", file=sys.stderr)
         return 2
     try:

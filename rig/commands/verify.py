@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import sys
 from typing import Any
 
@@ -19,8 +20,9 @@ Check over HTTP (ISAPI) whether a Hikvision camera is at factory defaults, spend
 login attempt (each failed login counts toward the camera's illegal-login lock).
 
 Firmware V5.3 and later is inactive from the factory: GET /SDK/activateStatus says so without a
-login. Older firmware ships active with admin/12345: then one login with that (or with --user /
---password) tells. With a working login, model, serial, MAC, firmware and IPv4 settings are shown.
+login. Older firmware ships active with admin/12345: then one login with that (or with --user and
+the password in the environment variable named by --password-env) tells. With a working login,
+model, serial, MAC, firmware and IPv4 settings are shown.
 HTTP cannot tell apart two units on the same address: check one unit at a time."""
 
 EPILOG = """\
@@ -40,15 +42,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="IPv4 address, host name or [IPv6] address, optionally with the "
                              "HTTP port (default 80), e.g. 192.168.1.64 or [fd00::64]:80")
     parser.add_argument("--user", metavar="U",
-                        help="user for the one login (default: admin when --password is given)")
-    parser.add_argument("--password", metavar="P",
-                        help="password for the one login, instead of the factory admin/12345")
+                        help="user for the one login (default: admin when --password-env is "
+                             "given)")
+    parser.add_argument("--password-env", metavar="VAR",
+                        help="name of the environment variable holding the password for the one "
+                             "login, instead of the factory admin/12345 (never the password "
+                             "itself: a command line shows in the process list)")
+    parser.add_argument("--password", dest="password_given", nargs="?", const=True,
+                        default=None, help=argparse.SUPPRESS)   # refused: see run()
     parser.add_argument("--no-default-login", dest="try_default", action="store_false",
                         help="never try the factory login admin/12345 (spend no login unless "
-                             "--password is given)")
+                             "--password-env is given)")
     parser.add_argument("--timeout", type=_positive_seconds, default=5.0, metavar="S",
-                        help="connect and read timeout per request, seconds (default: "
-                             "%(default)s)")
+                        help="time each HTTP call may take as a whole: connect, headers and "
+                             "body, seconds (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the evidence as JSON")
     parser.set_defaults(func=run)
 
@@ -100,13 +107,33 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def credentials_from(args: argparse.Namespace) -> Credentials | None:
+    """The login to try, from --user and the variable --password-env names; ValueError (never
+    showing the password) when it is refused or cannot be sent."""
+    if args.password_given is not None:
+        raise ValueError("--password would put the password on the command line (any user can "
+                         "read it in the process list); put it in an environment variable and "
+                         "give the variable's name: --password-env VAR")
+    if args.password_env is None:
+        if args.user is not None:
+            raise ValueError("--user needs --password-env")
+        return None
+    password = os.environ.get(args.password_env)
+    if password is None:
+        raise ValueError(f"environment variable {args.password_env} is not set")
+    try:
+        return Credentials(args.user or "admin", password)
+    except ValueError as exc:
+        raise ValueError(f"login refused before sending: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Check the camera and print the evidence; see EPILOG for the exit status."""
-    if args.user is not None and args.password is None:
-        print("rig verify: error: --user needs --password", file=sys.stderr)
+    try:
+        credentials = credentials_from(args)
+    except ValueError as exc:
+        print(f"rig verify: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    credentials = (Credentials(args.user or "admin", args.password)
-                   if args.password is not None else None)
     try:
         profiles = ProfileSet.load()
     except ProfileError as exc:
