@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rig.bench import Bench
+    from rig.serve.security import Policy
 
 DESCRIPTION = """\
 Serve a live web dashboard of the bench and a JSON API, read from the record store: one card
@@ -47,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def parse_listen(text: str) -> tuple[str, int]:
     """``ADDR:PORT`` (``[::1]:PORT`` for IPv6) → (address, port)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536 or not host:
         raise argparse.ArgumentTypeError(f"{text!r} is not ADDR:PORT")
     return host.strip("[]"), int(port)
 
@@ -56,30 +58,42 @@ def run(args: argparse.Namespace) -> int:
     from rig.bench import BenchError, load_bench
     from rig.records import RecordError, RecordStore
     from rig.serve.app import create_app
-    from rig.serve.security import TOKEN_ENV, Policy, TokenFileError, is_loopback, load_token
+    from rig.serve.security import TokenFileError
     from rig.serve.server import bind, make_server
 
     host, port = args.listen
-    loopback = is_loopback(host)
     try:
         bench = load_bench(args.bench) if args.bench else None
-        token = load_token() if not loopback or os.environ.get(TOKEN_ENV) else None
+        policy = policy_for(host)
         store = RecordStore.open(args.db)
         sock = bind(host, port)
     except (BenchError, RecordError, TokenFileError, OSError) as exc:
         print(f"rig serve: error: {exc}", file=sys.stderr)
         return 2
-    secrets = _secrets(bench)
-    app = create_app(store, Policy(token=token, loopback=loopback), bench=bench, secrets=secrets)
+    app = create_app(store, policy, bench=bench, secrets=_secrets(bench))
     shown = f"[{host}]" if ":" in host else host
     print(f"rig serve: http://{shown}:{sock.getsockname()[1]}/  (records: {store.path})"
-          + ("" if token is None else "; token required (see rig serve --help)"), flush=True)
+          + ("" if policy.token is None else "; token required (see rig serve --help)"),
+          flush=True)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again for the
+    # handler it found: let that be a no-op, so a stop asked for is a clean exit (status 0).
+    quiet = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         make_server(app, log_level="info").run(sockets=[sock])
     finally:
+        for sig, handler in quiet.items():
+            signal.signal(sig, handler)
         store.close()
         sock.close()
     return 0
+
+
+def policy_for(host: str) -> Policy:
+    """Loopback: no token unless $RIG_SERVE_TOKEN sets one. Anywhere else: a token, always."""
+    from rig.serve.security import TOKEN_ENV, Policy, is_loopback, load_token
+    loopback = is_loopback(host)
+    token = load_token() if not loopback or os.environ.get(TOKEN_ENV) else None
+    return Policy(token=token, loopback=loopback)
 
 
 def _secrets(bench: Bench | None) -> list[str]:

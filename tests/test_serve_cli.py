@@ -1,0 +1,41 @@
+"""``rig serve`` as a process: it prints where it listens, answers, and stops cleanly on
+SIGTERM; a bad --listen is a usage error."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from rig.cli import main
+
+
+def test_rig_serve_answers_and_stops_on_sigterm(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "RIG_SERVE_TOKEN": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "serve", "--db",
+                             str(tmp_path / "r.sqlite"), "--listen", "127.0.0.1:0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert url, line
+        answer = requests.get(url.group(0) + "/api/bench", timeout=5)
+        assert answer.status_code == 200 and answer.json()["slots"] == []
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("listen", ["8765", "127.0.0.1:http", ":80", "127.0.0.1:70000"])
+def test_a_bad_listen_address_is_a_usage_error(listen, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--listen", listen])
+    assert exit_.value.code == 2 and "ADDR:PORT" in capsys.readouterr().err
