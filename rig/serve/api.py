@@ -57,7 +57,7 @@ async def events(request: Request) -> StreamingResponse:
     async def stream() -> AsyncIterator[str]:
         version = 0
         yield "retry: 1000\n\n"
-        while not await request.is_disconnected():
+        while not feed.closed and not await request.is_disconnected():
             news = await feed.newer_than(version, KEEPALIVE_S)
             if news is None:
                 yield ": keep-alive\n\n"

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rig import __version__
 from rig.bench import Bench
@@ -21,8 +22,22 @@ from rig.serve.live import POLL_INTERVAL, BenchView, ChangeFeed
 from rig.serve.security import Guard, Policy
 
 
+class RigApp:
+    """The guarded application, and the way to end its event streams when the server stops."""
+
+    def __init__(self, app: ASGIApp, feed: ChangeFeed) -> None:
+        self.app = app
+        self.feed = feed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    async def close_streams(self) -> None:
+        await self.feed.close()
+
+
 def create_app(store: RecordStore, policy: Policy, bench: Bench | None = None,
-               secrets: Iterable[str] = (), poll_interval: float = POLL_INTERVAL) -> Guard:
+               secrets: Iterable[str] = (), poll_interval: float = POLL_INTERVAL) -> RigApp:
     """The application over ``store`` (the server's own connection: reads, and operator
     actions). ``secrets`` are values that must never reach a browser (the camera password);
     any answer that would contain one is refused."""
@@ -47,4 +62,4 @@ def create_app(store: RecordStore, policy: Policy, bench: Bench | None = None,
     app.state.secrets = tuple(s for s in secrets if s)
     app.include_router(api.router)
     app.include_router(pages.router)
-    return Guard(app, policy)
+    return RigApp(Guard(app, policy), feed)

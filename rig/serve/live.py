@@ -3,7 +3,8 @@
 SQLite bumps ``PRAGMA data_version`` on our connection whenever another connection commits. The
 feed reads it every ``interval`` seconds (a few microseconds: no table is touched), and only when
 it moved does it read the bench's slot cards, once, for every subscriber. A write the server
-itself makes (an operator action) does not move our own ``data_version``, so it ``poke()``s.
+itself makes (an operator action) does not move our own ``data_version``; ``total_changes()``
+counts those, and an action ``poke()``s too.
 """
 
 from __future__ import annotations
@@ -46,8 +47,12 @@ class BenchView:
         return {"bench": name, "slots": cards,
                 "at": datetime.now(UTC).isoformat(timespec="milliseconds")}
 
-    def data_version(self) -> int:
-        return int(self.store.db.read("PRAGMA data_version")[0][0])
+    def data_version(self) -> tuple[int, int]:
+        """Moves when anything committed: another connection (``data_version``) or ours
+        (``total_changes()``, e.g. an operator action or a test writing through our store)."""
+        other = self.store.db.read("PRAGMA data_version")[0][0]
+        ours = self.store.db.read("SELECT total_changes()")[0][0]
+        return int(other), int(ours)
 
 
 @dataclass
@@ -60,6 +65,7 @@ class ChangeFeed:
     version: int = 0
     latest: str = "{}"
     changed_at: float = 0.0
+    closed: bool = False
     _cond: asyncio.Condition = field(default_factory=asyncio.Condition)
     _poked: bool = True
 
@@ -87,13 +93,20 @@ class ChangeFeed:
             self.changed_at = time.monotonic()
             self._cond.notify_all()
 
+    async def close(self) -> None:
+        """The server is stopping: wake every subscriber so its stream ends now (an event
+        stream never ends on its own, and the server would wait for it)."""
+        async with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
     async def newer_than(self, version: int, timeout: float) -> tuple[int, str] | None:
         """The next snapshot after ``version`` (at once if there is one), or None after
-        ``timeout`` seconds without a change (the caller sends a keep-alive)."""
+        ``timeout`` seconds without a change (the caller sends a keep-alive) or once closed."""
         async with self._cond:
             try:
-                await asyncio.wait_for(self._cond.wait_for(lambda: self.version > version),
-                                       timeout)
+                await asyncio.wait_for(self._cond.wait_for(
+                    lambda: self.version > version or self.closed), timeout)
             except TimeoutError:
                 return None
-            return self.version, self.latest
+            return None if self.closed else (self.version, self.latest)

@@ -26,10 +26,21 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(app: ASGIApp, log_level: str = "warning") -> uvicorn.Server:
+class Server(uvicorn.Server):
+    """uvicorn's server that, when asked to stop, first ends the app's event streams (an app
+    with ``close_streams()``), so a stop is prompt and clean rather than a timeout."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        close = getattr(self.config.app, "close_streams", None)
+        if close is not None:
+            await close()
+        await super().shutdown(sockets)
+
+
+def make_server(app: ASGIApp, log_level: str = "warning") -> Server:
     config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=GRACEFUL_S, proxy_headers=False)
-    return uvicorn.Server(config)
+    return Server(config)
 
 
 class ThreadedServer:
