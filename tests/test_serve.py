@@ -144,3 +144,30 @@ def test_no_answer_holds_the_camera_password(batch, tmp_path):
                                                       "password": PASSWORD})
             assert requests.get(f"{url}/api/runs/{result.run_id}", timeout=5).status_code == 500
             assert requests.get(f"{url}/runs/{result.run_id}", timeout=5).status_code == 500
+
+
+def test_metrics_parse_with_prometheus_own_parser(batch):
+    from prometheus_client.parser import text_string_to_metric_families
+    answer = requests.get(batch["url"] + "/metrics", timeout=5)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(answer.text)}
+    units = {(s.labels["verdict"], s.labels["method"], s.labels["profile"]): s.value
+             for s in families["rig_units"].samples if s.name == "rig_units_total"}
+    assert units == {("factory-default", "hard", "current"): 1.0,
+                     ("not-default", "hard", "current"): 1.0}
+    assert families["rig_units"].type == "counter"
+    runs = {s.labels["status"]: s.value for s in families["rig_runs"].samples
+            if s.name == "rig_runs_total"}
+    assert runs == {"failed": 1.0}
+    hist = families["rig_step_duration_seconds"]
+    assert hist.type == "histogram"
+    count = {s.labels["step"]: s.value for s in hist.samples
+             if s.name == "rig_step_duration_seconds_count"}
+    assert count["press"] == 2.0 and count["verify"] == 2.0
+    inf = {s.labels["step"]: s.value for s in hist.samples
+           if s.name == "rig_step_duration_seconds_bucket" and s.labels["le"] == "+Inf"}
+    assert inf == count
+    assert families["rig_solenoids_energised"].samples[0].value == 0.0
+    finished = batch["store"].runs.load_run(batch["result"].run_id).run.finished_at
+    last = families["rig_last_run_completed_timestamp_seconds"].samples[0].value
+    assert abs(last - finished.timestamp()) < 0.01

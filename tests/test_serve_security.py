@@ -41,7 +41,7 @@ def loopback_server(tmp_path):
 
 @pytest.mark.parametrize("path", ["/", "/runs", "/runs/1", "/api/runs", "/api/slots",
                                   "/api/bench", "/api/events", "/api/openapi.json",
-                                  "/static/bench.js"])
+                                  "/static/bench.js", "/metrics"])
 def test_every_page_and_api_call_needs_the_token(token_server, path):
     assert requests.get(token_server + path, timeout=5).status_code == 401
     wrong = {"Authorization": "Bearer nope"}

@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rig import __version__
 from rig.bench import Bench
 from rig.records import RecordStore
-from rig.serve import api, pages
+from rig.serve import api, metrics, pages
 from rig.serve.live import POLL_INTERVAL, BenchView, ChangeFeed
 from rig.serve.security import Guard, Policy
 
@@ -62,4 +63,10 @@ def create_app(store: RecordStore, policy: Policy, bench: Bench | None = None,
     app.state.secrets = tuple(s for s in secrets if s)
     app.include_router(api.router)
     app.include_router(pages.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        body = await asyncio.to_thread(metrics.render, store)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
     return RigApp(Guard(app, policy), feed)
