@@ -39,3 +39,17 @@ def test_a_bad_listen_address_is_a_usage_error(listen, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["serve", "--listen", listen])
     assert exit_.value.code == 2 and "ADDR:PORT" in capsys.readouterr().err
+
+
+def test_the_systemd_unit_serves_the_same_records_on_loopback():
+    from tests.test_hardware import HW, unit_entries, values
+    serve = unit_entries(HW / "systemd" / "rig-serve.service")["Service"]
+    run = unit_entries(HW / "systemd" / "rig.service")["Service"]
+    db = [v for v in values(run, "Environment") if v.startswith("RIG_DB=")]
+    assert db and db[0] in values(serve, "Environment")
+    assert values(serve, "User") == ["rig"] and values(serve, "NoNewPrivileges") == ["yes"]
+    (start,) = values(serve, "ExecStart")
+    argv = start.split()
+    assert argv[0].endswith("/rig") and argv[1] == "serve"
+    listen = argv[argv.index("--listen") + 1]
+    assert listen.startswith("127.0.0.1:")
