@@ -53,3 +53,35 @@ def test_the_systemd_unit_serves_the_same_records_on_loopback():
     assert argv[0].endswith("/rig") and argv[1] == "serve"
     listen = argv[argv.index("--listen") + 1]
     assert listen.startswith("127.0.0.1:")
+
+
+def test_rig_demo_serve_shows_the_eight_slots_live_and_slot_7_failing(tmp_path):
+    """The issue's first promise: `rig demo --serve` shows the demo bench live, slot 7 red."""
+    from tests.serve_support import EventReader
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "RIG_SERVE_TOKEN": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "demo", "--dir", str(tmp_path),
+                             "--time-scale", "50", "--first", "230", "--quiet",
+                             "--serve", "127.0.0.1:0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = iter(proc.stdout.readline, "")
+        url = next(m.group(0) for line in lines
+                   if (m := re.search(r"dashboard: (http://127\.0\.0\.1:\d+)", line)))
+        url = url.removeprefix("dashboard: ")
+        reader = EventReader(url)
+        reader.start()
+        assert any("demo OK" in line for line in lines)
+        final = requests.get(url + "/api/slots", timeout=5).json()
+        reader.close()
+        assert final["bench"] == "demo" and len(final["slots"]) == 8
+        last = {c["slot"]: c["last"]["verdict"] for c in final["slots"]}
+        assert last.pop("7") == "not-default" and set(last.values()) == {"factory-default"}
+        running = {c["slot"] for _, doc in reader.events for c in doc["slots"]
+                   if c["state"] == "running"}
+        assert running == {str(i) for i in range(1, 9)}      # every slot seen at work, live
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
