@@ -65,6 +65,12 @@ def wait_for(driver, condition, timeout: float = 60.0):
     return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
 
 
+def alert(driver):
+    """The next alert or prompt, waited for (it comes after a fetch answers)."""
+    from selenium.webdriver.support import expected_conditions
+    return wait_for(driver, expected_conditions.alert_is_present(), 10)
+
+
 def text_of(driver, selector: str) -> str | None:
     """An element's text read in one go (the cards are redrawn on every change: an element
     found a moment ago may be gone by the time its text is asked for)."""
@@ -130,8 +136,9 @@ def test_an_operator_clears_a_slot_from_the_page(browser, tmp_path):
         assert "solenoid sticks" in text and "tech" in text
         browser.find_element("css selector", "#slot-1 button.clear").click()
         for answer in ("ann", "new solenoid fitted"):
-            wait_for(browser, lambda d: d.switch_to.alert, 5).send_keys(answer)
-            browser.switch_to.alert.accept()
+            prompt = alert(browser)
+            prompt.send_keys(answer)
+            prompt.accept()
         wait_for(browser, lambda d: card_attr(d, "1", "state") == "idle", 10)
         event = store.slots.events("b", "1")[0]
         assert (event.event, event.actor, event.reason) == ("cleared", "ann",
@@ -174,3 +181,27 @@ def test_a_page_from_another_origin_cannot_act(browser, tmp_path):
             time.sleep(0.5)                          # the form's POST has landed by now
         assert store.slots.status("b", "1").out_of_service
         assert [e.event for e in store.slots.events("b", "1")] == ["taken-out"]
+
+
+def test_the_page_starts_a_run_and_says_why_a_stop_is_refused(browser, tmp_path):
+    db = tmp_path / "records.sqlite"
+    spec = [SimSlot("relay", "current")]
+    with SimBench.start(spec, directory=tmp_path, time_scale=50, base=BASE, first=60,
+                        mac_block=MAC_BLOCK, provision="Page-pass1") as sim:
+        with served(db, bench=sim.bench) as (url, store):
+            browser.get(url + "/")
+            wait_for(browser, lambda d: d.find_element("id", "live").text == "live", 15)
+            browser.find_element("id", "stop").click()
+            prompt = alert(browser)
+            prompt.send_keys("ann")
+            prompt.accept()
+            refusal = alert(browser)
+            assert "no run of this bench is running" in refusal.text
+            refusal.accept()
+            browser.find_element("css selector", "#method option[value='poe-cycle']").click()
+            browser.find_element("id", "start").click()
+            prompt = alert(browser)
+            prompt.send_keys("ann")
+            prompt.accept()
+            wait_for(browser, lambda d: card_attr(d, "1", "verdict") == "not-default", 60)
+            assert store.runs.load_run(1).run.method == "poe-cycle"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -17,10 +18,13 @@ from pydantic import BaseModel, Field
 
 from rig.records import RecordError, RecordStore, UnknownRun
 from rig.report import _plain, record_dict
+from rig.serve.control import ControlError, RunControl
 from rig.serve.live import BenchView, ChangeFeed
 from rig.serve.queries import RunFilter, runs, scrub, slot_events, summary_json
+from rig.vocabulary import Method
 
 router = APIRouter(prefix="/api", tags=["bench"])
+log = logging.getLogger("rig.serve")
 #: Seconds between keep-alive comments on an idle event stream (proxies drop silent streams).
 KEEPALIVE_S = 15.0
 
@@ -30,6 +34,18 @@ class ClearSlot(BaseModel):
 
     by: str = Field(min_length=1, max_length=100, description="the operator's name")
     why: str = Field(min_length=1, max_length=500, description="what was done to the slot")
+
+
+class StartRun(BaseModel):
+    """A batch on the served bench: ``rig run`` with this method and these slots."""
+
+    by: str = Field(min_length=1, max_length=100, description="the operator's name")
+    method: Method | None = Field(None, description="default: the bench file's")
+    slots: list[str] | None = Field(None, description="default: every slot")
+
+
+class StopRun(BaseModel):
+    by: str = Field(min_length=1, max_length=100, description="the operator's name")
 
 
 def _store(request: Request) -> RecordStore:
@@ -123,6 +139,30 @@ async def clear_slot(request: Request, slot: str, body: ClearSlot) -> dict[str, 
     _feed(request).poke()
     return {"bench": name, "slot": slot, "out_of_service": status.out_of_service,
             "reason": status.reason}
+
+
+@router.post("/runs", status_code=202, summary="start a batch (rig run) on the served bench")
+async def start_run(request: Request, body: StartRun) -> dict[str, Any]:
+    control: RunControl = request.app.state.control
+    try:
+        started = await asyncio.to_thread(control.start, body.method, body.slots)
+    except ControlError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    log.warning("run %d started by %s (pid %d)", started.run_id, body.by, started.pid)
+    _feed(request).poke()
+    return {"run_id": started.run_id, "pid": started.pid, "by": body.by}
+
+
+@router.post("/runs/stop", status_code=202,
+             summary="stop the running batch: SIGTERM, the same clean stop as Ctrl-C")
+async def stop_run(request: Request, body: StopRun) -> dict[str, Any]:
+    control: RunControl = request.app.state.control
+    try:
+        run = await asyncio.to_thread(control.stop)
+    except ControlError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    log.warning("run %d stopped by %s (pid %d)", run.id, body.by, run.pid)
+    return {"run_id": run.id, "pid": run.pid, "by": body.by}
 
 
 def _bench_name(request: Request) -> str:

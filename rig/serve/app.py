@@ -19,6 +19,7 @@ from rig import __version__
 from rig.bench import Bench
 from rig.records import RecordStore
 from rig.serve import api, metrics, pages
+from rig.serve.control import RunControl
 from rig.serve.live import POLL_INTERVAL, BenchView, ChangeFeed
 from rig.serve.security import Guard, Policy
 
@@ -60,6 +61,7 @@ def create_app(store: RecordStore, policy: Policy, bench: Bench | None = None,
                   description="The bench at a glance: runs, units, steps, evidence, slots and "
                               "their health, read from the record store.")
     app.state.store, app.state.view, app.state.feed = store, view, feed
+    app.state.control = RunControl(store, bench)
     app.state.secrets = tuple(s for s in secrets if s)
     app.include_router(api.router)
     app.include_router(pages.router)

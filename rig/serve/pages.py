@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 from rig.records import RunSummary, UnknownRun
 from rig.report import VERDICT_CLASS, render_html
 from rig.serve.queries import RunFilter, runs
-from rig.vocabulary import Verdict
+from rig.vocabulary import Method, Verdict
 
 router = APIRouter(include_in_schema=False)
 CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self' "
@@ -61,9 +61,20 @@ async def bench_page(request: Request) -> HTMLResponse:
     body = (NAV.format(extra="") +
             f'<h1>Bench <span id="bench-name">{escape(name or "(no runs yet)")}</span>'
             '<span id="live" class="live off">connecting…</span></h1>'
+            + _controls() +
             '<main id="slots" class="slots"></main>'
             '<script src="/static/bench.js"></script>')
     return page(f"rig bench {name or ''}", body)
+
+
+def _controls() -> str:
+    """Start (method, slots) and stop: buttons the page's script wires to the API."""
+    methods = "".join(f'<option value="{m.value}">{m.value}</option>' for m in Method)
+    return ('<div id="controls" class="controls">'
+            f'<select id="method"><option value="">bench default method</option>{methods}'
+            '</select><input id="run-slots" placeholder="slots (all)" size="10">'
+            '<button type="button" id="start">Start run</button>'
+            '<button type="button" id="stop">Stop run</button></div>')
 
 
 @router.get("/runs", response_class=HTMLResponse)

@@ -48,6 +48,22 @@ function stepBlock(step) {
   return box;
 }
 
+// An operator action: the X-Rig-Request header is what tells the server it is not a
+// cross-site request (a form or a script elsewhere cannot send it without a preflight).
+async function act(path, body) {
+  const answer = await fetch(path, {
+    method: "POST", credentials: "same-origin",
+    headers: {"Content-Type": "application/json", "X-Rig-Request": "1"},
+    body: JSON.stringify(body),
+  });
+  if (!answer.ok) {
+    let why = await answer.text();
+    try { why = JSON.parse(why).detail; } catch (e) { /* plain text */ }
+    window.alert("refused: " + (typeof why === "string" ? why : JSON.stringify(why)));
+  }
+  return answer.ok;
+}
+
 function clearButton(slot) {
   const button = el("button", "clear", "Clear…");
   button.addEventListener("click", async () => {
@@ -55,14 +71,24 @@ function clearButton(slot) {
     if (!by) return;
     const why = window.prompt("What was fixed?");
     if (!why) return;
-    const answer = await fetch("/api/slots/" + encodeURIComponent(slot) + "/clear", {
-      method: "POST", credentials: "same-origin",
-      headers: {"Content-Type": "application/json", "X-Rig-Request": "1"},
-      body: JSON.stringify({by: by, why: why}),
-    });
-    if (!answer.ok) window.alert("refused: " + (await answer.text()));
+    await act("/api/slots/" + encodeURIComponent(slot) + "/clear", {by: by, why: why});
   });
   return button;
+}
+
+function wireControls() {
+  document.getElementById("start").addEventListener("click", async () => {
+    const by = window.prompt("Start a run: your name");
+    if (!by) return;
+    const method = document.getElementById("method").value || null;
+    const text = document.getElementById("run-slots").value.trim();
+    const slots = text ? text.split(",").map((s) => s.trim()).filter(Boolean) : null;
+    await act("/api/runs", {by: by, method: method, slots: slots});
+  });
+  document.getElementById("stop").addEventListener("click", async () => {
+    const by = window.prompt("Stop the run (as Ctrl-C): your name");
+    if (by) await act("/api/runs/stop", {by: by});
+  });
 }
 
 function card(c) {
@@ -116,4 +142,5 @@ function connect() {
 }
 
 setInterval(tick, 250);
+wireControls();
 connect();
