@@ -3,6 +3,7 @@ verdict), the JSON API with its filters, and that a camera password never reache
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime
 
@@ -83,6 +84,7 @@ def test_the_api_serves_runs_units_steps_evidence_and_slots(batch):
     unit = record["units"][0]
     assert [s["name"] for s in unit["steps"]][:3] == ["power off", "settle", "press"]
     assert {"sadp-after", "verdict"} <= {e["kind"] for e in unit["evidence"]}
+    assert "***" not in json.dumps(record)          # no fact was masked as a secret
     one = requests.get(f"{url}/api/units/{unit['id']}", timeout=5).json()
     assert one["id"] == unit["id"] and one["steps"] == unit["steps"]
     slots = requests.get(url + "/api/slots", timeout=5).json()
@@ -171,3 +173,17 @@ def test_metrics_parse_with_prometheus_own_parser(batch):
     finished = batch["store"].runs.load_run(batch["result"].run_id).run.finished_at
     last = families["rig_last_run_completed_timestamp_seconds"].samples[0].value
     assert abs(last - finished.timestamp()) < 0.01
+
+
+def test_the_grafana_dashboard_only_asks_for_metrics_the_server_exposes(batch):
+    import re
+    from pathlib import Path
+
+    from prometheus_client.parser import text_string_to_metric_families
+    text = requests.get(batch["url"] + "/metrics", timeout=5).text
+    exposed = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    dashboard = json.loads((Path(__file__).parents[1] / "hardware" / "grafana" /
+                            "rig-bench.json").read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    asked = {name for e in exprs for name in re.findall(r"\brig_[a-z_]+", e)}
+    assert len(asked) >= 6 and asked <= exposed, asked - exposed

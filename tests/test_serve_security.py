@@ -138,3 +138,15 @@ def test_listening_beyond_loopback_always_needs_a_token(tmp_path, monkeypatch):
     assert (tmp_path / "rig" / "serve-token").read_text().strip() == wide.token
     monkeypatch.setenv("RIG_SERVE_TOKEN", "chosen")
     assert policy_for("::1") == Policy(token="chosen", loopback=True)
+
+
+def test_scrub_masks_secret_text_but_keeps_facts():
+    from rig.serve.queries import scrub
+    data = {"password": "x", "admin_password": "y", "auth_key": "z", "community": "private",
+            "passed": True, "is_default_password": True, "checks": [{"name": "a", "passed": False,
+                                                                      "token": "t"}],
+            "serial": "DS-1", "password_env": "RIG_PW"}
+    assert scrub(data) == {"password": "***", "admin_password": "***", "auth_key": "***",
+                           "community": "***", "passed": True, "is_default_password": True,
+                           "checks": [{"name": "a", "passed": False, "token": "***"}],
+                           "serial": "DS-1", "password_env": "RIG_PW"}

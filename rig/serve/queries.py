@@ -23,7 +23,10 @@ _MODEL_KINDS = ("sadp-after", "sadp-before")
 _BOUND = re.compile(r"(?:up to )?(\d+(?:\.\d+)?) s\b")
 #: Keys whose values never leave the server, whatever a record holds (defence in depth: the
 #: recorder never stores a password, and tests assert it).
-SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|auth_?key|priv_?key|community", re.I)
+#: A whole key, e.g. "password", "admin_password", "auth_key"; not "passed" nor the boolean
+#: fact "is_default_password" (only text values are masked).
+SECRET_KEY = re.compile(r"(?!is_)(?:\w*_)?(?:password|passwd|secret|token|auth_?key|priv_?key|"
+                        r"community)", re.I)
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,8 @@ def scrub(value: Any) -> Any:
     """``value`` with every secret-looking key's value masked (evidence from devices goes to
     browsers; a password must not, even if some future evidence kind carried one)."""
     if isinstance(value, dict):
-        return {k: "***" if SECRET_KEY.search(str(k)) else scrub(v) for k, v in value.items()}
+        return {k: "***" if isinstance(v, str) and SECRET_KEY.fullmatch(str(k)) else scrub(v)
+                for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [scrub(v) for v in value]
     return value
