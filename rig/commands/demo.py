@@ -14,10 +14,12 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rig.actuators.base import OutputGuard
 from rig.bench import Bench, HandoverConfig, Secret
 from rig.commands.run import Progress, print_result
+from rig.commands.serve import parse_listen
 from rig.records import RecordStore
 from rig.report import render
 from rig.runner import Runner, RunResult
@@ -25,6 +27,9 @@ from rig.sim.bench import SimBench, SimSlot
 from rig.sim.camera import SimFaults
 from rig.vocabulary import FinalState, Method, PowerKind, Verdict, choices
 from rig.wiring import BenchHardware
+
+if TYPE_CHECKING:
+    from rig.serve.server import ThreadedServer
 
 #: The demo bench: (power, firmware family); slot 7's button is jammed.
 _GPIO, _POE = PowerKind.GPIO, PowerKind.POE
@@ -53,6 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "(activated with the demo's hand-over password and proven), or "
                              "factory-after-checks (activated, then reset and verified again)")
     parser.add_argument("--quiet", action="store_true", help="no live progress lines")
+    parser.add_argument("--serve", nargs="?", const="127.0.0.1:8765", default=None,
+                        metavar="ADDR:PORT", type=parse_listen,
+                        help="also show the bench live in a browser (rig serve) while the demo "
+                             "runs, and keep serving after it until Ctrl-C (default "
+                             "127.0.0.1:8765)")
     parser.set_defaults(func=run)
 
 
@@ -70,6 +80,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"rig demo: error: cannot start the simulated bench: {exc}", file=sys.stderr)
         return 2
     db = directory / "records.sqlite"
+    try:
+        dashboard = Dashboard.start(args.serve, db, sim) if args.serve else None
+    except (OSError, RuntimeError) as exc:
+        sim.stop()
+        print(f"rig demo: error: cannot serve the dashboard: {exc}", file=sys.stderr)
+        return 2
     try:
         for row in sim.describe():
             fault = " (jammed button)" if row["slot"] == JAMMED else ""
@@ -90,11 +106,16 @@ def run(args: argparse.Namespace) -> int:
             report.write_text(render(store.runs.load_run(result.run_id), "html"), encoding="utf-8")
     except KeyboardInterrupt:
         print("rig demo: interrupted", file=sys.stderr)
+        if dashboard is not None:
+            dashboard.stop()
         return 130
     finally:
         sim.stop()
     print(f"\nHTML report: {report}\nrecords:     {db}  (rig history --db {db})")
-    return _judge_demo(result, FinalState(args.final_state))
+    status = _judge_demo(result, FinalState(args.final_state))
+    if dashboard is not None:
+        dashboard.keep_serving()
+    return status
 
 
 def _with_handover(bench: Bench, final: FinalState) -> Bench:
@@ -116,8 +137,44 @@ def _judge_demo(result: RunResult, final: FinalState) -> int:
         left = ("back at factory defaults" if final is FinalState.FACTORY
                 else f"left {final}")
         print(f"demo OK: {len(got) - 1} units {left}; slot {JAMMED}'s jammed button was caught "
-              "(it is still activated).")
+              "(it is still activated).", flush=True)
         return 0
     print("demo FAILED: the verdicts differ from what the simulated bench was built to show",
           file=sys.stderr)
     return 1
+
+
+class Dashboard:
+    """``--serve``: rig serve's application over the demo's records, on a thread, reading them
+    through a connection of its own as a separate ``rig serve`` would."""
+
+    def __init__(self, server: ThreadedServer, store: RecordStore) -> None:
+        self.server = server
+        self.store = store
+
+    @classmethod
+    def start(cls, listen: tuple[str, int], db: Path, sim: SimBench) -> Dashboard:
+        from rig.commands.serve import policy_for
+        from rig.serve.app import create_app
+        from rig.serve.server import ThreadedServer
+        host, port = listen
+        store = RecordStore.open(db)
+        app = create_app(store, policy_for(host), bench=sim.bench)
+        server = ThreadedServer(app, host, port).start()
+        print(f"dashboard: {server.url}/  (live while the demo runs)", flush=True)
+        return cls(server, store)
+
+    def keep_serving(self) -> None:
+        """Serve until Ctrl-C or SIGTERM, then stop the server and close its store."""
+        from rig.commands._serve import until_stopped
+        print(f"dashboard: still at {self.server.url}/ ; Ctrl-C to stop", flush=True)
+        try:
+            with until_stopped(None) as wait:
+                if not wait.stopped:
+                    wait()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.store.close()
