@@ -162,3 +162,33 @@ DEFAULT_FAULT: Mapping[Verdict, Fault] = MappingProxyType({
 def choices(words: type[enum.StrEnum] | tuple[enum.StrEnum, ...]) -> tuple[str, ...]:
     """The plain texts of a set of words, in order (for argparse ``choices`` and messages)."""
     return tuple(str(w) for w in words)
+
+
+class NetMethod(enum.StrEnum):
+    """How ``rig net set`` gave a unit its network settings."""
+
+    SADP_UPDATE = "sadp-update"     # SADP ``update`` by MAC (works while all share .64)
+    ISAPI = "isapi"                 # PUT ipAddress over the unit's identity route (fallback)
+
+
+class NetOutcome(enum.StrEnum):
+    """What became of one unit's network setting (``NetResult.outcome``)."""
+
+    CONFIRMED = "confirmed"           # a fresh census shows the new settings, HTTP answers there
+    WRONG_PASSWORD = "wrong-password"  # the unit refused the password (one attempt spent)
+    BUDGET_SPENT = "budget-spent"     # not sent: one more failure could lock ``update``
+    LOCKED = "locked"                 # the unit says ``update`` is locked
+    REFUSED = "refused"               # the unit refused the settings (Result denied)
+    NO_REPLY = "no-reply"             # no answer to the request (counted as an attempt)
+    NOT_CONFIRMED = "not-confirmed"   # accepted, but the census does not show the new settings
+    NO_HTTP = "no-http"               # the census shows them; HTTP does not answer there
+    UNSUPPORTED = "unsupported"       # neither SADP update nor a usable ISAPI route
+    NOT_FOUND = "not-found"           # the MAC did not answer SADP before the change
+    ERROR = "error"                   # an unreadable reply, a socket or HTTP error
+
+
+class LampState(enum.StrEnum):
+    """SADP ``lamp`` actions: the LED blinks (``open``) or stops (``close``)."""
+
+    OPEN = "open"
+    CLOSE = "close"

@@ -70,17 +70,20 @@ from rig.records.models import (
 )
 from rig.records.outputs import OutputsLedger
 from rig.records.runlog import RunLog, file_sha256
+from rig.records.sadp_attempts import SadpAttemptCount, SadpAttempts
 
 __all__ = [
     "Database", "Evidence", "OutputEntry", "OutputsLedger", "RecordError", "RecordStore",
     "RecoveredRun", "Run", "RunLog", "RunRecord", "RunSummary", "SlotEvent", "SlotHealth",
-    "SlotHealthPolicy", "SlotStatus", "Step", "Unit", "UnknownRun", "default_db_path",
+    "SadpAttemptCount", "SadpAttempts", "SlotHealthPolicy", "SlotStatus", "Step", "Unit",
+    "UnknownRun", "default_db_path",
     "file_sha256", "utc_now",
 ]
 
 
 class RecordStore:
-    """One open store: ``runs`` (the run log), ``outputs`` (the ledger), ``slots`` (health), all
+    """One open store: ``runs`` (the run log), ``outputs`` (the ledger), ``slots`` (health),
+    ``sadp_attempts`` (failed SADP ``update`` attempts per MAC), all
     on one Database, so they share its connection, its lock and its transactions."""
 
     def __init__(self, path: str | os.PathLike[str], *, clock: Clock = utc_now,
@@ -96,6 +99,8 @@ class RecordStore:
         self.slots = SlotHealth(self.db, policy)
         self.runs = RunLog(self.db, self.slots)
         self.outputs = OutputsLedger(self.db)
+        #: Failed SADP ``update`` attempts per MAC (``rig net set`` never spends the lock).
+        self.sadp_attempts = SadpAttempts(self.db)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> RecordStore:
