@@ -250,6 +250,10 @@ def _sadp_update(mac: str, plan: Ipv4Plan, password: str, profile: FirmwareProfi
             f"{profile.sadp_update_lockout_minutes:g} min, so rig stops at {budget}. Check the "
             f"password; a reset or power cycle of the unit clears its count (then "
             f"'rig net set --clear-attempts')"))
+    if before.get("activated") is False:
+        return replace(base, outcome=NetOutcome.REFUSED, message=(
+            f"{mac}: not sent: the unit is not activated (SADP Activated=false) and has no "
+            f"password to check; activate it first (rig activate)"))
     assert plan.address is not None
     field_ = sadp_commands.encode_password(password, profile.sadp_password_encoding)
     request_uuid, datagram = sadp_commands.build_update(

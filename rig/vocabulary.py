@@ -192,3 +192,13 @@ class LampState(enum.StrEnum):
 
     OPEN = "open"
     CLOSE = "close"
+
+
+class LocateOutcome(enum.StrEnum):
+    """What ``rig locate`` achieved (``LocateResult.outcome``)."""
+
+    DONE = "done"                 # the unit answered success: its LED blinks (or stopped)
+    UNSUPPORTED = "unsupported"   # the family has no SADP lamp: power-cycle the slot instead
+    NO_REPLY = "no-reply"         # the unit did not answer the lamp request
+    FAILED = "failed"             # it answered, but not success
+    ERROR = "error"               # sockets, or a reply that cannot be read
