@@ -93,12 +93,21 @@ class CameraHost:
             if self._stopped or self.camera.settings.ipv4 != address:
                 return          # stopped, or moved again since: the later move wins
             self._close()
+            try:
+                self._readdress(address)
+            except Exception as exc:  # noqa: BLE001 - a failed move leaves the unit unreachable
+                log.error("camera %s: cannot move to %s: %s", self.camera.mac, address, exc)
+                return
             self.camera.address = address
             try:
                 self._open()
             except OSError as exc:
                 log.error("camera %s: cannot serve on %s: %s", self.camera.mac, address, exc)
                 self._close()
+
+    def _readdress(self, address: str) -> None:
+        """Give the host ``address`` before the sockets reopen there: nothing on loopback,
+        where every 127.x.y.z is already local; a namespace's host changes its interface."""
 
     def stop(self) -> None:
         with self._move_lock:
