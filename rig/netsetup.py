@@ -401,6 +401,17 @@ def _not_confirmed(step: _Pending, device: SadpDevice | None,
                    message=f"{result.mac}: the unit accepted the settings, but {where}")
 
 
+def confirm_network(mac: str, plan: Ipv4Plan, *, place: SadpPlace, timeout: float = 10.0,
+                    http_timeout: float = 3.0) -> NetResult:
+    """Whether unit ``mac`` is on ``plan`` now, without sending it anything: census rounds
+    until it reports the plan (or ``timeout``), then an HTTP answer at its address. For a
+    caller that must settle a setting it may have left half-applied (a run killed between the
+    request and its confirmation): ``confirmed``, ``no-http`` or ``not-confirmed``."""
+    mac = normalize_mac(mac)
+    pending = _Pending(NetResult(mac, plan, NetOutcome.ERROR, None, ""))
+    return _confirm([pending], place, timeout, http_timeout, None)[mac]
+
+
 def http_answer(address: str, port: int, timeout: float = 3.0) -> int | None:
     """The HTTP status of ``GET /SDK/activateStatus`` at ``address`` (no login spent), or None
     when nothing answers. Any status proves a web server is there."""

@@ -7,27 +7,35 @@ answer the same multicast group are filtered out by MAC.
 
 from __future__ import annotations
 
+import re
 import socket
+import threading
 
 import pytest
 
 from rig.camera import sadp_commands
-from rig.camera.discovery import run_discovery
+from rig.camera.discovery import open_group_socket, run_discovery
+from rig.camera.isapi import IsapiClient
+from rig.camera.isapi_errors import AuthenticationFailed
+from rig.camera.isapi_types import Credentials, Ipv4Settings
 from rig.camera.profiles import ProfileSet
 from rig.camera.sadp import SadpError
 from rig.camera.transport import Route
+from rig.locate import locate
 from rig.netsetup import (
     Ipv4Plan,
     NetSetupError,
     SadpPlace,
     address_pool,
+    confirm_network,
     set_network,
     set_networks,
 )
 from rig.records import RecordStore
-from rig.sim.camera import SimFaults
+from rig.sim.camera import SimFaults, VirtualCamera
 from rig.sim.fleet import CameraFleet
-from rig.vocabulary import NetMethod, NetOutcome
+from rig.sim.sadp_hub import SadpHub
+from rig.vocabulary import LocateOutcome, NetMethod, NetOutcome
 
 PASSWORD = "Bench-Pass-42"
 PLACE = SadpPlace(bind="127.0.0.1")
@@ -215,3 +223,91 @@ def test_a_unit_not_on_the_bench_is_not_sent_anything(store):
                          profile=PROFILES.get("current"), place=PLACE,
                          attempts=store.sadp_attempts, reply_timeout=0.5)
     assert result.outcome is NetOutcome.NOT_FOUND
+
+
+# --- the pieces the hand-over stage also calls ---------------------------------------------------
+
+
+def test_confirm_network_settles_a_setting_without_sending_anything():
+    with fleet(1, 0x7E, 86) as sim:
+        cam = sim.cameras[0]
+        here = Ipv4Plan(cam.settings.ipv4, cam.settings.mask, cam.settings.gateway)
+        elsewhere = Ipv4Plan("127.0.87.9", MASK, GATEWAY)
+        assert confirm_network(cam.mac, here, place=PLACE).outcome is NetOutcome.CONFIRMED
+        assert confirm_network(cam.mac, elsewhere, place=PLACE,
+                               timeout=1.5).outcome is NetOutcome.NOT_CONFIRMED
+        assert cam.events[-1][1] == "running"           # nothing was sent to the unit
+
+
+def test_isapi_set_network_is_one_signed_put():
+    with fleet(1, 0x7F, 88, profiles=("legacy",)) as sim:
+        cam = sim.cameras[0]
+        with IsapiClient(cam.address, cam.http_port, timeout=3) as client:
+            with pytest.raises(AuthenticationFailed):
+                client.set_network(Credentials("admin", "Wrong-Pass-1"), Ipv4Settings(
+                    dhcp=True, ip_address=None, subnet_mask=None, gateway=None, raw={}))
+            assert client.auth_requests == 1
+        with IsapiClient(cam.address, cam.http_port, timeout=3) as client:
+            status = client.set_network(Credentials("admin", PASSWORD), Ipv4Settings(
+                dhcp=True, ip_address=None, subnet_mask=None, gateway=None, raw={}))
+            assert status.ok and client.auth_requests == 1
+        assert cam.settings.dhcp is True
+
+
+def test_locate_shows_the_lamp_on_the_unit_and_a_boot_stops_it():
+    with fleet(2, 0x6A, 89, profiles=("current", "legacy")) as sim:
+        current, legacy = sim.cameras
+        assert locate(current.mac, profile=current.profile, place=PLACE).ok
+        assert current.lamp is True and legacy.lamp is False
+        assert locate(current.mac, on=False, profile=current.profile, place=PLACE).ok
+        assert current.lamp is False
+        unsupported = locate(legacy.mac, profile=legacy.profile, place=PLACE)
+        assert unsupported.outcome is LocateOutcome.UNSUPPORTED
+        # Family unknown: sent anyway, and the silence is reported as such.
+        silent = locate(legacy.mac, profile=None, place=PLACE, timeout=0.5)
+        assert silent.outcome is LocateOutcome.NO_REPLY
+        current.set_power(False)
+        current.set_power(True, booted=True)
+        assert current.lamp is False                     # a boot stops the blinking
+
+
+def test_an_unreadable_reply_that_claims_our_uuid_is_a_clear_error():
+    """A fake unit on the group answers every request with broken XML carrying its Uuid."""
+    sock = open_group_socket("127.0.0.1")
+    stop = threading.Event()
+
+    def answer() -> None:
+        sock.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                data, sender = sock.recvfrom(65536)
+            except OSError:
+                continue
+            match = re.search(rb"<Uuid>([^<]+)</Uuid>", data)
+            if match and b"<Probe>" in data and b"44-47-cc-6b-00-01" in data:
+                sock.sendto(b"<ProbeMatch><Uuid>" + match.group(1) + b"</Uuid><Result>",
+                            sender)
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        result = locate("44:47:cc:6b:00:01", profile=None, place=PLACE, timeout=1.0)
+    finally:
+        stop.set()
+        thread.join()
+        sock.close()
+    assert result.outcome is LocateOutcome.ERROR
+    assert "unreadable reply" in result.message and "malformed XML" in result.message
+
+
+def test_the_simulated_bench_hub_answers_lamp_too():
+    """SimBench answers SADP through one SadpHub for all its units: lamp goes through it."""
+    profile = PROFILES.get("current")
+    camera = VirtualCamera(profile, mac="44:47:cc:6c:00:01", serial="DS-2CD2320D-I2024X",
+                           address="127.0.90.10", time_scale=200.0)
+    camera.set_power(True, booted=True)
+    hub = SadpHub([camera], "127.0.0.1").start()
+    try:
+        assert locate(camera.mac, profile=profile, place=PLACE).ok
+    finally:
+        hub.stop()
+    assert camera.lamp is True
