@@ -210,7 +210,12 @@ def set_networks(items: Sequence[tuple[str, Ipv4Plan]], password: str, *,
             continue
         if plan.address is None:
             plan = replace(plan, address=device.ipv4)
-        steps.append(_apply(mac, plan, password, profiles[mac], place, attempts,
+        profile = profiles.get(mac)
+        if profile is None:
+            steps.append(NetResult(mac, plan, NetOutcome.UNSUPPORTED, None,
+                                   f"{mac}: firmware family unknown: nothing was sent"))
+            continue
+        steps.append(_apply(mac, plan, password, profile, place, attempts,
                             (routes or {}).get(mac), user, device, reply_timeout,
                             http_timeout))
     pending = [s for s in steps if isinstance(s, _Pending)]
