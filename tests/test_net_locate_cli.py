@@ -137,3 +137,25 @@ def test_usage_errors_exit_2(argv, message, capsys, tmp_path, monkeypatch):
 
 def test_locate_a_unit_not_on_the_bench_exits_3(capsys):
     assert main(["locate", "44:47:cc:9f:00:01", *BIND, "--timeout", "0.5"]) == 3
+
+
+def test_slots_of_a_simulated_bench(tmp_path, capsys, monkeypatch):
+    """By slot through the bench file: locate, the power-cycle alternative, and net set
+    (the bench's units answer SADP through one hub; the web server follows a moved unit)."""
+    from rig.sim.bench import SimBench
+    from rig.sim.bench_plan import SimSlot
+    monkeypatch.setenv("RIG_DB", str(tmp_path / "rig.sqlite"))
+    monkeypatch.setenv("CAM_PW", PASSWORD)
+    with SimBench.start([SimSlot("relay", "current"), SimSlot("relay", "legacy")],
+                        directory=tmp_path / "bench", time_scale=200.0, base="127.0.97.",
+                        first=10, provision=PASSWORD, mac_block=0x97) as sim:
+        bench = ["--bench", str(sim.bench_path), *BIND]
+        assert main(["locate", "1", *bench]) == 0 and sim.cameras["1"].lamp is True
+        assert main(["locate", "2", *bench, "--cycle"]) == 1
+        out = capsys.readouterr().out
+        assert "has no SADP lamp" in out and f"rig power 2 cycle --bench {sim.bench_path}" in out
+        assert any(what == "power off" for _, what in sim.cameras["2"].events)
+        assert main(["net", "set", "--slot", "1", *bench, "--ip", "127.0.98.5", "--gateway",
+                     "127.0.98.1", "--password-env", "CAM_PW", "--confirm-timeout", "10"]) == 0
+        assert "now on 127.0.98.5" in capsys.readouterr().out
+        assert sim.cameras["1"].address == "127.0.98.5"
