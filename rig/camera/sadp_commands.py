@@ -116,8 +116,11 @@ class CommandReply:
         return self.result == SUCCESS
 
     def to_json(self) -> dict[str, object]:
+        """The reply as evidence; a ``Password`` element, should a unit echo one, is left out
+        (even hashed, it is a secret)."""
+        raw = {k: v for k, v in self.raw.items() if k.lower() != "password"}
         return {"types": self.types, "mac": self.mac, "result": self.result,
-                "source": self.source, "raw": dict(self.raw)}
+                "source": self.source, "raw": raw}
 
 
 def parse_command_reply(data: bytes, source: str | None = None) -> CommandReply:
