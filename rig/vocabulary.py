@@ -188,3 +188,43 @@ class GuardianWord(enum.StrEnum):
 
     READY = "ready"    # guardian → command: the bench is loaded; outputs may move now
     DONE = "done"      # command → guardian: a clean exit; touch nothing and stop
+
+
+class NetMethod(enum.StrEnum):
+    """How ``rig net set`` gave a unit its network settings."""
+
+    SADP_UPDATE = "sadp-update"     # SADP ``update`` by MAC (works while all share .64)
+    ISAPI = "isapi"                 # PUT ipAddress over the unit's identity route (fallback)
+
+
+class NetOutcome(enum.StrEnum):
+    """What became of one unit's network setting (``NetResult.outcome``)."""
+
+    CONFIRMED = "confirmed"           # a fresh census shows the new settings, HTTP answers there
+    WRONG_PASSWORD = "wrong-password"  # the unit refused the password (one attempt spent)
+    BUDGET_SPENT = "budget-spent"     # not sent: one more failure could lock ``update``
+    LOCKED = "locked"                 # the unit says ``update`` is locked
+    REFUSED = "refused"               # the unit refused the settings (Result denied)
+    NO_REPLY = "no-reply"             # no answer to the request (counted as an attempt)
+    NOT_CONFIRMED = "not-confirmed"   # accepted, but the census does not show the new settings
+    NO_HTTP = "no-http"               # the census shows them; HTTP does not answer there
+    UNSUPPORTED = "unsupported"       # neither SADP update nor a usable ISAPI route
+    NOT_FOUND = "not-found"           # the MAC did not answer SADP before the change
+    ERROR = "error"                   # an unreadable reply, a socket or HTTP error
+
+
+class LampState(enum.StrEnum):
+    """SADP ``lamp`` actions: the LED blinks (``open``) or stops (``close``)."""
+
+    OPEN = "open"
+    CLOSE = "close"
+
+
+class LocateOutcome(enum.StrEnum):
+    """What ``rig locate`` achieved (``LocateResult.outcome``)."""
+
+    DONE = "done"                 # the unit answered success: its LED blinks (or stopped)
+    UNSUPPORTED = "unsupported"   # the family has no SADP lamp: power-cycle the slot instead
+    NO_REPLY = "no-reply"         # the unit did not answer the lamp request
+    FAILED = "failed"             # it answered, but not success
+    ERROR = "error"               # sockets, or a reply that cannot be read

@@ -174,6 +174,27 @@ class IsapiClient:
         path = "/ISAPI/System/Network/interfaces/1/ipAddress"
         return self._get_record(path, creds, Ipv4Settings.from_xml)
 
+    def set_network(self, creds: Credentials, settings: Ipv4Settings) -> ResponseStatus:
+        """PUT interface 1's IPv4 settings: static (address, mask, gateway) or DHCP on. ONE
+        signed request, so one login at most; no read-modify-write GET first (that would be a
+        second). The unit moves after answering: confirm at the new address, not here. The
+        fallback of SADP ``update`` (rig.netsetup), for firmware without it."""
+        def esc(text: str | None) -> str:
+            return (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        addressing = "dynamic" if settings.dhcp else "static"
+        body = (f'<?xml version="1.0" encoding="UTF-8"?><IPAddress version="2.0" '
+                f'xmlns="http://www.hikvision.com/ver20/XMLSchema"><ipVersion>dual</ipVersion>'
+                f"<addressingType>{addressing}</addressingType>")
+        if not settings.dhcp:
+            body += (f"<ipAddress>{esc(settings.ip_address)}</ipAddress><subnetMask>"
+                     f"{esc(settings.subnet_mask)}</subnetMask><DefaultGateway><ipAddress>"
+                     f"{esc(settings.gateway)}</ipAddress></DefaultGateway>")
+        path = "/ISAPI/System/Network/interfaces/1/ipAddress"
+        reply = self._wire.send("PUT", path, body=(body + "</IPAddress>").encode("utf-8"),
+                                content_type=_XML, creds=creds)
+        self._check_status("PUT", path, reply)
+        return self._status_of("PUT", path, reply)
+
     def factory_reset(self, creds: Credentials, mode: ResetMode | str) -> ResponseStatus:
         """Restore defaults: ``basic`` keeps network and users, ``full`` returns to inactive
         (docs/hikvision-protocols.md §2.6). Check ``reboot_required``: some firmware waits for a

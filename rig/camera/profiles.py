@@ -69,6 +69,9 @@ DEFAULT_DEVICE_NAME = "IP CAMERA"
 RESTORE_PARTS = ("network", "users", "parameters")
 REBOOT_STYLES = ("self", "reboot-required")
 ACTIVATION_VARIANTS = ("challenge", "v3")
+#: How SADP ``update`` carries the admin password (docs/hikvision-protocols.md §1.5):
+#: base64 of the raw MD5 digest, as Skylight's PoC sends it to an intercom.
+SADP_PASSWORD_ENCODINGS = ("md5-base64",)
 #: The profile file's table read by the simulator only (rig.sim.behaviour): how a simulated
 #: unit presents itself. The controller must accept every variant, so it never reads it.
 SIM_TABLE = "sim"
@@ -102,6 +105,11 @@ class FirmwareProfile:
     lock_cleared_by_power_cycle: bool         # a power cycle (any restart) ends lock and count
     activate_status: bool                     # GET /SDK/activateStatus exists
     activation: tuple[str, ...]               # supported activation exchanges, preferred first
+    sadp_update: bool                         # SADP ``update`` (network settings by MAC) works
+    sadp_lamp: bool                           # SADP ``lamp`` (blink the LED) works
+    sadp_update_lockout_attempts: int         # failed ``update`` passwords before it locks
+    sadp_update_lockout_minutes: float        # how long ``update`` stays locked
+    sadp_password_encoding: str               # how ``update`` carries the password
     uncertain: tuple[str, ...]                # keys of the file the notes mark uncertain
     #: The file it was loaded from (the simulator reads its [sim] table); not part of the value.
     source: Path | None = field(default=None, compare=False, repr=False)
@@ -137,6 +145,7 @@ def load_profile(path: Path) -> FirmwareProfile:
     restore = _restore(top.table("restore"))
     lockout = _lockout(top.table("lockout"))
     isapi = _isapi(top.table("isapi"))
+    sadp = _sadp(top.table("sadp"))
     if defaults["default_password"] is None and not isapi["activation"]:
         raise top.fail("isapi.activation",
                        "a family without a factory password must name an activation")
@@ -145,7 +154,7 @@ def load_profile(path: Path) -> FirmwareProfile:
     top.done()
     return FirmwareProfile(name=name, title=title, firmware_min=low, firmware_max=high,
                            hold_seconds=hold, boot_seconds=boot, **defaults, **restore,
-                           **lockout, **isapi, uncertain=uncertain, source=path)
+                           **lockout, **isapi, **sadp, uncertain=uncertain, source=path)
 
 
 def _version(t: TomlTable, key: str) -> FirmwareVersion | None:
@@ -225,6 +234,21 @@ def _isapi(t: TomlTable) -> dict[str, Any]:
     """[isapi]: /SDK/activateStatus, and the activation exchanges, preferred first."""
     values = {"activate_status": t.get("activate_status", bool, what="true or false"),
               "activation": t.choices("activation", ACTIVATION_VARIANTS)}
+    t.done()
+    return values
+
+
+def _sadp(t: TomlTable) -> dict[str, Any]:
+    """[sadp]: the SADP commands besides discovery (``update``, ``lamp``) and the ``update``
+    password lock, which is the firmware's own and not the ISAPI login lock."""
+    flag = "true or false"
+    values = {"sadp_update": t.get("sadp_update", bool, what=flag),
+              "sadp_lamp": t.get("sadp_lamp", bool, what=flag),
+              "sadp_update_lockout_attempts": _positive(t, "sadp_update_lockout_attempts",
+                                                        integer=True),
+              "sadp_update_lockout_minutes": float(_positive(t, "sadp_update_lockout_minutes")),
+              "sadp_password_encoding": t.choice("sadp_password_encoding",
+                                                 SADP_PASSWORD_ENCODINGS)}
     t.done()
     return values
 

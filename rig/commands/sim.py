@@ -77,13 +77,22 @@ def run_cameras(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_event(event: str, details: dict[str, object]) -> None:
+    """With --json, each SADP lamp change or accepted update is one more JSON line:
+    ``{"event": "lamp", "mac": ..., "lamp": true}``, so a test or a technician sees it."""
+    print(json.dumps({"event": event, **details}), flush=True)
+
+
 def _announce(fleet: CameraFleet, args: argparse.Namespace) -> None:
     """Print the units, as a table or one line of JSON."""
     units = [{"address": c.address, "http_port": c.http_port, "mac": c.mac,
               "serial": c.serial, "profile": c.profile.name, "firmware":
-              c.behaviour.sample_firmware, "activated": c.activated} for c in fleet.cameras]
+              c.behaviour.sample_firmware, "activated": c.activated, "lamp": c.lamp}
+             for c in fleet.cameras]
     if args.json:
         print(json.dumps({"cameras": units}))
+        for camera in fleet.cameras:
+            camera.sadp_actions.observers.append(_print_event)
     else:
         print(f"{'ADDRESS':<15} {'HTTP':>5}  {'MAC':<17}  {'PROFILE':<8} SERIAL")
         for u in units:

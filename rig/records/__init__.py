@@ -72,20 +72,23 @@ from rig.records.models import (
 )
 from rig.records.outputs import OutputsLedger
 from rig.records.runlog import RunLog, file_sha256
+from rig.records.sadp_attempts import SadpAttemptCount, SadpAttempts
 
 __all__ = [
     "Database", "Evidence", "LoginBudget", "LoginLedger", "LoginRecord", "OutputEntry",
     "OutputsLedger", "RecordError", "RecordStore",
     "RecoveredRun", "Run", "RunLog", "RunRecord", "RunSummary", "SlotEvent", "SlotHealth",
-    "SlotHealthPolicy", "SlotStatus", "Step", "Unit", "UnknownRun", "default_db_path",
+    "SadpAttemptCount", "SadpAttempts", "SlotHealthPolicy", "SlotStatus", "Step", "Unit",
+    "UnknownRun", "default_db_path",
     "file_sha256", "utc_now",
 ]
 
 
 class RecordStore:
     """One open store: ``runs`` (the run log), ``outputs`` (the ledger), ``slots`` (health),
-    ``logins`` (failed logins per unit), all on one Database, so they share its connection, its
-    lock and its transactions."""
+    ``logins`` (failed logins per unit) and ``sadp_attempts`` (failed SADP ``update`` attempts
+    per MAC), all on one Database, so they share its connection, its lock and its
+    transactions."""
 
     def __init__(self, path: str | os.PathLike[str], *, clock: Clock = utc_now,
                  create: bool = True, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
@@ -101,6 +104,8 @@ class RecordStore:
         self.runs = RunLog(self.db, self.slots)
         self.outputs = OutputsLedger(self.db)
         self.logins = LoginLedger(self.db)
+        #: Failed SADP ``update`` attempts per MAC (``rig net set`` never spends the lock).
+        self.sadp_attempts = SadpAttempts(self.db)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> RecordStore:

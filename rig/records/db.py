@@ -200,6 +200,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             note          TEXT NOT NULL DEFAULT '',
             updated_at    TEXT NOT NULL)""",
     ),
+    (   # 4: failed SADP update attempts per MAC (rig.records.sadp_attempts)
+        """CREATE TABLE sadp_update_attempts (
+            mac             TEXT PRIMARY KEY,
+            failures        INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),
+            last_failure_at TEXT,
+            last_detail     TEXT NOT NULL DEFAULT '',
+            updated_at      TEXT NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -107,16 +107,13 @@ _RELAY_SETTLE_S = 2.0
 
 
 class _BenchHost(CameraHost):
-    """A CameraHost serving HTTP only: the bench's ``SadpHub`` answers SADP for it."""
+    """A CameraHost serving HTTP only: the bench's ``SadpHub`` answers SADP for it. A unit
+    that moves (SADP update, ISAPI PUT) takes its web server to the new address; the hub keeps
+    answering from the old one, whose replies carry the new settings."""
 
-    def start(self) -> _BenchHost:
-        try:
-            self._http = IsapiServer(self.camera)
-            self._http.serve_in_thread()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def _open(self) -> None:
+        self._http = IsapiServer(self.camera)
+        self._http.serve_in_thread()
 
 
 def _run_all(actions: Iterable[Callable[[], None]]) -> None:
@@ -269,7 +266,8 @@ class SimBench:
                 camera.provision(provision)
             self.cameras[plan.name] = camera
             self.slots[plan.name] = plan.sim
-            hosts.append(_BenchHost(camera, sadp_interface=LOOPBACK).start())
+            hosts.append(_BenchHost(camera, sadp_interface=LOOPBACK,
+                                    follow_address=True).start())
         sadp = SadpHub([self.cameras[p.name] for p in plans], LOOPBACK)
         self._undo.append(sadp.stop)
         sadp.start()

@@ -35,6 +35,7 @@ from rig.camera import activation
 from rig.camera.profiles import DEFAULT_DEVICE_NAME, FirmwareProfile
 from rig.camera.sadp import Probe, build_probe_match, normalize_mac
 from rig.sim.behaviour import SimBehaviour, behaviour_for
+from rig.sim.sadp_actions import SadpActions
 from rig.vocabulary import ResetMode
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class SimFaults:
     jammed_button: bool = False   # the solenoid presses but the button never registers
     never_boots: bool = False     # powered, but stays booting forever
     sadp_silent: bool = False     # runs, but never answers SADP
+    refuse_network: bool = False  # refuses every new network setting (SADP update, ISAPI PUT)
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,12 @@ class VirtualCamera:
         #: thread that caused the change, with the unit's lock held: an observer must be quick,
         #: must not call back into the unit, and should hand slow work to a thread of its own.
         self.network_observers: list[Callable[[bool], None]] = []
+        #: Called with the new IPv4 address when the settings move the unit (SADP update, ISAPI
+        #: PUT, a reset back to the default): its host rebinds its sockets there. Same rules as
+        #: ``network_observers``.
+        self.address_observers: list[Callable[[str], None]] = []
+        #: SADP update and lamp (rig.sim.sadp_actions): the lamp and the update lock.
+        self.sadp_actions = SadpActions(self)
 
     # --- time -----------------------------------------------------------------------------------
 
@@ -199,6 +207,7 @@ class VirtualCamera:
         self._state = CameraState.BOOTING
         if self.profile.lock_cleared_by_power_cycle:
             self._logins.clear()             # the profile says the lock table lives in RAM
+        self.sadp_actions.cleared_by_boot()  # the SADP update counter lives in RAM
         self._pending.challenges.clear()
         if self._pending.restore_at_boot:
             self._apply_restore(self._pending.restore_at_boot, at)
@@ -219,7 +228,9 @@ class VirtualCamera:
                            and self._button_since <= self._power_on_at + self.scaled(PRESS_GRACE_S))
         if not held_from_start:
             return
+        old = self._settings.ipv4
         self._settings = self.factory_settings()
+        self._moved(old)
         self._log(at, "factory reset by button")
         if self._state is CameraState.RUNNING:     # hold outlasted the boot: restart into defaults
             self._start_boot(at)
@@ -319,7 +330,21 @@ class VirtualCamera:
         """Change settings as the web UI would (ISAPI PUT handlers call this)."""
         with self._lock:
             self._advance()
+            old = self._settings.ipv4
             self._settings = replace(self._settings, **changes)
+            self._moved(old)
+
+    def _moved(self, old_ipv4: str) -> None:
+        """Tell the address observers when the unit's IPv4 address changed."""
+        new = self._settings.ipv4
+        if new == old_ipv4:
+            return
+        self._log(self._clock(), f"address {old_ipv4} -> {new}")
+        for observer in list(self.address_observers):
+            try:
+                observer(new)
+            except Exception:  # noqa: BLE001 - an observer's bug must not break the unit
+                log.exception("camera %s: address observer failed", self.mac)
 
     @property
     def activated(self) -> bool:
@@ -344,6 +369,7 @@ class VirtualCamera:
                         login_lock_attempts=old.login_lock_attempts,
                         login_lock_seconds=old.login_lock_seconds)
         self._settings = replace(fresh, **kept)
+        self._moved(old.ipv4)
         self._log(at, f"restore {mode}")
 
     # --- ISAPI-level operations -----------------------------------------------------------------
@@ -448,6 +474,15 @@ class VirtualCamera:
             self._pending.reboot_at = now + self.scaled(REBOOT_DELAY_S)
 
     # --- SADP -----------------------------------------------------------------------------------
+
+    @property
+    def lamp(self) -> bool:
+        """The locate LED blinks (SADP ``lamp`` open) until ``close`` or the next boot."""
+        return self.sadp_actions.lamp
+
+    def sadp_command(self, types: str, data: bytes) -> bytes | None:
+        """The reply to a SADP ``update`` or ``lamp`` aimed at this unit (rig.sim.sadp_actions)."""
+        return self.sadp_actions.handle(types, data)
 
     @property
     def sadp_reply_styles(self) -> tuple[str, ...]:

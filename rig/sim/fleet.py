@@ -7,6 +7,8 @@ MACs and serials, so that discovery and verification face a bench's worth of uni
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,12 @@ from rig.sim.behaviour import behaviour_for
 from rig.sim.camera import SimFaults, VirtualCamera
 from rig.sim.isapi_server import IsapiServer
 from rig.sim.sadp_responder import SadpResponder
+
+log = logging.getLogger(__name__)
+
+#: Real seconds between a unit accepting new settings and its sockets moving: the reply to the
+#: request that moved it leaves from the old address first, as on a real unit.
+MOVE_DELAY_S = 0.05
 
 #: Hikvision's OUI as seen in capture A (docs/hikvision-protocols.md §1.3); simulated units use it
 #: too.
@@ -35,29 +43,78 @@ def sim_serial(model: str, mac: str) -> str:
 
 
 class CameraHost:
-    """One virtual camera reachable on the network (HTTP + SADP) at ``camera.address``."""
+    """One virtual camera reachable on the network (HTTP + SADP) at ``camera.address``.
 
-    def __init__(self, camera: VirtualCamera, *, sadp_interface: str) -> None:
+    With ``follow_address`` (loopback benches, where any 127.x.y.z can be bound) a unit whose
+    settings move it (SADP update, ISAPI PUT, a reset back to its default) gets its sockets
+    moved too: the old ones closed, new ones opened on the new address, on a thread of its own
+    (the observer runs under the unit's lock). Inside a namespace the address is the
+    namespace's, which this class cannot change, so there it is off.
+    """
+
+    def __init__(self, camera: VirtualCamera, *, sadp_interface: str,
+                 follow_address: bool = False) -> None:
         self.camera = camera
         self.sadp_interface = sadp_interface
         self._http: IsapiServer | None = None
         self._sadp: SadpResponder | None = None
+        self._move_lock = threading.Lock()
+        self._stopped = False
+        if follow_address:
+            camera.address_observers.append(self._address_changed)
 
     def start(self) -> CameraHost:
         try:
-            self._http = IsapiServer(self.camera)
-            self._http.serve_in_thread()
-            self._sadp = SadpResponder(self.camera.probe_match,
-                                       lambda: self.camera.sadp_reply_styles,
-                                       bind_address=self.camera.address,
-                                       interface_address=self.sadp_interface)
-            self._sadp.start()
+            self._open()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _open(self) -> None:
+        self._http = IsapiServer(self.camera)
+        self._http.serve_in_thread()
+        self._sadp = SadpResponder(self.camera.probe_match,
+                                   lambda: self.camera.sadp_reply_styles,
+                                   bind_address=self.camera.address,
+                                   interface_address=self.sadp_interface,
+                                   command=self.camera.sadp_command)
+        self._sadp.start()
+
+    def _address_changed(self, address: str) -> None:
+        threading.Thread(target=self._move, args=(address,), daemon=True,
+                         name=f"sim-move-{self.camera.mac}").start()
+
+    def _move(self, address: str) -> None:
+        """Close the sockets on the old address, open them on ``address``. A unit told to move
+        where it cannot bind is unreachable, as a real one on a foreign subnet is."""
+        time.sleep(MOVE_DELAY_S)
+        with self._move_lock:
+            if self._stopped or self.camera.settings.ipv4 != address:
+                return          # stopped, or moved again since: the later move wins
+            self._close()
+            try:
+                self._readdress(address)
+            except Exception as exc:  # noqa: BLE001 - a failed move leaves the unit unreachable
+                log.error("camera %s: cannot move to %s: %s", self.camera.mac, address, exc)
+                return
+            self.camera.address = address
+            try:
+                self._open()
+            except OSError as exc:
+                log.error("camera %s: cannot serve on %s: %s", self.camera.mac, address, exc)
+                self._close()
+
+    def _readdress(self, address: str) -> None:
+        """Give the host ``address`` before the sockets reopen there: nothing on loopback,
+        where every 127.x.y.z is already local; a namespace's host changes its interface."""
+
     def stop(self) -> None:
+        with self._move_lock:
+            self._stopped = True
+            self._close()
+
+    def _close(self) -> None:
         if self._sadp is not None:
             self._sadp.stop()
             self._sadp = None
@@ -104,7 +161,8 @@ class CameraFleet:
                                        http_port=http_port,
                                        default_ipv4=address, time_scale=time_scale,
                                        faults=(faults or {}).get(i, SimFaults()))
-                fleet.hosts.append(CameraHost(camera, sadp_interface=sadp_interface).start())
+                fleet.hosts.append(CameraHost(camera, sadp_interface=sadp_interface,
+                                              follow_address=True).start())
                 if powered:
                     camera.set_power(True, booted=booted)
         except BaseException:

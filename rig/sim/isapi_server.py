@@ -353,6 +353,8 @@ class _Handler(BaseHTTPRequestHandler):
             gateway = _default_gateway(body)
             if gateway:
                 changes["gateway"] = gateway
+            if cam.faults.refuse_network:
+                raise self._status(400, 6, "badParameters")
             cam.update_settings(**changes)
             raise self._status(200, 1, "ok")
         s = cam.settings

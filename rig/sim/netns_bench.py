@@ -58,7 +58,7 @@ from rig.sim.bench_plan import COMMUNITY, DEFAULT_MAC_BLOCK, SimSlot, SlotPlan, 
 from rig.sim.camera import SimFaults, VirtualCamera
 from rig.sim.fleet import CameraHost
 from rig.sim.isapi_server import IsapiServer
-from rig.sim.netns import NetnsError, NetnsLab, in_netns, kernel_has_vlans, run
+from rig.sim.netns import NetnsError, NetnsLab, in_netns, ip, kernel_has_vlans, run
 from rig.vocabulary import IdentityStrategy, PowerKind, choices
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,26 @@ class _LinkWorker:
     def stop(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=5)
+
+
+class _NamespacedHost(CameraHost):
+    """A unit's servers inside its own namespace. When its settings move it (SADP update,
+    ISAPI PUT), the namespace's eth0 gets the new IPv4 address (``ip -n``: the old one goes)
+    and the sockets reopen inside the namespace, the way a real unit's stack moves."""
+
+    def __init__(self, camera: VirtualCamera, *, netns: str) -> None:
+        super().__init__(camera, sadp_interface=camera.address, follow_address=True)
+        self.netns = netns
+
+    def _readdress(self, address: str) -> None:
+        prefix = ipaddress.IPv4Network(f"0.0.0.0/{self.camera.settings.mask}").prefixlen
+        ip(self.netns, "-4", "addr", "flush", "dev", "eth0")
+        ip(self.netns, "addr", "add", f"{address}/{prefix}", "dev", "eth0")
+        self.sadp_interface = address
+
+    def _open(self) -> None:
+        with in_netns(self.netns):
+            super()._open()
 
 
 class NetnsBench(SimBench):
@@ -395,7 +415,7 @@ class NetnsBench(SimBench):
             self.cameras[plan.name] = camera
             self.slots[plan.name] = plan.sim
             with in_netns(ns):
-                hosts.append(CameraHost(camera, sadp_interface=plan.address).start())
+                hosts.append(_NamespacedHost(camera, netns=ns).start())
                 if plan.profile.ipv6:
                     server = IsapiServer(camera, address="::", port=HTTP_PORT)
                     servers.append(server)

@@ -43,7 +43,8 @@ class SadpHub:
         self._responders = [SadpResponder(camera.probe_match,
                                           lambda camera=camera: camera.sadp_reply_styles,
                                           bind_address=camera.address,
-                                          interface_address=interface_address)
+                                          interface_address=interface_address,
+                                          command=camera.sadp_command)
                             for camera in cameras]
         self._interface = interface_address
         self._sockets: list[socket.socket] = []

@@ -29,7 +29,12 @@ READ_SIZE = 65536
 #: Bound on one receive or send, so stop() is never kept waiting by a stuck socket.
 IO_TIMEOUT = 0.2
 
+#: Other request Types a camera may act on (docs/hikvision-protocols.md §1.5), handed to the
+#: ``command`` callable with the whole datagram.
+COMMAND_TYPES = frozenset({"update", "lamp"})
+
 Answer = Callable[[Probe, tuple[str, int]], bytes | None]
+Command = Callable[[str, bytes], bytes | None]
 
 
 class SadpResponder:
@@ -42,8 +47,10 @@ class SadpResponder:
 
     def __init__(self, answer: Answer, styles: Callable[[], Sequence[str]], *,
                  bind_address: str, interface_address: str, port: int = PORT,
-                 group: str = GROUP) -> None:
+                 group: str = GROUP, command: Command | None = None) -> None:
         self.answer = answer
+        #: ``command(types, datagram)``: the reply to an ``update`` or ``lamp``, or None.
+        self.command = command
         self.styles = styles
         self.bind_address = bind_address
         self.interface_address = interface_address
@@ -160,11 +167,17 @@ class SadpResponder:
             probe = parse_probe(data)
         except SadpError:
             return  # ProbeMatch replies of other units, other protocols, garbage: not for us
-        if probe.types.strip().lower() not in INQUIRY_TYPES:
+        types = probe.types.strip().lower()
+        is_command = types in COMMAND_TYPES and self.command is not None
+        if types not in INQUIRY_TYPES and not is_command:
             log.debug("SADP responder %s: ignored Types %r", self.bind_address, probe.types)
             return
         try:
-            reply = self.answer(probe, sender)
+            if is_command:
+                assert self.command is not None
+                reply = self.command(types, data)
+            else:
+                reply = self.answer(probe, sender)
             styles = tuple(self.styles()) if reply is not None else ()
         except Exception:
             log.warning("SADP responder %s: answer callable failed", self.bind_address,
