@@ -131,8 +131,9 @@ def hard(ctx: SlotContext, rec: Recorder, unit: Unit) -> ResetOutcome:
                                f"{lead:.2f} s before power-on"):
             booting.enter_context(ctx.limits.boot_turn(ctx.slot, ctx.cancel))
             pressing.enter_context(ctx.limits.solenoid_turn(ctx.cancel))
-            at = ctx.limits.power_on.reserve(off_at + settle, ctx.after_power_on(), lead,
-                                             ctx.cancel)
+            ctx.sleep(ctx.hands.button().cooldown_left())   # a press just before (a second
+            at = ctx.limits.power_on.reserve(off_at + settle,  # reset): the coil rests first
+                                             ctx.after_power_on(), lead, ctx.cancel)
             ctx.sleep(max(at - lead - time.monotonic(), 0.0))
             button = pressing.enter_context(ctx.hands.pressed(
                 min(press + PRESS_SLACK_S, cap), f"held {press:.2f} s through power-up"))

@@ -60,7 +60,9 @@ def test_cool_down_after_a_press():
     button.press(0.2)
     with pytest.raises(ActuatorError, match="cooling down"):
         button.press(0.1)
+    assert 0.1 < button.cooldown_left() <= 0.3           # what a procedure waits out first
     time.sleep(0.25)
+    assert button.cooldown_left() == 0
     button.press(0.05)
 
 

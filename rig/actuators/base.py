@@ -101,6 +101,10 @@ class CappedButton:
     def energised(self) -> bool:
         return self._energised_at is not None
 
+    def cooldown_left(self) -> float:
+        """Seconds until the coil may be energised again (0 when it may now)."""
+        return max(self._cool_until - self._clock(), 0.0)
+
     def check(self, seconds: float) -> None:
         """Refuse, before anything moves, a press the cap or the cool-down does not allow."""
         if not 0 < seconds <= self.max_on_seconds:

@@ -26,7 +26,6 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any, TypeVar
-from xml.sax.saxutils import escape
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -49,6 +48,7 @@ from rig.camera.isapi_types import (
     ResponseStatus,
     UserCheck,
     parse_json,
+    user_password_xml,
 )
 from rig.camera.transport import Route
 from rig.vocabulary import ResetMode
@@ -179,21 +179,8 @@ class IsapiClient:
         signed request, so one login at most; no read-modify-write GET first (that would be a
         second). The unit moves after answering: confirm at the new address, not here. The
         fallback of SADP ``update`` (rig.netsetup), for firmware without it."""
-        def esc(text: str | None) -> str:
-            return (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        addressing = "dynamic" if settings.dhcp else "static"
-        body = (f'<?xml version="1.0" encoding="UTF-8"?><IPAddress version="2.0" '
-                f'xmlns="http://www.hikvision.com/ver20/XMLSchema"><ipVersion>dual</ipVersion>'
-                f"<addressingType>{addressing}</addressingType>")
-        if not settings.dhcp:
-            body += (f"<ipAddress>{esc(settings.ip_address)}</ipAddress><subnetMask>"
-                     f"{esc(settings.subnet_mask)}</subnetMask><DefaultGateway><ipAddress>"
-                     f"{esc(settings.gateway)}</ipAddress></DefaultGateway>")
-        path = "/ISAPI/System/Network/interfaces/1/ipAddress"
-        reply = self._wire.send("PUT", path, body=(body + "</IPAddress>").encode("utf-8"),
-                                content_type=_XML, creds=creds)
-        self._check_status("PUT", path, reply)
-        return self._status_of("PUT", path, reply)
+        return self._put_status("/ISAPI/System/Network/interfaces/1/ipAddress", creds,
+                                settings.to_xml())
 
     def factory_reset(self, creds: Credentials, mode: ResetMode | str) -> ResponseStatus:
         """Restore defaults: ``basic`` keeps network and users, ``full`` returns to inactive
@@ -213,9 +200,8 @@ class IsapiClient:
         problem = activation.password_problem(password, creds.user)
         if problem:
             raise ValueError(f"password refused before sending: it {problem}")
-        body = (f"<User><id>1</id><userName>{escape(creds.user)}</userName>"
-                f"<password>{escape(password)}</password></User>")
-        return self._put_status("/ISAPI/Security/users/1", creds, body)
+        return self._put_status("/ISAPI/Security/users/1", creds,
+                                user_password_xml(creds.user, password))
 
     def reboot(self, creds: Credentials) -> ResponseStatus:
         """Reboot the camera (it stops answering for the profile's boot time)."""

@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from xml.sax.saxutils import escape
 
 from rig import xmlsafe
 from rig.camera.sadp import SadpError, normalize_mac
@@ -264,6 +265,24 @@ class Ipv4Settings:
     def to_json(self) -> dict[str, Any]:
         return {"dhcp": self.dhcp, "ip_address": self.ip_address,
                 "subnet_mask": self.subnet_mask, "gateway": self.gateway}
+
+    def to_xml(self) -> str:
+        """The body of a PUT: static (address, mask, gateway) or DHCP on."""
+        addressing = "dynamic" if self.dhcp else "static"
+        body = (f'<?xml version="1.0" encoding="UTF-8"?><IPAddress version="2.0" '
+                f'xmlns="http://www.hikvision.com/ver20/XMLSchema"><ipVersion>dual</ipVersion>'
+                f"<addressingType>{addressing}</addressingType>")
+        if not self.dhcp:
+            body += (f"<ipAddress>{escape(self.ip_address or '')}</ipAddress><subnetMask>"
+                     f"{escape(self.subnet_mask or '')}</subnetMask><DefaultGateway><ipAddress>"
+                     f"{escape(self.gateway or '')}</ipAddress></DefaultGateway>")
+        return body + "</IPAddress>"
+
+
+def user_password_xml(user: str, password: str) -> str:
+    """The body of PUT /ISAPI/Security/users/1 that gives ``user`` a new password."""
+    return (f"<User><id>1</id><userName>{escape(user)}</userName>"
+            f"<password>{escape(password)}</password></User>")
 
 
 def _require_root(root: ET.Element, name: str) -> None:
