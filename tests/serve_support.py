@@ -4,6 +4,7 @@ server-sent-events reader, and a simulated batch run by a process-like separate 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,5 +69,13 @@ class EventReader(threading.Thread):
             pass                     # closed by close(): the events so far are kept
 
     def close(self) -> None:
+        """Stop reading now: shut the socket down first, so the reader's blocked receive
+        returns at once instead of at the server's next keep-alive (15 s)."""
+        sock = getattr(getattr(self.response.raw, "_connection", None), "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self.response.close()
         self.join(timeout=5)

@@ -203,7 +203,7 @@ def test_rig_run_refuses_a_wrong_bench_file(tmp_path, capsys):
 def test_kill_9_mid_run_then_restart_recovers_and_leaves_nothing_energised(tmp_path):
     spec = [SimSlot("relay", "current"), SimSlot("relay", "g5")]
     db = str(tmp_path / "records.sqlite")
-    with SimBench.start(spec, directory=tmp_path, time_scale=10.0, first=190,
+    with SimBench.start(spec, directory=tmp_path, time_scale=25.0, first=190,
                         provision=PASSWORD) as sim:
         board = sim.relay_board
         env = dict(os.environ, PYTHONUNBUFFERED="1")

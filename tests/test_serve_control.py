@@ -26,7 +26,7 @@ def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
 def test_start_refuse_while_busy_then_stop_cleanly(tmp_path):
     db = tmp_path / "records.sqlite"
     spec = [SimSlot("relay", "current"), SimSlot("relay", "g5")]
-    with SimBench.start(spec, directory=tmp_path, time_scale=10.0, base=BASE, first=50,
+    with SimBench.start(spec, directory=tmp_path, time_scale=30.0, base=BASE, first=50,
                         mac_block=MAC_BLOCK, provision="Control-pass1") as sim:
         with served(db, bench=sim.bench) as (url, store):
             bad = requests.post(url + "/api/runs", json={"by": "ann", "slots": ["9"]},
