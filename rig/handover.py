@@ -17,7 +17,7 @@ what it did before the unit is counted:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from rig.bench import Bench, BenchError
@@ -29,11 +29,19 @@ from rig.camera.profiles import FirmwareProfile
 from rig.camera.sadp import SadpDevice
 from rig.context import SlotContext, Unit
 from rig.faults import UnitFault
+from rig.identity import NoRoute
 from rig.logins import LOGIN_BUDGET_CHECK, LoginAllowance
+from rig.netsetup import Ipv4Plan, NetResult, SadpPlace, address_pool, set_network
 from rig.procedures import Procedure
 from rig.recorder import Recorder
 from rig.verification import verify_unit
-from rig.verify import UnitVerdict, handover_checks, handover_failed, judge_handover
+from rig.verify import (
+    UnitVerdict,
+    handover_checks,
+    handover_failed,
+    judge_handover,
+    with_network,
+)
 from rig.vocabulary import EvidenceKind, FinalState, StepOutcome
 
 
@@ -43,6 +51,9 @@ class HandoverPlan:
 
     final_state: FinalState
     credentials: Credentials
+    #: Slot name → the IPv4 settings a provisioned unit gets (``[handover] pool_start``: the
+    #: bench's n-th slot gets the pool's n-th address); empty: the address is left as it is.
+    networks: Mapping[str, Ipv4Plan] = field(default_factory=dict, compare=False)
     #: The client's activation key pairs, made once for the whole run (activation.ClientKeys).
     keys: activation.ClientKeys = field(default_factory=activation.ClientKeys, compare=False)
 
@@ -65,7 +76,8 @@ class HandoverPlan:
             raise BenchError(f"{where}: the password in ${config.password.env} {problem} "
                              "(Hikvision's rule for an admin password)")
         try:
-            return cls(config.final_state, Credentials(config.user, password))
+            return cls(config.final_state, Credentials(config.user, password),
+                       _pool(bench) if config.final_state is FinalState.PROVISIONED else {})
         except ValueError as exc:
             raise BenchError(f"{where}: {exc}") from None
 
@@ -79,6 +91,8 @@ def hand_over(ctx: SlotContext, rec: Recorder, unit: Unit, reset: UnitVerdict,
         proven = provision(ctx, rec, unit, plan)
     except UnitFault as fault:
         return handover_failed(reset, fault.verdict)
+    if proven.passed and ctx.slot.name in plan.networks:
+        proven = with_network(proven, set_address(ctx, rec, unit, plan))
     if not proven.passed or plan.final_state is not FinalState.FACTORY_AFTER_CHECKS:
         return judge_handover(reset, proven)
     rec.note("functional checks: none configured on this bench")
@@ -102,6 +116,44 @@ def _login(client: IsapiClient, plan: HandoverPlan, logins: LoginAllowance | Non
     if logins:
         logins.spent(mac, device, login, "the hand-over's login")
     return login, ""
+
+
+def _pool(bench: Bench) -> dict[str, Ipv4Plan]:
+    """SADP Tool's "start IP, increment" over the bench's slots, in bench-file order."""
+    config = bench.handover
+    if config.pool_start is None:
+        return {}
+    plans = address_pool(config.pool_start, len(bench.slots), config.mask,
+                         config.gateway or "0.0.0.0")
+    return {slot.name: plan for slot, plan in zip(bench.slots, plans, strict=True)}
+
+
+def set_address(ctx: SlotContext, rec: Recorder, unit: Unit, plan: HandoverPlan) -> NetResult:
+    """Give the activated unit its address by MAC (SADP ``update``; ISAPI over its identity
+    route where the family has none), confirmed by a fresh census and an HTTP answer there.
+    Recorded as a step before anything is sent, so a crash leaves the intent on record."""
+    assert unit.mac is not None
+    target = plan.networks[ctx.slot.name]
+    sighting = ctx.census.last(unit.mac)
+    with rec.step("network", f"{target.address}/{target.mask} by MAC") as step_id:
+        route = None
+        if sighting is not None:
+            try:
+                route = ctx.route(unit.mac, sighting.device).route
+            except NoRoute:
+                route = None
+        result = set_network(
+            unit.mac, target, plan.credentials.password,
+            profile=ctx.family_of(sighting.device) if sighting else ctx.profile,
+            place=SadpPlace(bind=ctx.bench.network.address,
+                            interface=None if ctx.bench.network.address
+                            else ctx.bench.network.interface),
+            attempts=rec.store.sadp_attempts, route=route, user=plan.credentials.user,
+            confirm_timeout=ctx.boot_timeout())
+        rec.evidence(EvidenceKind.NETWORK, result.to_json(), step_id)
+        if not result.ok:
+            rec.finish(step_id, StepOutcome.FAILED, result.message)
+        return result
 
 
 def provision(ctx: SlotContext, rec: Recorder, unit: Unit, plan: HandoverPlan) -> UnitVerdict:

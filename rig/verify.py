@@ -352,3 +352,10 @@ def handover_failed(reset: UnitVerdict, failure: UnitVerdict) -> UnitVerdict:
     """A hand-over step that failed outright (a refused activation, no route)."""
     return UnitVerdict(Verdict.HANDOVER_FAILED, Fault.UNIT, failure.reason, failure.check,
                        reset.checks + failure.checks)
+
+
+def with_network(handover: UnitVerdict, network: Any) -> UnitVerdict:
+    """The hand-over's verdict with its network check added: the census shows the unit on its
+    new address and HTTP answers there (``network``: a rig.netsetup.NetResult)."""
+    checks = [*handover.checks, Check("network", network.ok, network.message)]
+    return _verdict(checks, Verdict.HANDOVER_FAILED, passing=Verdict.PROVISIONED)

@@ -165,6 +165,7 @@ class EvidenceKind(enum.StrEnum):
     REBOOT = "reboot"
     ACTIVATION = "activation"
     HANDOVER = "handover"
+    NETWORK = "network"
     VERDICT = "verdict"
 
 

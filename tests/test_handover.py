@@ -143,3 +143,28 @@ def test_kill_9_during_the_hand_over_leaves_the_unit_recorded_in_its_step(tmp_pa
         assert any("activate" in u.reason or "confirm hand-over" in u.reason for u in cut), [
             u.reason for u in first.units]
         assert store.outputs.open() == []
+
+
+def test_provisioned_units_get_their_pool_address_by_mac(tmp_path, store, monkeypatch):
+    monkeypatch.setenv("RIG_HANDOVER_PW", NEW_PASSWORD)
+    with SimBench.start([SimSlot("poe", "current"), SimSlot("gpio", "g5"),
+                         SimSlot("relay", "legacy")], directory=tmp_path, time_scale=SCALE,
+                        first=140) as sim:
+        bench = dataclasses.replace(sim.bench, handover=HandoverConfig(
+            final_state=FinalState.PROVISIONED, password=Secret(env="RIG_HANDOVER_PW"),
+            pool_start="127.0.5.10", gateway="127.0.5.1"))
+        hardware = BenchHardware(bench, pin_factory=sim.pin_factory)
+        try:
+            result = Runner(bench, store, hardware, argv=["test"], method="hard").run()
+        finally:
+            hardware.close()
+        addresses = {n: c.settings.ipv4 for n, c in sim.cameras.items()}
+    assert {n: r.verdict.verdict for n, r in result.results.items()} == {
+        n: Verdict.PROVISIONED for n in ("1", "2", "3")}, result.results
+    assert addresses == {"1": "127.0.5.10", "2": "127.0.5.11", "3": "127.0.5.12"}
+    units = store.runs.load_run(result.run_id).units
+    network = {u.slot: next(e.data for e in u.evidence if e.kind == "network") for u in units}
+    assert all(n["ok"] and n["outcome"] == "confirmed" for n in network.values())
+    assert network["3"]["method"] == "isapi" and network["1"]["method"] == "sadp-update"
+    assert NEW_PASSWORD not in str(network)
+    assert all("network" in [c.name for c in r.verdict.checks] for r in result.results.values())
