@@ -76,7 +76,7 @@ def kill_and_time_release(proc: subprocess.Popen[str], released: Callable[[], bo
 
 def test_kill_9_of_rig_run_during_a_hold_releases_the_coil_within_a_second(tmp_path):
     db = str(tmp_path / "records.sqlite")
-    with SimBench.start([SimSlot("relay", "current")], directory=tmp_path, time_scale=10.0,
+    with SimBench.start([SimSlot("relay", "current")], directory=tmp_path, time_scale=25.0,
                         first=120, provision=PASSWORD) as sim:
         board, channel = sim.relay_board, button_channel(sim)
         proc = rig("run", str(sim.bench_path), "--method", "hard", "--db", db)

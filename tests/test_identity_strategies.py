@@ -36,7 +36,7 @@ pytestmark = [
 ]
 
 PASSWORD = "Used-Unit-77"
-SCALE = 50.0
+SCALE = 100.0
 JAMMED = {"2", "5"}
 #: Legacy units are judged by their web login (SADP cannot show a changed password): the case
 #: where crediting the wrong unit's HTTP answer passes a unit that was never reset.
