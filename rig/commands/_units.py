@@ -50,6 +50,24 @@ def add_place_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
 
 
+def expected_macs(names: list[str], bench: object | None) -> list[str]:
+    """The MACs among ``names`` (a MAC, or a slot whose bench-file entry gives one): the
+    census ends as soon as all of them answered instead of waiting out its window. Empty
+    when any name is known only by serial (then the whole window is needed)."""
+    macs = []
+    for name in names:
+        try:
+            macs.append(normalize_mac(name))
+            continue
+        except SadpError:
+            pass
+        slot = next((s for s in getattr(bench, "slots", ()) if s.name == name), None)
+        if slot is None or not slot.mac:
+            return []
+        macs.append(slot.mac)
+    return macs
+
+
 def place_of(args: argparse.Namespace, bench: object | None) -> object:
     """The SadpPlace from --bind / -i, else the bench file's network section."""
     from rig.netsetup import SadpPlace

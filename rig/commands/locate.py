@@ -13,6 +13,7 @@ from rig.commands._units import (
     EXIT_USAGE,
     UsageError,
     add_place_options,
+    expected_macs,
     load_bench_arg,
     place_of,
     resolve,
@@ -51,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         bench = load_bench_arg(args, needed=False)
         place = place_of(args, bench)
-        census = {d.mac: d for d in run_discovery(args.timeout, bind=place.bind,
-                                                  interface=place.interface).devices}
+        census = {d.mac: d for d in run_discovery(
+            args.timeout, bind=place.bind, interface=place.interface,
+            expect=expected_macs([args.unit], bench)).devices}
         (target,) = resolve([("any", args.unit)], bench, census, args.profile)
     except (UsageError, DiscoveryError) as exc:
         print(f"rig locate: error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from rig.commands._units import (
     Target,
     UsageError,
     add_place_options,
+    expected_macs,
     load_bench_arg,
     place_of,
     resolve,
@@ -113,8 +114,11 @@ def _run(args: argparse.Namespace, bench: object | None, store: Any) -> int:
     place = place_of(args, bench)
     password = None if args.clear_attempts else _password(args)
     try:
+        named = [] if args.all_found else [*(args.mac or ()), *(args.slot or ())]
+        expect = [] if args.serial else expected_macs(named, bench)
         census = {d.mac: d for d in run_discovery(args.timeout, bind=place.bind,
-                                                  interface=place.interface).devices}
+                                                  interface=place.interface,
+                                                  expect=expect).devices}
     except DiscoveryError as exc:
         raise UsageError(str(exc)) from None
     targets = resolve(_names(args, census), bench, census, args.profile)
