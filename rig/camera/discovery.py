@@ -334,16 +334,7 @@ def _collect(sockets: Sequence[socket.socket],
     sent = 0
     while True:
         now = time.monotonic()
-        while schedule and schedule[0] <= now:
-            schedule.pop(0)
-            for iface, sock in senders:
-                try:
-                    sock.sendto(probe, target)
-                    sent += 1
-                except OSError as exc:
-                    message = f"{iface.name or iface.address}: probe not sent ({exc})"
-                    log.debug("SADP discovery: %s", message)
-                    send_errors.append(message)
+        sent += send_due(schedule, now, senders, probe, target, send_errors)
         if now >= deadline or collector.complete():
             break
         wake = min([deadline, *schedule[:1]])
@@ -357,6 +348,26 @@ def _collect(sockets: Sequence[socket.socket],
             break
         for sock in readable:
             _read_one(sock, collector, tags.get(sock))
+    return sent
+
+
+def send_due(schedule: list[float], now: float,
+             senders: Sequence[tuple[Interface, socket.socket]], datagram: bytes,
+             target: tuple[str, int], errors: list[str], what: str = "probe") -> int:
+    """Send ``datagram`` from every sender for each instant of ``schedule`` that has come
+    (removing them); a failed send is noted in ``errors``, never raised. Returns datagrams sent.
+    SADP is UDP: a probe or command repeated on a schedule is how a lost datagram is covered."""
+    sent = 0
+    while schedule and schedule[0] <= now:
+        schedule.pop(0)
+        for iface, sock in senders:
+            try:
+                sock.sendto(datagram, target)
+                sent += 1
+            except OSError as exc:
+                message = f"{iface.name or iface.address}: {what} not sent ({exc})"
+                log.debug("SADP: %s", message)
+                errors.append(message)
     return sent
 
 

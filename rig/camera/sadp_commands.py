@@ -196,14 +196,8 @@ def _wait_reply(sockets: list[socket.socket], senders: list, datagram: bytes,
     sent = 0
     while True:
         now = time.monotonic()
-        while schedule and schedule[0] <= now:
-            schedule.pop(0)
-            for _, sock in senders:
-                try:
-                    sock.sendto(datagram, target)
-                    sent += 1
-                except OSError as exc:
-                    unreadable.append(f"not sent ({exc})")
+        sent += discovery.send_due(schedule, now, senders, datagram, target, unreadable,
+                                   what="request")
         if now >= deadline:
             return Exchange(None, tuple(unreadable), sent)
         wake = min([deadline, *schedule[:1]])
