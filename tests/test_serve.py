@@ -17,7 +17,7 @@ from rig.vocabulary import Verdict
 from tests.serve_support import BASE, MAC_BLOCK, EventReader, run_batch, served
 
 PASSWORD = "Serve-pass9!"
-SCALE = 80.0
+SCALE = 30.0
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,7 @@ def test_rig_demo_serve_shows_the_eight_slots_live_and_slot_7_failing(tmp_path):
     from tests.serve_support import EventReader
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "RIG_SERVE_TOKEN": ""}
     proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "demo", "--dir", str(tmp_path),
-                             "--time-scale", "100", "--first", "230", "--quiet",
+                             "--time-scale", "60", "--first", "230", "--quiet",
                              "--serve", "127.0.0.1:0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
