@@ -4,9 +4,9 @@ concluded, written as it happens (OpenHTF's test record, kept in SQLite).
 The contract is **written before the next step begins**: every write commits (and, with
 ``synchronous=FULL`` in WAL mode, the commit is on disk) before it returns. So after a crash, a
 ``kill -9`` or a power cut the store holds everything up to the last call that returned, and what
-was in flight is still marked ``running``. ``runs.recover_interrupted()`` turns those leftovers
-into an honest record ("interrupted during step 'press reset'") and hands back the outputs the
-dead process had energised, so the caller can make them safe.
+was in flight is still marked ``running``. ``runs.dead_runs()`` finds those leftovers;
+``runs.close_dead_run()`` turns one into an honest record ("interrupted during step 'press
+reset'"), to be called only once the outputs it left engaged are safe (rig.recovery does both).
 
 One package, one concern per module:
 
@@ -16,13 +16,16 @@ One package, one concern per module:
 - ``outputs``   the outputs ledger: what the rig moved and has not yet put back
 - ``health``    slot health: the policy (pure) and its store
 - ``logins``    failed logins per unit across runs: the budget (pure) and its ledger
+- ``sadp_attempts``  failed SADP ``update`` attempts per unit across invocations
 - ``liveness``  is the process that wrote a running run still alive?
 
 How the runner uses it (one store per process, shared by the per-slot worker threads)::
 
     store = RecordStore.open()                          # $RIG_DB or ~/.local/share/rig/rig.sqlite
-    for lost in store.runs.recover_interrupted():       # a previous run died: make its outputs safe
-        for out in lost.outputs: make_safe(out); store.outputs.cleared(out.id, "made safe")
+    for dead in store.runs.dead_runs():                 # a previous run died (rig.recovery):
+        for out in store.outputs.open(dead.id):         # its outputs made safe first,
+            make_safe(out); store.outputs.cleared(out.id, "made safe")
+        store.runs.close_dead_run(dead)                 # then, all safe, the run closed
     run = store.runs.start_run(bench.name, method=Method.HARD, bench_path=bench.path, argv=sys.argv)
     unit = store.runs.start_unit(run, slot.name, method=Method.HARD, profile="current")
     with store.runs.step(unit, "power off", detail="switch main port 3"):   # ok/failed/timeout
