@@ -51,8 +51,13 @@ class Recorder:
         self.store.runs.finish_step(step_id, outcome, detail)
 
     def evidence(self, kind: EvidenceKind, data: dict[str, Any],
-                 step_id: int | None = None) -> None:
-        self.store.runs.add_evidence(self.unit_id, kind, data, step_id)
+                 step_id: int | None = None) -> int:
+        return self.store.runs.add_evidence(self.unit_id, kind, data, step_id)
+
+    def attach(self, name: str, content_type: str, data: bytes,
+               evidence_id: int | None = None) -> int:
+        """Keep binary evidence (a snapshot) beside the evidence record that describes it."""
+        return self.store.attachments.add(self.unit_id, name, content_type, data, evidence_id)
 
     # --- outputs ledger ------------------------------------------------------------------------
 

@@ -166,6 +166,8 @@ class EvidenceKind(enum.StrEnum):
     ACTIVATION = "activation"
     HANDOVER = "handover"
     NETWORK = "network"
+    CHECK = "check"                # one functional check's result and what it saw
+    SNAPSHOT = "snapshot"          # a snapshot's measurements and thumbnail (image: attachments)
     VERDICT = "verdict"
 
 
@@ -229,3 +231,57 @@ class LocateOutcome(enum.StrEnum):
     NO_REPLY = "no-reply"         # the unit did not answer the lamp request
     FAILED = "failed"             # it answered, but not success
     ERROR = "error"               # sockets, or a reply that cannot be read
+
+
+class CheckName(enum.StrEnum):
+    """The functional checks (issue "functional checks"): what a reset unit is tested for."""
+
+    DEVICE_INFO = "device-info"
+    SNAPSHOT = "snapshot"
+    RTSP = "rtsp"
+    IR_CUT = "ir-cut"
+    STORAGE = "storage"
+    FIRMWARE_BASELINE = "firmware-baseline"
+    CLOUD = "cloud"
+
+
+class CheckOutcome(enum.StrEnum):
+    """A check's result. ``unknown`` (the unit would not say) is never a pass; ``skipped`` is
+    for a unit that does not have the function (no IR-cut filter) or a bench that ignores it."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"
+
+
+class Grade(enum.StrEnum):
+    """R2v3-style functional category of a unit, from its check results."""
+
+    FULLY_FUNCTIONAL = "fully-functional"
+    KEY_FUNCTIONS_TESTED = "key-functions-tested"
+    NOT_FUNCTIONAL = "not-functional"
+
+
+class StoragePolicy(enum.StrEnum):
+    """What the bench does with a memory card found in a unit."""
+
+    FORMAT = "format"      # format it and wait for the status
+    FLAG = "flag"          # a card present fails: "remove the card"
+    IGNORE = "ignore"      # not looked at (the certificate says "not checked")
+
+
+class SanitizationCategory(enum.StrEnum):
+    """NIST SP 800-88 categories; a camera's configuration reset is at most ``Clear``."""
+
+    CLEAR = "Clear"
+    PURGE = "Purge"
+    DESTROY = "Destroy"
+
+
+class Destination(enum.StrEnum):
+    """Where a certified unit goes next (NIST SP 800-88 Appendix G "destination")."""
+
+    RESALE = "resale"
+    REUSE = "reuse"
+    RECYCLING = "recycling"

@@ -18,7 +18,7 @@ from rig.records import (
     default_db_path,
 )
 from rig.records.db import DEFAULT_BUSY_TIMEOUT_MS, MIGRATIONS, SCHEMA_VERSION
-from rig.vocabulary import OutputKind, RunStatus, StepOutcome, Verdict
+from rig.vocabulary import Grade, OutputKind, RunStatus, StepOutcome, Verdict
 
 
 @pytest.fixture
@@ -214,11 +214,11 @@ def test_schema_is_versioned_and_migrated_forward(db):
     with RecordStore(db) as store:
         assert store.schema_version() == SCHEMA_VERSION == len(MIGRATIONS)
         new_run(store)
-    extra = ("ALTER TABLE runs ADD COLUMN operator TEXT NOT NULL DEFAULT ''",)
+    extra = ("ALTER TABLE runs ADD COLUMN shift TEXT NOT NULL DEFAULT ''",)
     with Database(db, migrations=(*MIGRATIONS, extra)) as database:   # an older file is
         assert database.schema_version() == SCHEMA_VERSION + 1         # brought up to date
         assert database.read("SELECT COUNT(*) FROM runs")[0][0] == 1   # and keeps its data
-    assert peek(db, "SELECT operator FROM runs") == [("",)]
+    assert peek(db, "SELECT shift FROM runs") == [("",)]
     assert [v for (v,) in peek(db, "SELECT version FROM schema_version")] == list(
         range(1, SCHEMA_VERSION + 2))
     with pytest.raises(RecordError, match="newer rig"):   # never run on a schema we don't know
@@ -250,3 +250,27 @@ def test_a_version_1_store_keeps_its_units_steps_and_evidence_through_the_units_
             with store.db.write() as conn:
                 conn.execute("INSERT INTO steps (unit_id, seq, name, started_at, outcome) "
                              "VALUES (99, 1, 'x', 't', 'ok')")
+
+
+def test_attachments_keep_the_bytes_with_their_digest_and_refuse_another_units_evidence(db):
+    import hashlib
+    with RecordStore(db) as store:
+        run = store.runs.start_run("b", method="hard", operator="ana", destination="resale")
+        one = store.runs.start_unit(run, "1", method="hard")
+        two = store.runs.start_unit(run, "2", method="hard")
+        evidence = store.runs.add_evidence(one, "snapshot", {"width": 4})
+        image = b"\xff\xd8 not really a jpeg \xff\xd9"
+        kept = store.attachments.add(one, "snapshot.jpg", "image/jpeg", image, evidence)
+        got = store.attachments.get(kept)
+        assert (got.data, got.sha256, got.evidence_id) == (
+            image, hashlib.sha256(image).hexdigest(), evidence)
+        assert [a.id for a in store.attachments.for_unit(one)] == [kept]
+        assert store.attachments.for_unit(two) == []
+        with pytest.raises(RecordError, match="belongs to unit"):
+            store.attachments.add(two, "x.jpg", "image/jpeg", image, evidence)
+        with pytest.raises(RecordError, match="no attachment"):
+            store.attachments.get(kept + 1)
+        store.runs.finish_unit(one, Verdict.FACTORY_DEFAULT, "ok", grade=Grade.NOT_FUNCTIONAL)
+        assert store.runs.load_unit(one).grade is Grade.NOT_FUNCTIONAL
+        loaded = store.runs.load_run(run).run
+        assert (loaded.operator, loaded.destination) == ("ana", "resale")

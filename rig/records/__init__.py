@@ -17,6 +17,7 @@ One package, one concern per module:
 - ``health``    slot health: the policy (pure) and its store
 - ``logins``    failed logins per unit across runs: the budget (pure) and its ledger
 - ``sadp_attempts``  failed SADP ``update`` attempts per unit across invocations
+- ``attachments``  binary evidence (snapshot JPEGs), with its SHA-256
 - ``liveness``  is the process that wrote a running run still alive?
 
 How the runner uses it (one store per process, shared by the per-slot worker threads)::
@@ -50,6 +51,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from rig.records.attachments import Attachments
 from rig.records.db import (
     DEFAULT_BUSY_TIMEOUT_MS,
     Clock,
@@ -109,6 +111,8 @@ class RecordStore:
         self.logins = LoginLedger(self.db)
         #: Failed SADP ``update`` attempts per MAC (``rig net set`` never spends the lock).
         self.sadp_attempts = SadpAttempts(self.db)
+        #: Binary evidence (snapshots) beside the evidence records that describe it.
+        self.attachments = Attachments(self.db)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> RecordStore:

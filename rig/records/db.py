@@ -208,6 +208,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             last_detail     TEXT NOT NULL DEFAULT '',
             updated_at      TEXT NOT NULL)""",
     ),
+    (   # 5: functional checks and certificates: a unit's grade, who ran a run and where its
+        # units go, and binary evidence (snapshots) kept beside its evidence record
+        "ALTER TABLE units ADD COLUMN grade TEXT",
+        "ALTER TABLE runs ADD COLUMN operator TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN destination TEXT NOT NULL DEFAULT ''",
+        """CREATE TABLE attachments (
+            id           INTEGER PRIMARY KEY,
+            unit_id      INTEGER NOT NULL REFERENCES units (id),
+            evidence_id  INTEGER REFERENCES evidence (id),
+            name         TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            sha256       TEXT NOT NULL,
+            created_at   TEXT NOT NULL,
+            data         BLOB NOT NULL)""",
+        "CREATE INDEX attachments_by_unit ON attachments (unit_id, id)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from rig.vocabulary import Fault, FinalState, RunStatus, StepOutcome, UnitState, Verdict
+from rig.vocabulary import (
+    Fault,
+    FinalState,
+    Grade,
+    RunStatus,
+    StepOutcome,
+    UnitState,
+    Verdict,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,8 @@ class Run:
     note: str
     boot_id: str = ""              # /proc/sys/kernel/random/boot_id when the run started
     process_start: str = ""        # the pid's start time (clock ticks since boot): pid reuse guard
+    operator: str = ""             # who ran it (``rig run --operator`` or the bench file)
+    destination: str = ""          # where its units go next (resale, reuse, recycling)
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ class Unit:
     serial: str | None
     check: str | None              # the check that failed, if any
     final_state: FinalState | None = None   # the state proven at the end (hand-over)
+    grade: Grade | None = None     # functional category from its checks, when checks ran
     steps: tuple[Step, ...] = ()
     evidence: tuple[Evidence, ...] = ()
 
@@ -81,6 +92,20 @@ class Unit:
         if self.started_at is None or self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """Binary evidence (a snapshot JPEG) kept beside the evidence record that describes it."""
+
+    id: int
+    unit_id: int
+    evidence_id: int | None
+    name: str
+    content_type: str
+    sha256: str
+    created_at: datetime
+    data: bytes = field(repr=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -163,7 +188,8 @@ def run_from_row(r: sqlite3.Row) -> Run:
                bench_path=r["bench_path"], bench_sha256=r["bench_sha256"], method=r["method"],
                rig_version=r["rig_version"], hostname=r["hostname"], pid=r["pid"],
                argv=tuple(json.loads(r["argv"])), note=r["note"], boot_id=r["boot_id"],
-               process_start=r["process_start"])
+               process_start=r["process_start"], operator=r["operator"],
+               destination=r["destination"])
 
 
 def unit_from_row(r: sqlite3.Row, steps: Sequence[Step] = (),
@@ -176,7 +202,8 @@ def unit_from_row(r: sqlite3.Row, steps: Sequence[Step] = (),
                 reason=r["reason"], fault=None if r["fault"] is None else Fault(r["fault"]),
                 mac=r["mac"], serial=r["serial"], check=r["check_name"], steps=tuple(steps),
                 evidence=tuple(evidence),
-                final_state=None if r["final_state"] is None else FinalState(r["final_state"]))
+                final_state=None if r["final_state"] is None else FinalState(r["final_state"]),
+                grade=None if r["grade"] is None else Grade(r["grade"]))
 
 
 def step_from_row(r: sqlite3.Row) -> Step:
@@ -206,3 +233,9 @@ def slot_from_row(r: sqlite3.Row) -> SlotStatus:
 def slot_event_from_row(r: sqlite3.Row) -> SlotEvent:
     return SlotEvent(r["id"], r["bench_name"], r["slot"], ts(r["at"]), r["event"], r["reason"],
                      r["actor"])
+
+
+def attachment_from_row(r: sqlite3.Row) -> Attachment:
+    return Attachment(id=r["id"], unit_id=r["unit_id"], evidence_id=r["evidence_id"],
+                      name=r["name"], content_type=r["content_type"], sha256=r["sha256"],
+                      created_at=ts(r["created_at"]), data=bytes(r["data"]))

@@ -24,6 +24,7 @@ from rig.vocabulary import (
     PASSING_VERDICTS,
     Fault,
     FinalState,
+    Grade,
     RunStatus,
     StepOutcome,
     UnitState,
@@ -65,7 +66,7 @@ class RunLog(RunQueries):
                   bench_path: str | os.PathLike[str] | None = None,
                   bench_sha256: str | None = None, argv: Sequence[str] | None = None,
                   note: str = "", rig_version: str = __version__, hostname: str | None = None,
-                  pid: int | None = None) -> int:
+                  pid: int | None = None, operator: str = "", destination: str = "") -> int:
         """Record a new run as ``running`` and return its id.
 
         The bench file's SHA-256 is computed from ``bench_path`` when not given. ``hostname`` and
@@ -82,11 +83,13 @@ class RunLog(RunQueries):
         with self.db.write() as conn:
             cursor = conn.execute(
                 """INSERT INTO runs (started_at, status, bench_name, bench_path, bench_sha256,
-                       method, rig_version, hostname, pid, boot_id, process_start, argv, note)
-                   VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       method, rig_version, hostname, pid, boot_id, process_start, argv, note,
+                       operator, destination)
+                   VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (self.db.now(), bench_name, None if bench_path is None else str(bench_path),
                  bench_sha256, method, rig_version, hostname or self.host.hostname, pid,
-                 self.host.boot_id, self.host.process_start(pid) or "", json.dumps(args), note))
+                 self.host.boot_id, self.host.process_start(pid) or "", json.dumps(args), note,
+                 operator, destination))
             return int(cursor.lastrowid)
 
     def finish_run(self, run_id: int, status: RunStatus | str, note: str = "") -> None:
@@ -145,16 +148,17 @@ class RunLog(RunQueries):
     def finish_unit(self, unit_id: int, verdict: Verdict | str, reason: str,
                     fault: Fault | str | None = None, check: str | None = None,
                     mac: str | None = None, serial: str | None = None, *,
-                    final_state: FinalState | None = None, count_health: bool = True) -> None:
+                    final_state: FinalState | None = None, grade: Grade | None = None,
+                    count_health: bool = True) -> None:
         """Give a unit its verdict, once. ``reason`` is one sentence a person can act on.
 
         ``fault`` defaults to what the verdict implies (``DEFAULT_FAULT``); a factory-default unit
         cannot carry a fault and a bench-fault verdict must be a bench fault. ``mac`` and
-        ``serial`` are what the unit turned out to be (from SADP); ``final_state`` the state it was
-        proven to be left in. Steps still open are closed as
-        interrupted. With ``count_health`` the slot's health moves in the same transaction (see
-        ``SlotHealth.record_outcome``) for the verdicts the policy counts: do not also call
-        ``record_outcome`` for the same unit.
+        ``serial`` are what the unit turned out to be (from SADP); ``final_state`` the state it
+        was proven to be left in; ``grade`` its functional category where checks ran. Steps still
+        open are closed as interrupted. With ``count_health`` the slot's health moves in the same
+        transaction (see ``SlotHealth.record_outcome``) for the verdicts the policy counts: do not
+        also call ``record_outcome`` for the same unit.
         """
         verdict, fault, reason = _verdict(verdict, fault, reason)
         state = UnitState.INTERRUPTED if verdict is Verdict.INTERRUPTED else UnitState.DONE
@@ -171,11 +175,12 @@ class RunLog(RunQueries):
             conn.execute("""UPDATE units SET state = ?, verdict = ?, reason = ?, fault = ?,
                                 check_name = ?, mac = COALESCE(?, mac),
                                 serial = COALESCE(?, serial), finished_at = ?,
-                                started_at = COALESCE(started_at, ?), final_state = ?
+                                started_at = COALESCE(started_at, ?), final_state = ?,
+                                grade = ?
                             WHERE id = ?""",
                          (state.value, verdict.value, reason, fault.value, check, mac, serial,
                           now, now, None if final_state is None else FinalState(final_state).value,
-                          unit_id))
+                          None if grade is None else Grade(grade).value, unit_id))
             if count_health:
                 bench = conn.execute("SELECT bench_name FROM runs WHERE id = ?",
                                      (unit["run_id"],)).fetchone()[0]
