@@ -26,6 +26,12 @@ from rig.vocabulary import BUTTON_KINDS, FinalState, IdentityStrategy, Method, P
 
 GPIO_FACTORIES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
 SNMP_VERSIONS = ("2c", "3")
+#: The SNMPv3 protocols rig.actuators.snmp speaks, the keys of its AUTH_PROTOCOLS and
+#: PRIV_PROTOCOLS in their order (tests/test_bench_file.py holds them equal): named here, because
+#: importing the driver to learn them costs pysnmp's ~0.1 s, which ``rig check`` has no use for.
+SNMP_AUTH_PROTOCOLS = ("sha", "sha224", "sha256", "sha384", "sha512", "md5")
+SNMP_PRIV_PROTOCOLS = ("aes", "aes128", "aes192", "aes256", "aes192-blumenthal",
+                       "aes256-blumenthal", "des", "3des")
 
 
 #: What password_env must look like: a shell variable name.
@@ -362,10 +368,6 @@ class _Reader:
                              http_port=http_port)
 
     def switch(self, name: str, t: TomlTable) -> SwitchConfig:
-        # What the SNMP driver can speak; imported here, not at the top: pysnmp costs ~0.1 s
-        # that a bench without a switch (and rig check on it) need not pay.
-        from rig.actuators.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS
-
         version = t.choice("version", SNMP_VERSIONS, "2c")
         config = SwitchConfig(
             name=name, host=t.get("host", str, what="the switch's management address"),
@@ -373,8 +375,8 @@ class _Reader:
             community=_secret(t, "community", Secret("private")),
             user=t.get("user", str, None), auth_key=_secret(t, "auth_key", None),
             priv_key=_secret(t, "priv_key", None),
-            auth_protocol=t.choice("auth_protocol", AUTH_PROTOCOLS, "sha"),
-            priv_protocol=t.choice("priv_protocol", PRIV_PROTOCOLS, "aes"),
+            auth_protocol=t.choice("auth_protocol", SNMP_AUTH_PROTOCOLS, "sha"),
+            priv_protocol=t.choice("priv_protocol", SNMP_PRIV_PROTOCOLS, "aes"),
             mib=t.choice("mib", tuple(poe_mibs.names()), "rfc3621"),
             group=t.number("group", 1, low=1, high=64, integer=True),
             timeout=float(t.number("timeout", 2.0, low=0.1, high=60)),
