@@ -22,9 +22,9 @@ from html import escape
 from typing import Any
 
 from rig.records import RunRecord, Step, Unit
-from rig.vocabulary import StepOutcome
+from rig.vocabulary import ReportFormat, StepOutcome, choices
 
-FORMATS = ("csv", "json", "html")
+FORMATS = choices(ReportFormat)
 #: Version of the JSON document's layout; bump when a field changes meaning or goes away.
 JSON_FORMAT_VERSION = 1
 

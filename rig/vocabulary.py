@@ -186,6 +186,14 @@ def choices(words: type[enum.StrEnum] | tuple[enum.StrEnum, ...]) -> tuple[str, 
     return tuple(str(w) for w in words)
 
 
+class ReportFormat(enum.StrEnum):
+    """What ``rig report`` writes a run as (rig.report.render)."""
+
+    CSV = "csv"      # one row per unit
+    JSON = "json"    # the whole record
+    HTML = "html"    # one self-contained page
+
+
 class GuardianWord(enum.StrEnum):
     """The lines a rig command and its guardian process exchange (rig.guardian)."""
 

@@ -552,7 +552,7 @@ def test_cli_exits_1_when_nothing_answers(monkeypatch, capsys) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe_port:
         probe_port.bind((GROUP, 0))
         silent_port = probe_port.getsockname()[1]
-    monkeypatch.setattr("rig.commands.discover.run_discovery",
+    monkeypatch.setattr("rig.camera.discovery.run_discovery",
                         functools.partial(run_discovery, port=silent_port))
     assert cli.main(["discover", "--bind", LOOPBACK, "--timeout", "0.5"]) == 1
     assert "0 unit(s) found in" in capsys.readouterr().out

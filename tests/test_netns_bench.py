@@ -418,7 +418,6 @@ def test_cli_serves_until_sigterm_and_a_killed_run_is_cleaned_next_time() -> Non
 def test_cli_sigterm_during_the_build_exits_143_without_running_the_command(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from rig.commands import sim_netns
     built: list[NetnsBench] = []
     real_start = NetnsBench.start
 
@@ -428,7 +427,7 @@ def test_cli_sigterm_during_the_build_exits_143_without_running_the_command(
         built.append(sim)
         return sim
 
-    monkeypatch.setattr(sim_netns.NetnsBench, "start", start_then_sigterm)
+    monkeypatch.setattr(NetnsBench, "start", start_then_sigterm)
     marker = tmp_path / "ran"
     previous = signal.getsignal(signal.SIGTERM)
     code = cli.main(["sim", "--netns", "--count", "1", "--time-scale", "100", "--dir",

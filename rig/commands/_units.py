@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
-from rig.camera.profiles import FirmwareProfile, ProfileSet
-from rig.camera.sadp import SadpDevice, SadpError, normalize_mac
+if TYPE_CHECKING:       # imported where used: the parsers (add_place_options) need none of it
+    from rig.camera.profiles import FirmwareProfile, ProfileSet
+    from rig.camera.sadp import SadpDevice
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -20,9 +21,9 @@ class UsageError(ValueError):
     """A command line or bench file that cannot be acted on (exit status 2)."""
 
 
-@dataclass(frozen=True)
-class Target:
-    """One unit to act on: its MAC, its census reply (None: not heard), its slot, its family."""
+class Target(NamedTuple):
+    """One unit to act on: its MAC, its census reply (None: not heard), its slot, its family.
+    (A NamedTuple, not a dataclass: ``dataclasses`` costs the parser ~6 ms of imports.)"""
 
     mac: str
     device: SadpDevice | None
@@ -54,6 +55,7 @@ def expected_macs(names: list[str], bench: object | None) -> list[str]:
     """The MACs among ``names`` (a MAC, or a slot whose bench-file entry gives one): the
     census ends as soon as all of them answered instead of waiting out its window. Empty
     when any name is known only by serial (then the whole window is needed)."""
+    from rig.camera.sadp import SadpError, normalize_mac
     macs = []
     for name in names:
         try:
@@ -98,6 +100,7 @@ def resolve(names: list[tuple[str, str]], bench: object | None, census: dict[str
             profile_name: str | None) -> list[Target]:
     """Targets for (kind, value) pairs, kind one of mac, serial, slot, any (MAC, slot name or
     serial, in that order). UsageError for a name that cannot be resolved."""
+    from rig.camera.profiles import ProfileSet
     profiles = ProfileSet.load()
     forced = _profile(profiles, profile_name)
     targets: list[Target] = []
@@ -121,6 +124,7 @@ def _profile(profiles: ProfileSet, name: str | None) -> FirmwareProfile | None:
 
 def _name_to_mac(kind: str, value: str, bench: object | None, census: dict[str, SadpDevice]
                  ) -> tuple[str, str | None, FirmwareProfile | None]:
+    from rig.camera.sadp import SadpError, normalize_mac
     if kind in ("mac", "any"):
         try:
             return normalize_mac(value), None, None

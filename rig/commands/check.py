@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
-from rig.bench import Bench, BenchError, describe_output, load_bench
+if TYPE_CHECKING:
+    from rig.bench import Bench
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rig.bench import BenchError, load_bench
     try:
         bench = load_bench(args.bench)
     except BenchError as exc:
@@ -30,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def as_json(bench: Bench) -> dict:
+    from rig.bench import describe_output
     return {
         "name": bench.name, "path": str(bench.path), "gpio_factory": bench.gpio_factory,
         "solenoid_max_on_seconds": bench.solenoid_max_on_seconds,
@@ -49,6 +53,7 @@ def as_json(bench: Bench) -> dict:
 
 
 def as_text(bench: Bench) -> str:
+    from rig.bench import describe_output
     lines = [f"bench {bench.name!r} ({bench.path}): {len(bench.slots)} slot(s), "
              f"GPIO factory {bench.gpio_factory}, solenoid cap {bench.solenoid_max_on_seconds:g} s"]
     if bench.password is not None:

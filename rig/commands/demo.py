@@ -10,26 +10,20 @@ succeeds when every unit passes except the jammed one, which must fail with a cl
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rig.actuators.base import OutputGuard
-from rig.bench import Bench, HandoverConfig, Secret
-from rig.commands.run import Progress, print_result
 from rig.commands.serve import parse_listen
-from rig.records import RecordStore
-from rig.report import render
-from rig.runner import Runner, RunResult
-from rig.sim.bench import SimBench, SimSlot
-from rig.sim.camera import SimFaults
 from rig.vocabulary import FinalState, Method, PowerKind, Verdict, choices
-from rig.wiring import BenchHardware
 
 if TYPE_CHECKING:
+    from rig.bench import Bench
+    from rig.records import RecordStore
+    from rig.runner import RunResult
     from rig.serve.server import ThreadedServer
+    from rig.sim.bench import SimBench
 
 #: The demo bench: (power, firmware family); slot 7's button is jammed.
 _GPIO, _POE = PowerKind.GPIO, PowerKind.POE
@@ -67,6 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rig.sim.bench import SimBench, SimSlot
+    from rig.sim.camera import SimFaults
+
     directory = Path(args.dir).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     spec = [SimSlot(power, profile, SimFaults(jammed_button=str(i) == JAMMED))
@@ -93,17 +90,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{row['mac']}  {row['address']:<12} power {row['power']}, "
                   f"button {row['button']}{fault}")
         print(f"bench file: {sim.bench_path}\n")
-        bench = _with_handover(sim.bench, FinalState(args.final_state))
-        with RecordStore.open(db) as store, OutputGuard() as guard:
-            hardware = BenchHardware(bench, guard=guard, pin_factory=sim.pin_factory)
-            try:
-                result = Runner(bench, store, hardware, method=Method.HARD,
-                                on_event=Progress(quiet=args.quiet)).run()
-            finally:
-                hardware.close()
-            print_result(result, as_json=False)
-            report = directory / f"report-run-{result.run_id}.html"
-            report.write_text(render(store.runs.load_run(result.run_id), "html"), encoding="utf-8")
+        result, report = _reset_all(sim, db, args)
     except KeyboardInterrupt:
         print("rig demo: interrupted", file=sys.stderr)
         if dashboard is not None:
@@ -118,8 +105,35 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
+def _reset_all(sim: SimBench, db: Path, args: argparse.Namespace) -> tuple[RunResult, Path]:
+    """The batch, through the real runner and drivers, printed; its HTML report next to db."""
+    from rig.actuators.base import OutputGuard
+    from rig.commands.run import Progress, print_result
+    from rig.records import RecordStore
+    from rig.report import render
+    from rig.runner import Runner
+    from rig.wiring import BenchHardware
+
+    bench = _with_handover(sim.bench, FinalState(args.final_state))
+    with RecordStore.open(db) as store, OutputGuard() as guard:
+        hardware = BenchHardware(bench, guard=guard, pin_factory=sim.pin_factory)
+        try:
+            result = Runner(bench, store, hardware, method=Method.HARD,
+                            on_event=Progress(quiet=args.quiet)).run()
+        finally:
+            hardware.close()
+        print_result(result, as_json=False)
+        report = db.parent / f"report-run-{result.run_id}.html"
+        report.write_text(render(store.runs.load_run(result.run_id), "html"), encoding="utf-8")
+    return result, report
+
+
 def _with_handover(bench: Bench, final: FinalState) -> Bench:
     """The demo bench with its ``[handover]``: the demo's password, by its variable."""
+    import dataclasses
+
+    from rig.bench import HandoverConfig, Secret
+
     if final is FinalState.FACTORY:
         return bench
     os.environ.setdefault(HANDOVER_ENV, HANDOVER_PASSWORD)
@@ -155,6 +169,7 @@ class Dashboard:
     @classmethod
     def start(cls, listen: tuple[str, int], db: Path, sim: SimBench) -> Dashboard:
         from rig.commands.serve import policy_for
+        from rig.records import RecordStore
         from rig.serve.app import create_app
         from rig.serve.server import ThreadedServer
         host, port = listen

@@ -6,9 +6,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from rig.camera.discovery import DiscoveryError, DiscoveryResult, run_discovery
-from rig.camera.sadp import SadpDevice
+if TYPE_CHECKING:
+    from rig.camera.discovery import DiscoveryResult
+    from rig.camera.sadp import SadpDevice
 
 DESCRIPTION = """\
 Send a SADP inquiry (Hikvision's discovery protocol, UDP multicast 239.255.255.250:37020) and
@@ -46,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one discovery and print it; see EPILOG for the exit status."""
+    from rig.camera.discovery import DiscoveryError, run_discovery
     try:
         names = args.interface or []
         result = run_discovery(args.timeout, bind=args.bind,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
-from rig.records import RecordError, RecordStore, RunSummary, default_db_path
-from rig.report import format_duration
 from rig.vocabulary import RunStatus
+
+if TYPE_CHECKING:
+    from rig.records import RecordStore, RunSummary
 
 DESCRIPTION = """\
 List the latest runs recorded in the record store, newest first: when, on which bench, with
@@ -49,6 +51,7 @@ def _count(text: str) -> int:
 
 def open_store(db: str | None, command: str) -> RecordStore | None:
     """The store the user named, without creating one; prints why not and returns None."""
+    from rig.records import RecordError, RecordStore, default_db_path
     path = db if db is not None else default_db_path(create_parent=False)
     try:
         return RecordStore(path, create=False)
@@ -91,6 +94,7 @@ def as_json(summary: RunSummary, orphaned: bool = False) -> dict:
 
 
 def as_table(summaries: list[RunSummary], orphaned: set[int] = frozenset()) -> str:
+    from rig.report import format_duration
     heads = ["RUN", "STARTED (UTC)", "DURATION", "BENCH", "METHOD", "STATUS", "UNITS"]
     heads += [name for name, _ in COUNT_COLUMNS]
     rows = []

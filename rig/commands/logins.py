@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
+from typing import TYPE_CHECKING
 
-from rig.camera.sadp import SadpError, normalize_mac
 from rig.commands.history import open_store
-from rig.records import LoginRecord
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from rig.records import LoginRecord
 
 DESCRIPTION = """\
 List the units whose failed logins the rig has counted (the record store's failed_logins), or
@@ -36,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rig.camera.sadp import SadpError, normalize_mac
+
     if args.action == "clear" and (not args.mac or not args.by):
         args.parser.error("clear needs the unit's MAC and --by NAME")
     store = open_store(args.db, "logins")

@@ -12,15 +12,15 @@ import json
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from rig.actuators.base import ActuatorError, OutputGuard, PowerState
-from rig.actuators.gpio import GpioPower
-from rig.bench import Bench, BenchError, describe_output, load_bench
-from rig.guardian import Guardian, GuardianError
-from rig.records import RecordError, RecordStore, file_sha256
-from rig.recovery import recover
 from rig.vocabulary import OutputKind, RunStatus
-from rig.wiring import BenchHardware, rest_button, rest_power
+
+if TYPE_CHECKING:
+    from rig.bench import Bench
+    from rig.guardian import Guardian
+    from rig.records import RecordStore
+    from rig.wiring import BenchHardware
 
 
 def _open_run(args: argparse.Namespace, bench: Bench, method: str,
@@ -28,6 +28,7 @@ def _open_run(args: argparse.Namespace, bench: Bench, method: str,
     """Open the record store and record the manual operation as a run first: rig does not drive
     hardware it cannot record. Every output it leaves off or energised goes in the outputs
     ledger, so ``rig history``, reports and recovery after a crash know about it."""
+    from rig.records import RecordError, RecordStore, file_sha256
     try:
         store = RecordStore.open(args.db)
     except (RecordError, OSError, ValueError) as exc:
@@ -47,6 +48,7 @@ def _guardian(store: RecordStore, run_id: int, bench: Bench, command: str) -> Gu
     """The guardian that rests this command's outputs if it dies without its exit path (kill
     -9); None, with the run closed and the reason printed, when it cannot start: then nothing
     may move."""
+    from rig.guardian import Guardian, GuardianError
     try:
         return Guardian.start(bench.path, store.path, command)
     except GuardianError as exc:
@@ -107,6 +109,7 @@ def _db_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace, command: str) -> Bench | None:
+    from rig.bench import BenchError, load_bench
     path = getattr(args, "bench", None) or getattr(args, "bench_file", None)
     if not path:
         print(f"rig {command}: error: no bench file: give --bench FILE or set RIG_BENCH",
@@ -128,6 +131,11 @@ def _slot_names(bench: Bench, text: str) -> list[str]:
 
 
 def run_power(args: argparse.Namespace) -> int:
+    from rig.actuators.base import OutputGuard
+    from rig.actuators.gpio import GpioPower
+    from rig.bench import BenchError
+    from rig.wiring import BenchHardware
+
     bench = _load(args, "power")
     if bench is None:
         return 2
@@ -182,6 +190,8 @@ def run_power(args: argparse.Namespace) -> int:
 def _switch(store: RecordStore, run_id: int, hardware: BenchHardware, name: str,
             args: argparse.Namespace, bench: Bench) -> dict:
     """One slot's action with its ledger line: the reading, or {"error": ...}."""
+    from rig.actuators.base import ActuatorError
+    from rig.bench import describe_output
     target = describe_output(bench.slot(name).power)
     # A cycle's off is recorded too: a command killed in between leaves a line for the
     # guardian (and recovery) to turn the output back on.
@@ -202,6 +212,8 @@ def _switch(store: RecordStore, run_id: int, hardware: BenchHardware, name: str,
 
 
 def _act(hardware: BenchHardware, name: str, args: argparse.Namespace, bench: Bench) -> dict:
+    from rig.actuators.base import ActuatorError, PowerState
+    from rig.bench import describe_output
     power = hardware.slot(name).power
     if args.action == "on":
         power.on()
@@ -240,6 +252,10 @@ def _wait_forever() -> None:
 
 
 def run_press(args: argparse.Namespace) -> int:
+    from rig.actuators.base import ActuatorError, OutputGuard
+    from rig.bench import BenchError, describe_output
+    from rig.wiring import BenchHardware
+
     bench = _load(args, "press")
     if bench is None:
         return 2
@@ -291,6 +307,11 @@ def run_press(args: argparse.Namespace) -> int:
 
 
 def run_safe(args: argparse.Namespace) -> int:
+    from rig.actuators.base import ActuatorError
+    from rig.bench import describe_output
+    from rig.recovery import recover
+    from rig.wiring import BenchHardware, rest_button, rest_power
+
     bench = _load(args, "safe")
     if bench is None:
         return 2

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 from rig.commands.history import open_store
-from rig.records import UnknownRun
-from rig.report import FORMATS, render
+from rig.vocabulary import ReportFormat, choices
 
 DESCRIPTION = """\
 Write the record of one run: CSV (one row per unit: verdict, fault, failed check, reason, MAC,
@@ -33,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help='run id (see rig history) or "last"')
     parser.add_argument("--db", metavar="PATH",
                         help="record store (default: $RIG_DB or ~/.local/share/rig/rig.sqlite)")
-    parser.add_argument("--format", "-f", choices=FORMATS, default="html",
+    parser.add_argument("--format", "-f", choices=choices(ReportFormat), default="html",
                         help="report format (default: %(default)s)")
     parser.add_argument("--output", "-o", metavar="FILE",
                         help='write to FILE ("-" for standard output)')
@@ -49,6 +48,9 @@ def _run_ref(text: str) -> int | str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rig.records import UnknownRun
+    from rig.report import render
+
     store = open_store(args.db, "report")
     if store is None:
         return 2

@@ -8,15 +8,14 @@ import os
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
-from rig.actuators.base import OutputGuard
-from rig.bench import Bench, BenchError, load_bench
-from rig.camera.isapi_types import Credentials
-from rig.guardian import Guardian, GuardianError
-from rig.procedures import PROCEDURES
-from rig.records import RecordError, RecordStore, default_db_path
-from rig.runner import Runner, RunResult
-from rig.wiring import BenchHardware
+from rig.vocabulary import Method, choices
+
+if TYPE_CHECKING:
+    from rig.bench import Bench
+    from rig.camera.isapi_types import Credentials
+    from rig.runner import RunResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("bench", nargs="?", default=os.environ.get("RIG_BENCH"),
                         help="bench file (TOML); default: $RIG_BENCH (which `rig sim --netns` "
                              "sets for the command it runs)")
-    parser.add_argument("--method", choices=sorted(PROCEDURES),
+    parser.add_argument("--method", choices=sorted(choices(Method)),
                         help="reset method (default: the bench's [defaults] method)")
     parser.add_argument("--slots", help="comma-separated slot names (default: all)")
     parser.add_argument("--user", default="admin", help="web login for web-* and auto methods")
@@ -44,6 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rig.actuators.base import OutputGuard
+    from rig.bench import BenchError, load_bench
+    from rig.guardian import Guardian, GuardianError
+    from rig.records import RecordError, RecordStore, default_db_path
+    from rig.runner import Runner
+    from rig.wiring import BenchHardware
+
     if not args.bench:
         print("rig run: error: give a bench file (or set RIG_BENCH)", file=sys.stderr)
         return 2
@@ -95,6 +101,8 @@ def web_credentials(args: argparse.Namespace, bench: Bench) -> Credentials | Non
     """The web login: the password from ``--password-env``, else from the bench's
     ``[defaults] password_env``; None without either. BenchError naming the variable (and where
     it was named) when it is not set."""
+    from rig.bench import BenchError
+    from rig.camera.isapi_types import Credentials
     if args.password_env:
         password = os.environ.get(args.password_env)
         if password is None:

@@ -14,10 +14,12 @@ import argparse
 import importlib
 import json
 import sys
+from typing import TYPE_CHECKING
 
-from rig.camera.profiles import ProfileError, ProfileSet
 from rig.commands._serve import until_stopped
-from rig.sim.fleet import CameraFleet
+
+if TYPE_CHECKING:
+    from rig.sim.fleet import CameraFleet
 
 #: Other simulated parts, one module each with ``register(sim_subparsers)``.
 _PARTS = ("sim_switch", "sim_relay", "sim_bench", "sim_netns")
@@ -56,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_cameras(args: argparse.Namespace) -> int:
+    from rig.camera.profiles import ProfileError, ProfileSet
+    from rig.sim.fleet import CameraFleet
+
     names = [n.strip() for n in args.profiles.split(",") if n.strip()]
     try:
         profile_set = ProfileSet.load()

@@ -23,12 +23,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rig.camera.profiles import ProfileError, ProfileSet
 from rig.commands._serve import until_stopped
-from rig.sim.bench import SimBench, SimSlot
-from rig.sim.camera import SimFaults
+
+if TYPE_CHECKING:
+    from rig.sim.bench import SimBench, SimSlot
 
 GPIO_NOTE = ("GPIO slots are mock pins inside this process: `rig power`/`rig press` from another "
              "process cannot drive them (PoE and relay slots they can).")
@@ -78,6 +78,8 @@ def register(sim_sub: argparse._SubParsersAction) -> None:
 
 def build_spec(args: argparse.Namespace) -> list[SimSlot]:
     """The slots asked for on the command line. Raises ValueError naming the bad option."""
+    from rig.sim.bench import SimSlot
+    from rig.sim.camera import SimFaults
     if args.slots < 1:
         raise ValueError(f"--slots must be at least 1, not {args.slots}")
     powers, profiles = _names(args.power), _names(args.profiles)
@@ -106,6 +108,9 @@ def _directory(given: Path | None) -> Iterator[Path]:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    from rig.camera.profiles import ProfileError, ProfileSet
+    from rig.sim.bench import SimBench
+
     with _directory(args.dir) as directory:
         try:
             spec = build_spec(args)

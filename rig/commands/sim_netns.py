@@ -38,14 +38,17 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rig.camera.profiles import ProfileError, ProfileSet
 from rig.commands._serve import until_stopped
 from rig.commands.sim_bench import _directory, _names
-from rig.sim.netns import NetnsError, NotRootError, require_root
-from rig.sim.netns_bench import IDENTITY_MODES, NetnsBench, netns_spec
-from rig.vocabulary import IdentityStrategy
+from rig.vocabulary import IdentityStrategy, choices
+
+if TYPE_CHECKING:
+    from rig.sim.netns_bench import NetnsBench
+
+#: The identity strategies the simulated network can build (rig.sim.netns_bench IDENTITY_MODES).
+IDENTITY_MODES = choices(IdentityStrategy)
 
 PROG = "rig sim --netns"
 #: How long COMMAND gets to end after a forwarded SIGTERM before it is killed (seconds).
@@ -88,6 +91,10 @@ def register(sim_sub: argparse._SubParsersAction) -> None:
 
 
 def run_netns(args: argparse.Namespace) -> int:
+    from rig.camera.profiles import ProfileError, ProfileSet
+    from rig.sim.netns import NetnsError, NotRootError, require_root
+    from rig.sim.netns_bench import NetnsBench, netns_spec
+
     command = list(args.argv)
     if command and command[0] == "--":
         command = command[1:]

@@ -15,13 +15,15 @@ import sys
 from collections.abc import Callable
 
 from rig.commands._serve import until_stopped
-from rig.sim.serial_board import FIRMWARES, SimulatedRelayBoard
 
+#: The wire protocols the simulated board speaks: rig.sim.serial_board.FIRMWARES' names, here
+#: so that the parser needs no simulator (tests/test_cli_startup.py keeps the two equal).
+PROTOCOLS = ("kmtronic", "lcus", "numato")
 _POWER_ON = {"off": False, "on": True, "keep": None}
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--protocol", choices=sorted(FIRMWARES), default="lcus",
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="lcus",
                         help="wire protocol the board speaks (default lcus)")
     parser.add_argument("--channels", type=int, default=4,
                         help="number of relays, numbered from 1 (default 4)")
@@ -44,6 +46,8 @@ def register(sim_sub: argparse._SubParsersAction) -> None:
 
 
 def run_relay(args: argparse.Namespace) -> int:
+    from rig.sim.serial_board import SimulatedRelayBoard
+
     try:
         board = SimulatedRelayBoard(args.protocol, args.channels, link=args.link,
                                     power_on_state=_POWER_ON[args.power_on])

@@ -7,13 +7,12 @@ import ipaddress
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rig.camera.http_evidence import HttpEvidence, RequestFailure, check_http
-from rig.camera.isapi import IsapiClient
-from rig.camera.isapi_types import Credentials
-from rig.camera.profiles import ProfileError, ProfileSet
-from rig.verify import HttpFinding, classify_http
+if TYPE_CHECKING:
+    from rig.camera.http_evidence import HttpEvidence
+    from rig.camera.isapi_types import Credentials
+    from rig.verify import HttpFinding
 
 DESCRIPTION = """\
 Check over HTTP (ISAPI) whether a Hikvision camera is at factory defaults, spending at most one
@@ -110,6 +109,7 @@ def _positive_seconds(text: str) -> float:
 def credentials_from(args: argparse.Namespace) -> Credentials | None:
     """The login to try, from --user and the variable --password-env names; ValueError (never
     showing the password) when it is refused or cannot be sent."""
+    from rig.camera.isapi_types import Credentials
     if args.password_given is not None:
         raise ValueError("--password would put the password on the command line (any user can "
                          "read it in the process list); put it in an environment variable and "
@@ -129,6 +129,11 @@ def credentials_from(args: argparse.Namespace) -> Credentials | None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the camera and print the evidence; see EPILOG for the exit status."""
+    from rig.camera.http_evidence import check_http
+    from rig.camera.isapi import IsapiClient
+    from rig.camera.profiles import ProfileError, ProfileSet
+    from rig.verify import classify_http
+
     try:
         credentials = credentials_from(args)
     except ValueError as exc:
@@ -211,6 +216,7 @@ def format_evidence(evidence: HttpEvidence, finding: HttpFinding) -> str:
 def _activate_status(evidence: HttpEvidence) -> str | None:
     """activateStatus's answer in words; an error answer reads as the endpoint missing (the
     check went on to a login, as for legacy firmware's 404)."""
+    from rig.camera.http_evidence import RequestFailure
     status = evidence.activate_status
     error = evidence.activate_error
     if status is None:
