@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -140,6 +139,8 @@ def _run_inside(sim: NetnsBench, command: Sequence[str],
     Ctrl-C reaches it directly (same process group) and is ignored here meanwhile; SIGTERM to
     this process is passed on to it, and it is killed if it outlives TERM_GRACE_S. ``stopped``
     tells whether a SIGTERM came just before this handler was installed: it is passed on too."""
+    import subprocess  # here, not at the top: every rig command line would pay for it
+
     env = dict(os.environ, RIG_BENCH=str(sim.bench_path))
     try:
         proc = subprocess.Popen(sim.exec_argv(command), env=env)
