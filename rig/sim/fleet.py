@@ -148,7 +148,7 @@ class CameraFleet:
     @classmethod
     def start(cls, count: int, *, profiles: Sequence[str] = ("current",),
               base: str = "127.0.1.", first: int = 10, http_port: int = 8080,
-              rtsp_port: int = 8554, media: MediaConfig | None = None,
+              rtsp_port: int = 8554, media: Mapping[int, MediaConfig] | None = None,
               time_scale: float = 1.0, powered: bool = True, booted: bool = False,
               sadp_interface: str = "127.0.0.1", mac_block: int = 0xF0,
               faults: Mapping[int, SimFaults] | None = None,
@@ -159,7 +159,8 @@ class CameraFleet:
         Each unit's factory-default IPv4 is the address it was given, so a loopback bench keeps
         units apart after a full reset (inside namespaces every unit is on 192.168.1.64 anyway).
         ``rtsp_port``: 8554 beside HTTP's 8080 (554 needs root; 0 = any free port, reported in
-        adminAccesses); ``media``: every unit's stream and card (rig.sim.media.MediaConfig).
+        adminAccesses); ``media``: unit index → its stream and card (rig.sim.media.MediaConfig;
+        default 1920x1080 H.264, no card), like ``faults``.
         """
         if not 1 <= count <= 250 or not 0 < first or first + count - 1 > 254:
             raise ValueError(f"cannot place {count} units from {base}{first} in one /24")
@@ -174,7 +175,8 @@ class CameraFleet:
                 serial = sim_serial(behaviour_for(profile).sample_model, mac)
                 camera = VirtualCamera(profile, mac=mac, serial=serial, address=address,
                                        http_port=http_port, rtsp_port=rtsp_port,
-                                       media=media, default_ipv4=address, time_scale=time_scale,
+                                       media=(media or {}).get(i), default_ipv4=address,
+                                       time_scale=time_scale,
                                        faults=(faults or {}).get(i, SimFaults()))
                 fleet.hosts.append(CameraHost(camera, sadp_interface=sadp_interface,
                                               follow_address=True).start())
