@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from rig.camera.profiles import FirmwareProfile, FirmwareVersion
 
 if TYPE_CHECKING:
-    from PIL import Image
+    from PIL import Image, ImageDraw, ImageFont
 
 #: Codecs the main stream can be configured with (the videoCodecType words, checks.md).
 CODECS = ("H.264", "H.265")
@@ -121,7 +121,8 @@ class MediaState:
             if self._format_started is None:
                 return CardStatus("ok", self._free_mb, False, 0)
             duration = max(self._scaled(FORMAT_SECONDS), 1e-9)
-            percent = min(int(100 * (self._clock() - self._format_started) / duration), 100)
+            elapsed = self._clock() - self._format_started
+            percent = min(int(100 * elapsed / duration + 1e-6), 100)    # 1e-6: float noise
             if self.format_fails and percent >= FORMAT_FAILS_AT:
                 return CardStatus("error", self._free_mb, False, FORMAT_FAILS_AT)
             if percent < 100:
@@ -161,9 +162,28 @@ def _snapshot(width: int, height: int, label: str, flat: bool) -> bytes:
     return out.getvalue()
 
 
+def _fitting_font(draw: ImageDraw.ImageDraw, label: str, width: int, size: int
+                  ) -> tuple[ImageFont.FreeTypeFont | ImageFont.ImageFont,
+                             tuple[float, float, float, float]]:
+    """The largest default font, from ``size`` down, in which ``label`` fits ``width``: the
+    serial's last digits (the ones that tell units apart) must not be cut off."""
+    from PIL import ImageFont
+
+    while True:
+        try:
+            font = ImageFont.load_default(size=size)
+        except TypeError:       # Pillow without FreeType: the fixed bitmap font, as it is
+            font = ImageFont.load_default()
+            return font, draw.textbbox((0, 0), label, font=font)
+        box = draw.textbbox((0, 0), label, font=font)
+        if box[2] - box[0] <= width - 8 or size <= 4:
+            return font, box
+        size -= 1
+
+
 def _test_pattern(width: int, height: int, label: str) -> Image.Image:
     """SMPTE-like bars on the top two thirds, a grey ramp below, the label in a black box."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     bars = [(192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0),
             (192, 0, 192), (192, 0, 0), (0, 0, 192)]
@@ -174,11 +194,7 @@ def _test_pattern(width: int, height: int, label: str) -> Image.Image:
         draw.rectangle([i * width // len(bars), 0, (i + 1) * width // len(bars), top], colour)
     ramp = Image.linear_gradient("L").rotate(90).resize((width, height - top)).convert("RGB")
     image.paste(ramp.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (0, top))
-    try:
-        font = ImageFont.load_default(size=max(height // 18, 8))
-    except TypeError:           # Pillow without FreeType: the fixed bitmap font
-        font = ImageFont.load_default()
-    box = draw.textbbox((0, 0), label, font=font)
+    font, box = _fitting_font(draw, label, width, max(height // 18, 6))
     x, y = max((width - (box[2] - box[0])) // 2, 0), max(top - (box[3] - box[1]) * 2, 0)
     draw.rectangle([x - 4, y - 4, x + box[2] - box[0] + 4, y + box[3] + 4], (0, 0, 0))
     draw.text((x, y), label, fill=(255, 255, 255), font=font)
