@@ -140,6 +140,13 @@ class IsapiClient:
     def __repr__(self) -> str:
         return f"IsapiClient({self.scheme}://{self.target})"
 
+    def send(self, method: str, path: str, creds: Credentials, *, body: bytes | None = None,
+             content_type: str | None = None, max_body: int = MAX_BODY) -> Reply:
+        """One signed call to an endpoint this class does not wrap (rig.checks keeps its own),
+        under the same login rules: at most one signed request, never retried."""
+        return self._wire.send(method, path, body=body, content_type=content_type, creds=creds,
+                               max_body=max_body)
+
     # -- endpoints --
 
     def activate_status(self) -> ActivateStatus:
