@@ -140,12 +140,10 @@ class IsapiClient:
     def __repr__(self) -> str:
         return f"IsapiClient({self.scheme}://{self.target})"
 
-    def send(self, method: str, path: str, creds: Credentials, *, body: bytes | None = None,
-             content_type: str | None = None, max_body: int = MAX_BODY) -> Reply:
-        """One signed call to an endpoint this class does not wrap (rig.checks keeps its own),
-        under the same login rules: at most one signed request, never retried."""
-        return self._wire.send(method, path, body=body, content_type=content_type, creds=creds,
-                               max_body=max_body)
+    def send(self, method: str, path: str, creds: Credentials, **options: Any) -> Reply:
+        """One signed call to an endpoint not wrapped here (rig.checks keeps its own), under the
+        same login rules; ``options``: IsapiHttp.send's body, content_type, max_body."""
+        return self._wire.send(method, path, creds=creds, **options)
 
     # -- endpoints --
 

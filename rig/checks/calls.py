@@ -49,6 +49,7 @@ class CheckCalls:
         self._end = clock() + seconds
 
     def remaining(self) -> float:
+        """Seconds left of the check's time (a poll or the RTSP session is bounded by it)."""
         return max(self._end - self.clock(), 0.0)
 
     def _check_time(self, method: str, path: str) -> None:
@@ -88,6 +89,7 @@ class CheckCalls:
         return self.parse(path, reply)
 
     def parse(self, path: str, reply: Reply) -> ET.Element:
+        """The reply's XML through rig.xmlsafe; MalformedReply naming the path."""
         try:
             return xmlsafe.parse(reply.body, max_bytes=MAX_BODY, what="reply")
         except xmlsafe.XmlError as exc:
@@ -118,4 +120,5 @@ class CheckCalls:
         return status
 
     def device_info(self) -> DeviceInfo:
+        """deviceInfo (model, serial, firmware, MAC), read once by the runner after its login."""
         return self.read("/ISAPI/System/deviceInfo", DeviceInfo.from_xml)

@@ -24,6 +24,7 @@ UNBIND = "still bound to a cloud account: unbind it"
 
 
 def check(ctx: CheckContext) -> Finding:
+    """Judge the cloud binding (see the module docstring)."""
     device = ctx.target.device
     platform = xmlsafe.parse_bool(device.raw.get("HCPlatformEnable")) if device else None
     details = {"enabled": None, "registered": None, "bound": None, "sadp_hc_platform": platform}

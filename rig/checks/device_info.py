@@ -17,6 +17,7 @@ NAME = CheckName.DEVICE_INFO
 
 
 def check(ctx: CheckContext) -> Finding:
+    """Compare deviceInfo with the SADP reply (see the module docstring)."""
     info = ctx.info
     if info is None:
         return unknown(f"deviceInfo could not be read: {ctx.info_error or 'no answer'}",

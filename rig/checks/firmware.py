@@ -12,6 +12,7 @@ NAME = CheckName.FIRMWARE_BASELINE
 
 
 def check(ctx: CheckContext) -> Finding:
+    """Compare the firmware with the bench's minimum for its family."""
     found = ctx.info.firmware_version if ctx.info else None
     if not found and ctx.target.device is not None:
         found = ctx.target.device.firmware

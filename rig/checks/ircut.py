@@ -24,6 +24,7 @@ SEQUENCE = ("day", "night")
 
 
 def check(ctx: CheckContext) -> Finding:
+    """Switch day, night, restore (see the module docstring)."""
     try:
         initial = ctx.calls.read(PATH, parsers.ircut_mode)
     except NotSupported:

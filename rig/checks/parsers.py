@@ -65,6 +65,7 @@ class StreamConfig:
 
 
 def stream_config(root: ET.Element) -> StreamConfig:
+    """The main stream's size and codec: the snapshot must have this size."""
     root_named(root, "StreamingChannel")
     video = next(_children(root, "Video"), None)
     if video is None:
@@ -146,6 +147,7 @@ class FormatStatus:
 
 
 def format_status(root: ET.Element) -> FormatStatus:
+    """A format's progress; a percent outside 0-100 is unreadable (None), not clamped."""
     root_named(root, "formatStatus")
     fields = xmlsafe.children_text(root)
     percent = int_or_none(fields.get("percent"))
@@ -164,6 +166,7 @@ class CloudState:
 
 
 def cloud_state(root: ET.Element) -> CloudState:
+    """The EZVIZ state; ``bindStatus`` is bind/unbind on most firmware, true/false on some."""
     root_named(root, "EZVIZ")
     fields = xmlsafe.children_text(root)
     bind = (fields.get("bindStatus") or "").strip().lower()

@@ -60,6 +60,7 @@ class Finding:
 
 
 def passed(reason: str, **details: Any) -> Finding:
+    """A Finding that passed: ``reason`` one sentence, ``details`` the facts seen."""
     return Finding(CheckOutcome.PASSED, reason, details)
 
 

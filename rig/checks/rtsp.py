@@ -27,6 +27,7 @@ DEFAULT_PORT = 554
 
 
 def check(ctx: CheckContext) -> Finding:
+    """DESCRIBE the main stream (see the module docstring)."""
     port, source = _port(ctx)
     calls = ctx.calls
     route = rtsp_route(calls.client.route, port)

@@ -68,6 +68,7 @@ def measure(jpeg: bytes) -> Measured:
 
 
 def check(ctx: CheckContext) -> Finding:
+    """Take, decode and judge the main channel's snapshot."""
     expected, config_error = _expected(ctx)
     reply = ctx.calls.send("GET", PICTURE, max_body=MAX_JPEG)
     jpeg = reply.body

@@ -26,6 +26,7 @@ POLL_SECONDS = 1.0
 
 
 def check(ctx: CheckContext) -> Finding:
+    """Apply the bench's card policy (see the module docstring)."""
     policy = ctx.config.storage
     details: dict[str, Any] = {"policy": str(policy), "cards": [], "formatted": []}
     if policy is StoragePolicy.IGNORE:
