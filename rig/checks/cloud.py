@@ -1,6 +1,6 @@
 """``cloud``: the unit is not bound to a Hik-Connect/EZVIZ account
 (firmware_notes/topics/checks.md, "cloud"; a factory reset is reported not to clear that
-binding, ../shared/reference/after-reset.md).
+binding: the kzmlabs hikvision-firmware-toolkit README, about an NVR).
 
 Read from ``/ISAPI/System/Network/EZVIZ`` (enabled, registerStatus, bindStatus) and the SADP
 reply's ``HCPlatformEnable``. Cloud off passes; bound fails ("still bound to a cloud account:
