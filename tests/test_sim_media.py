@@ -330,3 +330,21 @@ def test_sim_bench_options_give_each_slot_its_faults_and_card():
     assert spec[2].media == MediaConfig(width=640, height=360, codec="H.265", card=True)
     with pytest.raises(ValueError, match="no unit '4'"):
         build_spec(argparse.Namespace(**{**vars(args), "fault": ["4:dead-sensor"]}))
+
+
+def test_sim_bench_slots_carry_their_faults_card_and_rtsp_port(tmp_path):
+    from rig.sim.bench import SimBench, SimSlot
+
+    spec = [SimSlot("gpio", "current", SimFaults(dead_sensor=True)),
+            SimSlot("gpio", "current", SimFaults(rtsp_refused=True),
+                    media=MediaConfig(width=160, height=90, card=True))]
+    with SimBench.start(spec, directory=tmp_path, time_scale=1000.0, base="127.0.77.",
+                        first=200, provision=PASSWORD) as sim:
+        rows = {row["slot"]: row for row in sim.describe()}
+        assert rows["1"]["faults"] == ["dead_sensor"] and rows["2"]["card"] is True
+        for slot, row in rows.items():
+            url = f"http://{row['address']}:{row['http_port']}"
+            ports = {p["protocol"]: p["portNo"] for p in nested(
+                get(url, "/ISAPI/Security/adminAccesses"), "AdminAccessProtocol")}
+            assert ports["RTSP"] == str(row["rtsp_port"]) != "0"
+            assert len(nested(get(url, STORAGE), "hdd")) == (slot == "2")

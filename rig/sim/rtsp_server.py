@@ -79,7 +79,7 @@ def read_request(rfile: object) -> Request | None:
     """One request from ``rfile`` (a binary file with readline/read); None at end of stream.
     Raises BadRequest for anything that is not an RTSP request line and headers."""
     line = _line(rfile)
-    while line == "":           # stray CRLF between requests is allowed (RFC 2326 §15.1)
+    while line == "":           # stray CRLF between requests is allowed (RFC 2326, section 15.1)
         line = _line(rfile)
     if line is None:
         return None
