@@ -1,7 +1,7 @@
 """The virtual camera's ISAPI endpoints for the functional checks: main stream, snapshot, IR-cut
 filter, SD card, Hik-Connect (EZVIZ) and the access ports.
 
-Written from firmware_notes/topics/checks.md and shared/reference/after-reset.md, never from
+Written from firmware_notes/topics/checks.md and the public sources it names, never from
 the controller's checks, so that a misreading on one side cannot pass the other. Every route
 needs an activated unit and a Digest login, like the other authenticated routes of
 rig.sim.isapi_server, which adds ``ROUTES`` to its table. The handler is passed in; this module

@@ -4,9 +4,9 @@ binding (the device side of the functional checks, firmware_notes/topics/checks.
 Why apart from the camera's ``Settings``: a factory reset replaces the settings wholesale, while
 these survive it on a real unit. The card keeps its recordings (Australian Cyber Security Centre,
 "Disposing of an IoT device": removable media may keep personal data after a reset) and a
-Hik-Connect binding is reported not to be cleared by a reset (kzmlabs toolkit README; both in
-shared/reference/after-reset.md). The IR-cut mode, which a reset does restore to ``auto``, is a
-setting (``Settings.ircut_mode``), so it goes with the rest.
+Hik-Connect binding is reported not to be cleared by a reset (kzmlabs toolkit README; both
+cited in firmware_notes/topics/checks.md). The IR-cut mode, which a reset does restore to
+``auto``, is a setting (``Settings.ircut_mode``), so it goes with the rest.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from rig.camera.profiles import FirmwareProfile, FirmwareVersion
 if TYPE_CHECKING:
     from PIL import Image, ImageDraw, ImageFont
 
-#: Codecs the main stream can be configured with (the videoCodecType words, checks.md).
+#: Codecs the main stream can be configured with (the videoCodecType words,
+#: firmware_notes/topics/checks.md).
 CODECS = ("H.264", "H.265")
-#: IrcutFilterType values the firmware accepts in a PUT (checks.md "ir-cut").
+#: IrcutFilterType values the firmware accepts in a PUT (firmware_notes/topics/checks.md
+#: "ir-cut").
 IRCUT_MODES = ("day", "night", "auto", "schedule", "eventTrigger")
 #: How long a real format of the simulated card takes (unscaled seconds; a guess: a 32 GB card
 #: formats in tens of seconds on the units people describe). Divided by the time scale.
@@ -45,7 +47,8 @@ class MediaConfig:
     """How one unit's media side is configured: the main stream and whether a card is in.
 
     ``card`` is off by default: units mostly reach a reset bench without their card (it is sold
-    or wiped apart), and with no card the storage check passes under every policy (checks.md:
+    or wiped apart), and with no card the storage check passes under every policy
+    (firmware_notes/topics/checks.md:
     "No card at all passes"), so a default unit is a good unit whatever the bench's policy. A
     card is a scenario a test asks for. ``width``/``height`` can be made small to keep a test's
     snapshots cheap.

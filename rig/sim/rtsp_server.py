@@ -1,8 +1,8 @@
 """The virtual camera's RTSP listener: OPTIONS and DESCRIBE (RFC 2326) with Digest auth.
 
-Enough of a Hikvision unit's RTSP server for the functional checks (firmware_notes/topics/
-checks.md "rtsp"): OPTIONS answers without a login, DESCRIBE of the main stream
-(``/Streaming/Channels/101``) asks for Digest (RFC 2069 style, no qop, the RTSP method and the
+Enough of a Hikvision unit's RTSP server for the functional checks
+(firmware_notes/topics/checks.md "rtsp"): OPTIONS answers without a login, DESCRIBE of the
+main stream (``/Streaming/Channels/101``) asks for Digest (RFC 2069 style, no qop, the RTSP method and the
 request URI in HA2, as the units send it) and answers SDP with one video track in the stream's
 codec. No media is streamed: SETUP, PLAY and the rest are 501.
 
