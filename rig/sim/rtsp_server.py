@@ -2,9 +2,9 @@
 
 Enough of a Hikvision unit's RTSP server for the functional checks
 (firmware_notes/topics/checks.md "rtsp"): OPTIONS answers without a login, DESCRIBE of the
-main stream (``/Streaming/Channels/101``) asks for Digest (RFC 2069 style, no qop, the RTSP method and the
-request URI in HA2, as the units send it) and answers SDP with one video track in the stream's
-codec. No media is streamed: SETUP, PLAY and the rest are 501.
+main stream (``/Streaming/Channels/101``) asks for Digest (RFC 2069 style, no qop, the RTSP
+method and the request URI in HA2, as the units send it) and answers SDP with one video track
+in the stream's codec. No media is streamed: SETUP, PLAY and the rest are 501.
 
 Like the web server it answers only while the unit runs (otherwise the connection is dropped
 unanswered), counts failed logins toward the unit's illegal-login lock, and moves with the unit
