@@ -91,13 +91,43 @@ def hand_over(ctx: SlotContext, rec: Recorder, unit: Unit, reset: UnitVerdict,
         proven = provision(ctx, rec, unit, plan)
     except UnitFault as fault:
         return handover_failed(reset, fault.verdict)
+    if proven.passed:
+        functional_checks(ctx, rec, unit, plan)
     if proven.passed and ctx.slot.name in plan.networks:
         proven = with_network(proven, set_address(ctx, rec, unit, plan))
     if not proven.passed or plan.final_state is not FinalState.FACTORY_AFTER_CHECKS:
         return judge_handover(reset, proven)
-    rec.note("functional checks: none configured on this bench")
     again = procedure(replace(ctx, credentials=plan.credentials), rec, unit)
     return verify_unit(ctx, rec, again)
+
+
+def functional_checks(ctx: SlotContext, rec: Recorder, unit: Unit, plan: HandoverPlan) -> None:
+    """The bench's functional checks on the activated unit, over its identity route (before
+    its address moves: the route proven for this unit is the one they use); the grade goes to
+    ``rec.grade``. They judge the unit's function, not its reset: the verdict stays."""
+    if not ctx.bench.checks.run:
+        return
+    from rig.checks import CheckTarget, run_checks
+
+    assert unit.mac is not None
+    sighting = ctx.census.last(unit.mac)
+    device = sighting.device if sighting else None
+    family = ctx.family_of(device) if device else ctx.profile
+    if device is None:
+        rec.note("functional checks not run: the unit stopped answering SADP")
+        return
+    try:
+        client = ctx.web_client(unit.mac, device)
+    except UnitFault as fault:
+        rec.note(f"functional checks not run: {fault.verdict.reason}")
+        return
+    try:
+        outcome = run_checks(client, rec, CheckTarget(unit.mac, device, family.name),
+                             ctx.bench.checks, plan.credentials, ctx.logins,
+                             time_scale=ctx.bench.time_scale)
+    finally:
+        client.close()
+    rec.grade = outcome.grade
 
 
 def _login(client: IsapiClient, plan: HandoverPlan, logins: LoginAllowance | None, mac: str,

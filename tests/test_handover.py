@@ -197,3 +197,40 @@ def test_a_unit_that_refuses_its_new_address_fails_the_hand_over_with_the_reason
     assert step.outcome.value == "failed" and step.detail
     network = next(e.data for e in unit.evidence if e.kind == "network")
     assert not network["ok"] and NEW_PASSWORD not in str(network)
+
+
+def test_functional_checks_grade_each_unit_beside_its_verdict(tmp_path, store, monkeypatch):
+    from rig.checks.config import ChecksConfig
+    from rig.sim.media import MediaConfig
+    from rig.vocabulary import CheckName, Grade
+
+    monkeypatch.setenv("RIG_HANDOVER_PW", NEW_PASSWORD)
+    small = MediaConfig(width=320, height=240)
+    with SimBench.start([SimSlot("poe", "current", media=small),
+                         SimSlot("gpio", "g5", SimFaults(dead_sensor=True), media=small),
+                         SimSlot("relay", "legacy", SimFaults(cloud_bound=True), media=small)],
+                        directory=tmp_path, time_scale=SCALE, first=160) as sim:
+        bench = dataclasses.replace(
+            sim.bench,
+            handover=HandoverConfig(final_state=FinalState.PROVISIONED,
+                                    password=Secret(env="RIG_HANDOVER_PW")),
+            checks=ChecksConfig(run=tuple(CheckName), key=(CheckName.DEVICE_INFO,
+                                                            CheckName.RTSP)))
+        hardware = BenchHardware(bench, pin_factory=sim.pin_factory)
+        try:
+            result = Runner(bench, store, hardware, argv=["test"], method="hard").run()
+        finally:
+            hardware.close()
+    assert {n: r.verdict.verdict for n, r in result.results.items()} == {
+        n: Verdict.PROVISIONED for n in ("1", "2", "3")}, result.results
+    assert {n: r.grade for n, r in result.results.items()} == {
+        "1": Grade.FULLY_FUNCTIONAL, "2": Grade.KEY_FUNCTIONS_TESTED,
+        "3": Grade.KEY_FUNCTIONS_TESTED}
+    units = {u.slot: u for u in store.runs.load_run(result.run_id).units}
+    assert units["2"].grade is Grade.KEY_FUNCTIONS_TESTED
+    checks = {slot: {e.data["check"]: e.data["outcome"] for e in u.evidence if e.kind == "check"}
+              for slot, u in units.items()}
+    assert checks["2"]["snapshot"] == "failed" and checks["3"]["cloud"] == "failed"
+    assert set(checks["1"].values()) <= {"passed", "skipped"}
+    assert "check snapshot" in [s.name for s in units["1"].steps]
+    assert [a.content_type for a in store.attachments.for_unit(units["1"].id)] == ["image/jpeg"]
