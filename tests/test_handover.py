@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+from html.parser import HTMLParser
 
 import pytest
 
@@ -234,3 +235,9 @@ def test_functional_checks_grade_each_unit_beside_its_verdict(tmp_path, store, m
     assert set(checks["1"].values()) <= {"passed", "skipped"}
     assert "check snapshot" in [s.name for s in units["1"].steps]
     assert [a.content_type for a in store.attachments.for_unit(units["1"].id)] == ["image/jpeg"]
+    page = render(store.runs.load_run(result.run_id), "html")
+    HTMLParser().feed(page)
+    assert page.count('<img alt="snapshot of slot') == 3 and "data:image/jpeg;base64,/9j/" in page
+    assert "key-functions-tested" in page and "Functional checks" in page
+    rows = list(csv.DictReader(io.StringIO(render(store.runs.load_run(result.run_id), "csv"))))
+    assert {r["slot"]: r["grade"] for r in rows}["1"] == "fully-functional"
