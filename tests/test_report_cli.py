@@ -11,7 +11,7 @@ import pytest
 
 from rig.cli import main
 from rig.records import RecordStore
-from rig.vocabulary import FinalState, RunStatus, Verdict
+from rig.vocabulary import FinalState, Grade, RunStatus, Verdict
 
 
 @pytest.fixture
@@ -33,7 +33,9 @@ def db(tmp_path: Path) -> Path:
         for slot in ("2", "3"):
             store.runs.finish_unit(store.runs.start_unit(second, slot, method="poe-cycle"),
                                    Verdict.PROVISIONED, "activated and proven",
-                                   final_state=FinalState.PROVISIONED)
+                                   final_state=FinalState.PROVISIONED,
+                                   grade=Grade.FULLY_FUNCTIONAL if slot == "2"
+                                   else Grade.NOT_FUNCTIONAL)
         store.runs.finish_run(second, RunStatus.PASSED)
     return path
 
@@ -50,10 +52,11 @@ def test_history_table_lists_runs_newest_first_with_counts(db, capsys):
     head, second, first = out.splitlines()
     assert head.split()[:2] == ["RUN", "STARTED"] and "PASS" in head and "NOT-DEF" in head
     assert second.split()[0] == "2" and "bench-b" in second and "passed" in second
-    assert "LEFT" in head and second.endswith("1 factory, 2 provisioned")
+    assert "LEFT" in head and second.split()[-5:] == ["1/0/1", "1", "factory,", "2",
+                                                      "provisioned"]
     cells = first.split()
     assert cells[0] == "1" and "failed" in cells and "bench-a" in cells
-    assert cells[-7:] == ["3", "1", "1", "0", "1", "0", "-"]  # units, pass, not-def, … left
+    assert cells[-8:] == ["3", "1", "1", "0", "1", "0", "-", "-"]  # units, pass, … grades, left
 
 
 def test_history_json_filters_by_bench_and_limit(db, capsys):
@@ -67,6 +70,7 @@ def test_history_json_filters_by_bench_and_limit(db, capsys):
     _, out, _ = rig(capsys, "history", "--db", str(db), "--json", "--limit", "1")
     assert [r["id"] for r in json.loads(out)] == [2]
     assert json.loads(out)[0]["final_states"] == {"factory": 1, "provisioned": 2}
+    assert json.loads(out)[0]["grades"] == {"fully-functional": 1, "not-functional": 1}
 
 
 def test_history_marks_a_run_whose_process_is_gone(tmp_path, capsys):
