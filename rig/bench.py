@@ -21,6 +21,7 @@ from rig.actuators import poe_mibs, relay_protocols
 from rig.camera.netif import strict_rp_filter
 from rig.camera.profiles import FirmwareProfile, ProfileError, ProfileSet
 from rig.camera.sadp import SadpError, normalize_mac
+from rig.checks.config import ChecksConfig, checks_lines, read_checks
 from rig.tomltable import TomlTable
 from rig.vocabulary import BUTTON_KINDS, FinalState, IdentityStrategy, Method, PowerKind
 
@@ -188,6 +189,7 @@ class Bench:
     #: variable that holds it (``rig run --password-env`` wins over it).
     password: Secret | None = None
     handover: HandoverConfig = HandoverConfig()
+    checks: ChecksConfig = ChecksConfig()     # [checks]: the functional checks (rig.checks)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def slot(self, name: str) -> Slot:
@@ -278,6 +280,7 @@ class _Reader:
         password = self.password(defaults)
         defaults.done()
         handover = self.handover(top.table("handover"))
+        checks = read_checks(top.table("checks"), self.profiles.names)
         switches = {n: self.switch(n, t) for n, t in top.named("switches")}
         boards = {n: self.board(n, t) for n, t in top.named("relay_boards")}
         raw_slots = top.get("slots", list, what="a list of [[slots]] tables")
@@ -294,7 +297,7 @@ class _Reader:
                      default_method=default_method, max_solenoids_on=max_on,
                      settle_seconds=float(settle), time_scale=float(time_scale),
                      power_on_spacing_seconds=float(spacing), password=password,
-                     handover=handover)
+                     handover=handover, checks=checks)
 
     def check_identity(self, network: NetworkConfig, slots: tuple[Slot, ...]) -> None:
         """What each identity strategy needs from the rest of the file."""
@@ -528,7 +531,7 @@ def _head_tables(bench: Bench) -> list[str]:
         if bench.handover.password is not None:
             env = _env_name(bench, "handover.password", bench.handover.password)
             lines.append(f"password_env = {_toml_value(env)}")
-    return lines
+    return lines + checks_lines(bench.checks, _toml_value)
 
 
 def _switch_lines(bench: Bench, switch: SwitchConfig) -> list[str]:

@@ -29,7 +29,7 @@ from rig.camera.profiles import FirmwareProfile
 from rig.camera.sadp import SadpDevice
 from rig.context import SlotContext, Unit
 from rig.faults import UnitFault
-from rig.identity import NoRoute
+from rig.identity import NoRoute, slot_interface
 from rig.logins import LOGIN_BUDGET_CHECK, LoginAllowance
 from rig.netsetup import Ipv4Plan, NetResult, SadpPlace, address_pool, set_network
 from rig.procedures import Procedure
@@ -91,13 +91,43 @@ def hand_over(ctx: SlotContext, rec: Recorder, unit: Unit, reset: UnitVerdict,
         proven = provision(ctx, rec, unit, plan)
     except UnitFault as fault:
         return handover_failed(reset, fault.verdict)
+    if proven.passed:
+        functional_checks(ctx, rec, unit, plan)
     if proven.passed and ctx.slot.name in plan.networks:
         proven = with_network(proven, set_address(ctx, rec, unit, plan))
     if not proven.passed or plan.final_state is not FinalState.FACTORY_AFTER_CHECKS:
         return judge_handover(reset, proven)
-    rec.note("functional checks: none configured on this bench")
     again = procedure(replace(ctx, credentials=plan.credentials), rec, unit)
     return verify_unit(ctx, rec, again)
+
+
+def functional_checks(ctx: SlotContext, rec: Recorder, unit: Unit, plan: HandoverPlan) -> None:
+    """The bench's functional checks on the activated unit, over its identity route (before
+    its address moves: the route proven for this unit is the one they use); the grade goes to
+    ``rec.grade``. They judge the unit's function, not its reset: the verdict stays."""
+    if not ctx.bench.checks.run:
+        return
+    from rig.checks import CheckTarget, run_checks
+
+    assert unit.mac is not None
+    sighting = ctx.census.last(unit.mac)
+    device = sighting.device if sighting else None
+    family = ctx.family_of(device) if device else ctx.profile
+    if device is None:
+        rec.note("functional checks not run: the unit stopped answering SADP")
+        return
+    try:
+        client = ctx.web_client(unit.mac, device)
+    except UnitFault as fault:
+        rec.note(f"functional checks not run: {fault.verdict.reason}")
+        return
+    try:
+        outcome = run_checks(client, rec, CheckTarget(unit.mac, device, family.name),
+                             ctx.bench.checks, plan.credentials, ctx.logins,
+                             time_scale=ctx.bench.time_scale)
+    finally:
+        client.close()
+    rec.grade = outcome.grade
 
 
 def _login(client: IsapiClient, plan: HandoverPlan, logins: LoginAllowance | None, mac: str,
@@ -145,15 +175,24 @@ def set_address(ctx: SlotContext, rec: Recorder, unit: Unit, plan: HandoverPlan)
         result = set_network(
             unit.mac, target, plan.credentials.password,
             profile=ctx.family_of(sighting.device) if sighting else ctx.profile,
-            place=SadpPlace(bind=ctx.bench.network.address,
-                            interface=None if ctx.bench.network.address
-                            else ctx.bench.network.interface),
+            place=_sadp_place(ctx),
             attempts=rec.store.sadp_attempts, route=route, user=plan.credentials.user,
             confirm_timeout=ctx.boot_timeout())
         rec.evidence(EvidenceKind.NETWORK, result.to_json(), step_id)
         if not result.ok:
             rec.finish(step_id, StepOutcome.FAILED, result.message)
         return result
+
+
+def _sadp_place(ctx: SlotContext) -> SadpPlace:
+    """Where the slot's SADP goes: its own link on a VLAN bench (the unit is heard there
+    only), else the bench's controller address or interface."""
+    link = slot_interface(ctx.bench, ctx.slot)
+    if link:
+        return SadpPlace(interface=link)
+    network = ctx.bench.network
+    return SadpPlace(bind=network.address, interface=None if network.address
+                     else network.interface)
 
 
 def provision(ctx: SlotContext, rec: Recorder, unit: Unit, plan: HandoverPlan) -> UnitVerdict:

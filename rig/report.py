@@ -21,6 +21,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from rig import report_checks
 from rig.records import RunRecord, Step, Unit
 from rig.vocabulary import ReportFormat, StepOutcome, choices
 
@@ -29,7 +30,7 @@ FORMATS = choices(ReportFormat)
 JSON_FORMAT_VERSION = 1
 
 CSV_COLUMNS = ("run", "slot", "verdict", "fault", "check", "reason", "mac", "serial", "profile",
-               "method", "started", "finished", "duration_s", "final_state")
+               "method", "started", "finished", "duration_s", "final_state", "grade")
 UNFINISHED = "unfinished"
 
 
@@ -64,7 +65,8 @@ def render_csv(record: RunRecord) -> str:
             _cell(unit.fault or ""), _cell(unit.check or ""), _cell(unit.reason),
             _cell(unit.mac or ""), _cell(unit.serial or ""), _cell(unit.profile or ""),
             _cell(unit.method), _iso(unit.started_at), _iso(unit.finished_at),
-            "" if duration is None else f"{duration:.3f}", _cell(unit.final_state or "")])
+            "" if duration is None else f"{duration:.3f}", _cell(unit.final_state or ""),
+            _cell(unit.grade or "")])
     return out.getvalue()
 
 
@@ -240,8 +242,9 @@ def render_html(record: RunRecord) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         # No script, no remote anything: the CSP makes that a promise the browser keeps.
         '<meta http-equiv="Content-Security-Policy" '
-        "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-        f"<title>{_e(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
+        "content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">",
+        f"<title>{_e(title)}</title>", f"<style>{CSS}{report_checks.CSS}</style>", "</head>",
+        "<body>",
     ]
     parts += _summary(record, span)
     parts += _verdict_table(record)
@@ -292,15 +295,17 @@ def _verdict_table(record: RunRecord) -> list[str]:
     out = ["<section>", "<h2>Verdicts</h2>"]
     if not record.units:
         return out + ['<p class="empty">No units in this run.</p>', "</section>"]
-    heads = ("Slot", "Verdict", "Final state", "Fault", "Check", "Reason", "MAC", "Serial",
-             "Profile", "Duration")
+    heads = ("Slot", "Verdict", "Final state", "Grade", "Fault", "Check", "Reason", "MAC",
+             "Serial", "Profile", "Duration")
     out += ["<table>", "<thead><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr></thead>",
             "<tbody>"]
     for unit in record.units:
         verdict = unit.verdict.value if unit.verdict else UNFINISHED
         cells = [f'<a href="#unit-{unit.id}">{_e(unit.slot)}</a>',
                  _badge(verdict, VERDICT_CLASS.get(verdict, "v-unfinished")),
-                 _e(unit.final_state), _e(unit.fault), _e(unit.check), _e(unit.reason),
+                 _e(unit.final_state),
+                 report_checks.grade_badge(unit.grade.value if unit.grade else None),
+                 _e(unit.fault), _e(unit.check), _e(unit.reason),
                  f'<span class="mono">{_e(unit.mac)}</span>',
                  f'<span class="mono">{_e(unit.serial)}</span>', _e(unit.profile),
                  _e(format_duration(unit.duration_s))]
@@ -344,13 +349,15 @@ def _unit_section(unit: Unit, span: _Span) -> list[str]:
            f"<dt>Duration</dt><dd>{_e(format_duration(unit.duration_s))}</dd>",
            "</dl>", "<h3>Steps</h3>"]
     out += _timeline(unit, span)
+    out += report_checks.checks_section(unit)
     out.append("<h3>Evidence</h3>")
     if not unit.evidence:
         out.append('<p class="empty">No evidence recorded.</p>')
     names = {s.id: s.name for s in unit.steps}
     for item in unit.evidence:
         where = f" · step {names.get(item.step_id, item.step_id)}" if item.step_id else ""
-        body = json.dumps(item.data, indent=2, ensure_ascii=False, sort_keys=True)
+        body = json.dumps(report_checks.evidence_for_display(item.kind, item.data), indent=2,
+                          ensure_ascii=False, sort_keys=True)
         out.append(f'<details class="evidence"><summary>{_e(item.kind)} · '
                    f"{_e(_clock(item.created_at))}{_e(where)}</summary>"
                    f"<pre>{_e(body)}</pre></details>")

@@ -91,10 +91,15 @@ def test_rig_discover_runs_a_census_and_loads_nothing_heavy() -> None:
     assert heavy_among(modules, NOT_FOR_CHECK_OR_DISCOVER) == []
 
 
-def test_sim_relay_offers_the_simulators_protocols() -> None:
+def test_the_sim_parsers_name_what_the_simulator_has() -> None:
+    from rig.commands import sim_bench
     from rig.commands.sim_relay import PROTOCOLS
+    from rig.sim.camera import SimFaults
+    from rig.sim.media import CODECS
     from rig.sim.serial_board import FIRMWARES
     assert PROTOCOLS == tuple(sorted(FIRMWARES))
+    assert sim_bench.FAULT_NAMES == SimFaults.names()
+    assert sim_bench.CODECS == CODECS
 
 
 def test_runs_method_choices_are_the_procedures() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+from html.parser import HTMLParser
 
 import pytest
 
@@ -168,3 +169,75 @@ def test_provisioned_units_get_their_pool_address_by_mac(tmp_path, store, monkey
     assert network["3"]["method"] == "isapi" and network["1"]["method"] == "sadp-update"
     assert NEW_PASSWORD not in str(network)
     assert all("network" in [c.name for c in r.verdict.checks] for r in result.results.values())
+
+
+def test_a_unit_that_refuses_its_new_address_fails_the_hand_over_with_the_reason(
+        tmp_path, store, monkeypatch):
+    monkeypatch.setenv("RIG_HANDOVER_PW", NEW_PASSWORD)
+    with SimBench.start([SimSlot("poe", "current"),
+                         SimSlot("gpio", "current", SimFaults(refuse_network=True))],
+                        directory=tmp_path, time_scale=SCALE, first=150) as sim:
+        bench = dataclasses.replace(sim.bench, handover=HandoverConfig(
+            final_state=FinalState.PROVISIONED, password=Secret(env="RIG_HANDOVER_PW"),
+            pool_start="127.0.5.30"))
+        hardware = BenchHardware(bench, pin_factory=sim.pin_factory)
+        try:
+            result = Runner(bench, store, hardware, argv=["test"], method="hard").run()
+        finally:
+            hardware.close()
+        addresses = {n: c.settings.ipv4 for n, c in sim.cameras.items()}
+        kept = sim.cameras["2"].address
+    verdicts = {n: r.verdict for n, r in result.results.items()}
+    assert verdicts["1"].verdict is Verdict.PROVISIONED
+    assert verdicts["2"].verdict is Verdict.HANDOVER_FAILED, verdicts["2"]
+    assert verdicts["2"].check == "network" and "127.0.5.31" in verdicts["2"].reason
+    assert addresses["1"] == "127.0.5.30" and addresses["2"] == kept   # nothing half-applied
+    unit = next(u for u in store.runs.load_run(result.run_id).units if u.slot == "2")
+    assert unit.final_state is None
+    step = next(s for s in unit.steps if s.name == "network")
+    assert step.outcome.value == "failed" and step.detail
+    network = next(e.data for e in unit.evidence if e.kind == "network")
+    assert not network["ok"] and NEW_PASSWORD not in str(network)
+
+
+def test_functional_checks_grade_each_unit_beside_its_verdict(tmp_path, store, monkeypatch):
+    from rig.checks.config import ChecksConfig
+    from rig.sim.media import MediaConfig
+    from rig.vocabulary import CheckName, Grade
+
+    monkeypatch.setenv("RIG_HANDOVER_PW", NEW_PASSWORD)
+    small = MediaConfig(width=320, height=240)
+    with SimBench.start([SimSlot("poe", "current", media=small),
+                         SimSlot("gpio", "g5", SimFaults(dead_sensor=True), media=small),
+                         SimSlot("relay", "legacy", SimFaults(cloud_bound=True), media=small)],
+                        directory=tmp_path, time_scale=SCALE, first=160) as sim:
+        bench = dataclasses.replace(
+            sim.bench,
+            handover=HandoverConfig(final_state=FinalState.PROVISIONED,
+                                    password=Secret(env="RIG_HANDOVER_PW")),
+            checks=ChecksConfig(run=tuple(CheckName), key=(CheckName.DEVICE_INFO,
+                                                            CheckName.RTSP)))
+        hardware = BenchHardware(bench, pin_factory=sim.pin_factory)
+        try:
+            result = Runner(bench, store, hardware, argv=["test"], method="hard").run()
+        finally:
+            hardware.close()
+    assert {n: r.verdict.verdict for n, r in result.results.items()} == {
+        n: Verdict.PROVISIONED for n in ("1", "2", "3")}, result.results
+    assert {n: r.grade for n, r in result.results.items()} == {
+        "1": Grade.FULLY_FUNCTIONAL, "2": Grade.KEY_FUNCTIONS_TESTED,
+        "3": Grade.KEY_FUNCTIONS_TESTED}
+    units = {u.slot: u for u in store.runs.load_run(result.run_id).units}
+    assert units["2"].grade is Grade.KEY_FUNCTIONS_TESTED
+    checks = {slot: {e.data["check"]: e.data["outcome"] for e in u.evidence if e.kind == "check"}
+              for slot, u in units.items()}
+    assert checks["2"]["snapshot"] == "failed" and checks["3"]["cloud"] == "failed"
+    assert set(checks["1"].values()) <= {"passed", "skipped"}
+    assert "check snapshot" in [s.name for s in units["1"].steps]
+    assert [a.content_type for a in store.attachments.for_unit(units["1"].id)] == ["image/jpeg"]
+    page = render(store.runs.load_run(result.run_id), "html")
+    HTMLParser().feed(page)
+    assert page.count('<img alt="snapshot of slot') == 3 and "data:image/jpeg;base64,/9j/" in page
+    assert "key-functions-tested" in page and "Functional checks" in page
+    rows = list(csv.DictReader(io.StringIO(render(store.runs.load_run(result.run_id), "csv"))))
+    assert {r["slot"]: r["grade"] for r in rows}["1"] == "fully-functional"

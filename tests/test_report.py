@@ -182,3 +182,15 @@ def test_unknown_format_is_refused(record):
                                                (185, "3 min 05 s"), (3720, "1 h 02 min")])
 def test_durations_read_at_a_glance(seconds, text):
     assert format_duration(seconds) == text
+
+
+def test_a_snapshot_thumbnail_is_embedded_only_when_it_is_a_jpeg():
+    import base64
+
+    from rig.report_checks import thumbnail_src
+    jpeg = b"\xff\xd8\xff\xe0" + b"x" * 20
+    good = {"thumbnail_jpeg_b64": base64.b64encode(jpeg).decode()}
+    assert thumbnail_src(good) == "data:image/jpeg;base64," + good["thumbnail_jpeg_b64"]
+    for hostile in ('"><script>alert(1)</script>', base64.b64encode(b"<svg onload=x>").decode(),
+                    None, 7, "A" * 300_000):
+        assert thumbnail_src({"thumbnail_jpeg_b64": hostile}) is None

@@ -42,7 +42,18 @@ class RunQueries:
                                 f"FROM units WHERE run_id IN ({marks}) GROUP BY 1, 2",
                                 [run.id for run in runs]):
             counts[row[0]][row[1]] = row[2]
-        return [RunSummary(run, sum(counts[run.id].values()), counts[run.id]) for run in runs]
+        ids = [run.id for run in runs]
+        finals, grades = self._tally("final_state", marks, ids), self._tally("grade", marks, ids)
+        return [RunSummary(run, sum(counts[run.id].values()), counts[run.id],
+                           finals.get(run.id, {}), grades.get(run.id, {})) for run in runs]
+
+    def _tally(self, column: str, marks: str, ids: list[int]) -> dict[int, dict[str, int]]:
+        """Run → units per value of ``column`` (a fixed column name, never user text)."""
+        out: dict[int, dict[str, int]] = {}
+        for row in self.db.read(f"SELECT run_id, {column}, COUNT(*) FROM units WHERE run_id "
+                                f"IN ({marks}) AND {column} IS NOT NULL GROUP BY 1, 2", ids):
+            out.setdefault(row[0], {})[row[1]] = row[2]
+        return out
 
     def load_run(self, run_id: int) -> RunRecord:
         """A whole run, read in one consistent snapshot. Raises UnknownRun."""
