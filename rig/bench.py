@@ -21,6 +21,7 @@ from rig.actuators import poe_mibs, relay_protocols
 from rig.camera.netif import strict_rp_filter
 from rig.camera.profiles import FirmwareProfile, ProfileError, ProfileSet
 from rig.camera.sadp import SadpError, normalize_mac
+from rig.notify.config import NotifyConfig, notify_lines, read_notify
 from rig.tomltable import TomlTable
 from rig.vocabulary import BUTTON_KINDS, FinalState, IdentityStrategy, Method, PowerKind
 
@@ -182,6 +183,7 @@ class Bench:
     #: variable that holds it (``rig run --password-env`` wins over it).
     password: Secret | None = None
     handover: HandoverConfig = HandoverConfig()
+    notify: NotifyConfig = NotifyConfig()      # [[notify.webhook]]: rig.notify.config
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def slot(self, name: str) -> Slot:
@@ -274,6 +276,7 @@ class _Reader:
         handover = self.handover(top.table("handover"))
         switches = {n: self.switch(n, t) for n, t in top.named("switches")}
         boards = {n: self.board(n, t) for n, t in top.named("relay_boards")}
+        notify = read_notify(top.table("notify"))
         raw_slots = top.get("slots", list, what="a list of [[slots]] tables")
         top.done()
         if not raw_slots:
@@ -288,7 +291,7 @@ class _Reader:
                      default_method=default_method, max_solenoids_on=max_on,
                      settle_seconds=float(settle), time_scale=float(time_scale),
                      power_on_spacing_seconds=float(spacing), password=password,
-                     handover=handover)
+                     handover=handover, notify=notify)
 
     def check_identity(self, network: NetworkConfig, slots: tuple[Slot, ...]) -> None:
         """What each identity strategy needs from the rest of the file."""
@@ -505,6 +508,7 @@ def dump(bench: Bench, *, header: Sequence[str] = (),
         lines += ["", "[[slots]]", *_slot_lines(slot)]
         if slot.name in notes:
             lines[-1] += f"    # {notes[slot.name]}"
+    lines += notify_lines(bench.notify)
     return "\n".join(lines).lstrip("\n") + "\n"
 
 

@@ -153,6 +153,10 @@ class Outbox:
         """Queue for ``target`` the new events of its bench and of ``kinds``; how many."""
         wanted = [NotifyEvent(k).value for k in kinds]
         marks = ", ".join("?" * len(wanted)) or "NULL"
+        news = self.db.read("SELECT (SELECT COALESCE(MAX(id), 0) FROM outbox) > queued_to "
+                            "FROM outbox_targets WHERE target = ?", (target,))
+        if news and not news[0][0]:
+            return 0                  # nothing new: no write transaction (an idle poll is cheap)
         with self.db.write() as conn:
             row = conn.execute("SELECT * FROM outbox_targets WHERE target = ?",
                                (target,)).fetchone()
@@ -173,6 +177,10 @@ class Outbox:
               ) -> list[OutboxEvent]:
         """Take up to ``limit`` due deliveries of ``target`` (pending and due, or claimed by a
         sender whose lease ran out), oldest event first, for ``lease_s`` seconds."""
+        if not self.db.read("SELECT 1 FROM outbox_deliveries WHERE target = ? AND state != "
+                            "'delivered' AND next_attempt_at <= ? LIMIT 1",
+                            (target, self.db.now())):
+            return []                 # nothing due: no write transaction
         with self.db.write() as conn:
             now = self.db.now()
             rows = conn.execute(
