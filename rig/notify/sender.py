@@ -146,8 +146,9 @@ class Sender:
         for target in self.targets:
             self.store.outbox.enqueue(target.key, target.kinds)
 
-    def backlog(self) -> int:
-        return self.store.outbox.backlog(t.key for t in self.targets)
+    def backlog(self, within_s: float | None = None) -> int:
+        """Deliveries owed (with ``within_s``: only those due within that many seconds)."""
+        return self.store.outbox.backlog((t.key for t in self.targets), within_s)
 
     def once(self, target: Target, session: requests.Session,
              stop: threading.Event | None = None) -> int:
@@ -227,14 +228,18 @@ class Notifier:
             session.close()
 
     def close(self, drain_s: float = 0.0) -> int:
-        """Stop, after up to ``drain_s`` seconds for what is queued to go; returns how many
-        deliveries are still owed (the next sender on this store sends them)."""
+        """Stop, after up to ``drain_s`` seconds for what is queued to go (less when every
+        delivery still owed waits for a retry due after that); returns how many deliveries are
+        still owed (the next sender on this store sends them)."""
         left = 0
         try:
             self.sender.enqueue()
             self.hurry.set()
             deadline = time.monotonic() + drain_s
-            while (left := self.sender.backlog()) and time.monotonic() < deadline:
+            while (left := self.sender.backlog()) and (
+                    remaining := deadline - time.monotonic()) > 0:
+                if not self.sender.backlog(within_s=remaining) and not self._sending():
+                    break                 # every retry falls after we leave: no use waiting
                 time.sleep(0.05)
         finally:
             self.stop.set()
@@ -243,6 +248,12 @@ class Notifier:
             if not any(t.is_alive() for t in self.threads):
                 self.store.close()         # else a daemon mid-request still holds it
         return left
+
+    def _sending(self) -> bool:
+        """Whether one of our claims is in progress (its outcome may be a 2xx yet)."""
+        return bool(self.store.db.read(
+            "SELECT 1 FROM outbox_deliveries WHERE state = 'sending' AND claimed_by = ? "
+            "LIMIT 1", (self.sender.owner,)))
 
     def __enter__(self) -> Notifier:
         return self.start()

@@ -221,15 +221,20 @@ class Outbox:
                 "WHERE event = ? AND target = ? AND state = 'sending' AND claimed_by = ?",
                 (self._after(now, after_s), error[:500], event.id, event.target, owner))
 
-    def backlog(self, targets: Iterable[str] | None = None) -> int:
-        """Deliveries not yet acknowledged (of ``targets``, or of all)."""
-        chosen = list(targets) if targets is not None else None
-        if chosen is None:
-            return self.db.read("SELECT COUNT(*) FROM outbox_deliveries WHERE "
-                                "state != 'delivered'")[0][0]
-        marks = ", ".join("?" * len(chosen)) or "NULL"
-        return self.db.read(f"SELECT COUNT(*) FROM outbox_deliveries WHERE state != "
-                            f"'delivered' AND target IN ({marks})", chosen)[0][0]
+    def backlog(self, targets: Iterable[str] | None = None, within_s: float | None = None
+                ) -> int:
+        """Deliveries not yet acknowledged (of ``targets``, or of all); with ``within_s``, only
+        those whose next attempt is due within that many seconds."""
+        where, params = ["state != 'delivered'"], []
+        if targets is not None:
+            chosen = list(targets)
+            where.append(f"target IN ({', '.join('?' * len(chosen)) or 'NULL'})")
+            params += chosen
+        if within_s is not None:
+            where.append("next_attempt_at <= ?")
+            params.append(self._after(self.db.now(), within_s))
+        return self.db.read(f"SELECT COUNT(*) FROM outbox_deliveries WHERE "
+                            f"{' AND '.join(where)}", params)[0][0]
 
     def events(self, bench_name: str | None = None) -> list[OutboxEvent]:
         """Every event recorded (of one bench), oldest first."""
