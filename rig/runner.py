@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rig.bench import Bench, Slot
 from rig.camera.isapi_types import Credentials
@@ -48,6 +48,8 @@ from rig.wiring import BenchHardware
 
 log = logging.getLogger(__name__)
 
+#: The check a unit fails when it is not the one the slot expects (``identity_mismatch``).
+IDENTITY_MISMATCH = "identity-mismatch"
 #: Census cadence on a real bench (seconds); a simulated bench divides it by its time_scale.
 CENSUS_WINDOW_S = 1.0
 CENSUS_INTERVAL_S = 2.0
@@ -128,6 +130,7 @@ class Runner:
         run_id = self.store.runs.start_run(self.bench.name, method=self.method,
                                       bench_path=self.bench.path,
                                       bench_sha256=file_sha256(self.bench.path), argv=self.argv)
+        self.slots = self._pinned(run_id)
         units = {s.name: self.store.runs.plan_unit(
             run_id, s.name, method=self.method, profile=s.profile.name,
             expected_mac=s.mac, expected_serial=s.serial) for s in self.slots}
@@ -160,6 +163,17 @@ class Runner:
             note = "; ".join(errors)
             self.store.runs.finish_run(run_id, status, note)
         return RunResult(run_id, status, results)
+
+    def _pinned(self, run_id: int) -> tuple[Slot, ...]:
+        """The slots with the identities pinned for this run on the dashboard (a scanned serial
+        or MAC, rig.records.pins) in place of the bench file's ``mac``/``serial``: from here on
+        a pin is the slot's expected identity exactly as if the file had said it."""
+        pins = self.store.pins.take(self.bench.name, [s.name for s in self.slots], run_id)
+        for name, pin in pins.items():
+            self.emit(name, "step", f"expects {pin.mac or pin.serial}, pinned by "
+                                    f"{pin.pinned_by}")
+        return tuple(replace(slot, mac=pin.mac, serial=pin.serial)
+                     if (pin := pins.get(slot.name)) else slot for slot in self.slots)
 
     def _census(self, slots: list[Slot]) -> Census:
         scale = self.bench.time_scale
@@ -272,6 +286,9 @@ class Runner:
             with ctx.turn:
                 if unit.mac is None:
                     unit = roll_call(ctx, rec)
+                mismatch = identity_mismatch(ctx.slot, unit)
+                if mismatch is not None:
+                    return mismatch, unit          # not the unit expected: not reset
                 procedure = PROCEDURES[self.method]
                 outcome = procedure(ctx, rec, unit)
                 unit = outcome.unit
@@ -323,3 +340,21 @@ class Runner:
                                     final_state=final)
         results[slot] = SlotResult(slot, verdict, mac, serial, notes, final)
         self.emit(slot, "verdict", f"{verdict.verdict}: {reason}")
+
+
+def identity_mismatch(slot: Slot, unit: Unit) -> UnitVerdict | None:
+    """The verdict for a slot whose unit, as SADP showed it before the reset, is not the one
+    the bench file or a pin expects (None when it is, or when nothing was seen to compare):
+    skipped, not reset, so a unit nobody asked for is never wiped."""
+    seen = unit.before
+    if seen is None:
+        return None
+    wrong = [f"expected {what} {want}, found {got}"
+             for what, want, got in (("MAC", slot.mac, seen.mac),
+                                     ("serial", slot.serial, seen.serial))
+             if want and got and want.lower() != got.lower()]
+    if not wrong:
+        return None
+    return UnitVerdict(Verdict.SKIPPED, Fault.NONE,
+                       f"identity mismatch: {'; '.join(wrong)}; the unit was not reset",
+                       IDENTITY_MISMATCH)
