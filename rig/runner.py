@@ -36,6 +36,7 @@ from rig.serialised import AddressTurns, SlotTurn
 from rig.verification import verify_unit
 from rig.verify import UnitVerdict
 from rig.vocabulary import (
+    BenchFaultKind,
     EvidenceKind,
     Fault,
     FinalState,
@@ -265,7 +266,7 @@ class Runner:
         started = time.monotonic()
         verdict = UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH,
                               "internal error: the slot's worker ended without a verdict",
-                              "internal")
+                              BenchFaultKind.INTERNAL)
         unit = job.unit
         try:
             verdict, unit = self._stages(job)
@@ -298,15 +299,16 @@ class Runner:
                 return verdict, unit
         except UnitFault as fault:
             return fault.verdict, unit
-        except BenchFault as fault:
-            return UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH, str(fault), "bench"), unit
+        except BenchFault as fault:       # the check says what failed: snmp, serial, setup…
+            return UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH, str(fault), fault.kind), unit
         except Interrupted:
             return UnitVerdict(Verdict.INTERRUPTED, Fault.NONE, "run stopped (Ctrl-C or "
                                "SIGTERM) during this unit's reset"), unit
         except Exception as exc:  # noqa: BLE001 - one slot's bug must not sink the batch
             log.exception("slot %s: unexpected error", ctx.slot.name)
             return UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH,
-                               f"internal error: {type(exc).__name__}: {exc}", "internal"), unit
+                               f"internal error: {type(exc).__name__}: {exc}",
+                               BenchFaultKind.INTERNAL), unit
 
     def _unpark(self, jobs: list[SlotJob]) -> None:
         """Power parked units back on, spaced like any power-on (the batch is over: they may

@@ -309,3 +309,15 @@ class WebhookFormat(enum.StrEnum):
 
     JSON = "json"              # the event document itself
     SLACK = "slack"            # {"text": ...}: Slack, Mattermost, Rocket.Chat incoming webhooks
+
+
+class BenchFaultKind(enum.StrEnum):
+    """What part of the bench failed, for a bench-fault verdict's check (and the metric
+    ``rig_bench_faults_total{kind}``)."""
+
+    SNMP = "snmp"              # the PoE switch: no answer, refused, or a SET that did not hold
+    SERIAL = "serial"          # a USB-serial relay board: gone, busy, or a wrong reply
+    GPIO = "gpio"              # a GPIO pin or chip
+    ACTUATOR = "actuator"      # another driver failure (a solenoid's watchdog, an output)
+    SETUP = "setup"            # the bench cannot do what was asked (no solenoid, press over cap)
+    INTERNAL = "internal"      # a bug in rig: the slot's worker failed
