@@ -4,10 +4,12 @@ key (never the URL), written back by ``rig.bench.dump``, resolved from the envir
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
 from rig.bench import BenchError, load_bench
+from rig.commands.check import as_json, as_text
 from rig.notify.config import NotifyConfigError, Webhook
 from rig.vocabulary import NotifyEvent, WebhookFormat
 from tests.test_bench_file import GOOD, round_trip, write
@@ -34,6 +36,8 @@ def test_webhooks_are_read_with_their_defaults_and_dumped_back(tmp_path):
     assert plain.events == tuple(NotifyEvent) and plain.format is WebhookFormat.JSON
     assert slack.format is WebhookFormat.SLACK and slack.url_env == "RIG_TEST_SLACK_URL"
     assert slack.events == (NotifyEvent.RUN_FINISHED, NotifyEvent.SLOT_OUT_OF_SERVICE)
+    shown = as_text(bench) + json.dumps(as_json(bench))          # rig check, by label only
+    assert "webhook lab channel: slack" in shown and "example.net/rig" not in shown
     text = GOOD.replace('priv_key = "privpriv123"', 'priv_key_env = "RIG_TEST_PRIV"')
     bench = load_bench(write(tmp_path, text + HOOKS))
     assert round_trip(bench, tmp_path) == bench

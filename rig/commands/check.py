@@ -45,6 +45,9 @@ def as_json(bench: Bench) -> dict:
                    "button": describe_output(s.button),
                    "profile": s.profile.name, "mac": s.mac,
                    "serial": s.serial} for s in bench.slots],
+        "webhooks": [{"name": w.label(), "url_env": w.url_env, "format": w.format,
+                      "events": list(w.events), "secret_env": w.secret_env}
+                     for w in bench.notify.webhooks],      # never the URL: it may hold a token
     }
 
 
@@ -58,6 +61,9 @@ def as_text(bench: Bench) -> str:
         lines.append(f"  switch {name}: {s.host}:{s.port} SNMP v{s.version}, MIB {s.mib}")
     for name, b in bench.relay_boards.items():
         lines.append(f"  relay board {name}: {b.port} ({b.protocol}, {b.channels} channels)")
+    for hook in bench.notify.webhooks:        # by label: a URL may hold a token
+        lines.append(f"  webhook {hook.label()}: {hook.format}, {', '.join(hook.events)}"
+                     + (f", signed with ${hook.secret_env}" if hook.secret_env else ""))
     lines.append(f"  {'SLOT':<8} {'POWER':<34} {'BUTTON':<30} {'PROFILE':<8} EXPECTED UNIT")
     for s in bench.slots:
         lines.append(f"  {s.name:<8} {describe_output(s.power):<34} "
