@@ -22,6 +22,7 @@ from rig.camera.netif import strict_rp_filter
 from rig.camera.profiles import FirmwareProfile, ProfileError, ProfileSet
 from rig.camera.sadp import SadpError, normalize_mac
 from rig.checks.config import ChecksConfig, checks_lines, read_checks
+from rig.notify.config import NotifyConfig, notify_lines, read_notify
 from rig.tomltable import TomlTable
 from rig.vocabulary import BUTTON_KINDS, FinalState, IdentityStrategy, Method, PowerKind
 
@@ -190,6 +191,7 @@ class Bench:
     password: Secret | None = None
     handover: HandoverConfig = HandoverConfig()
     checks: ChecksConfig = ChecksConfig()     # [checks]: the functional checks (rig.checks)
+    notify: NotifyConfig = NotifyConfig()      # [[notify.webhook]]: rig.notify.config
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def slot(self, name: str) -> Slot:
@@ -283,6 +285,7 @@ class _Reader:
         checks = read_checks(top.table("checks"), self.profiles.names)
         switches = {n: self.switch(n, t) for n, t in top.named("switches")}
         boards = {n: self.board(n, t) for n, t in top.named("relay_boards")}
+        notify = read_notify(top.table("notify"))
         raw_slots = top.get("slots", list, what="a list of [[slots]] tables")
         top.done()
         if not raw_slots:
@@ -297,7 +300,7 @@ class _Reader:
                      default_method=default_method, max_solenoids_on=max_on,
                      settle_seconds=float(settle), time_scale=float(time_scale),
                      power_on_spacing_seconds=float(spacing), password=password,
-                     handover=handover, checks=checks)
+                     handover=handover, checks=checks, notify=notify)
 
     def check_identity(self, network: NetworkConfig, slots: tuple[Slot, ...]) -> None:
         """What each identity strategy needs from the rest of the file."""
@@ -510,6 +513,7 @@ def dump(bench: Bench, *, header: Sequence[str] = (),
         lines += ["", "[[slots]]", *_slot_lines(slot)]
         if slot.name in notes:
             lines[-1] += f"    # {notes[slot.name]}"
+    lines += notify_lines(bench.notify)
     return "\n".join(lines).lstrip("\n") + "\n"
 
 

@@ -28,7 +28,14 @@ from rig.logins import LOGIN_BUDGET_CHECK
 from rig.recorder import Recorder
 from rig.rollcall import adopt_newcomer
 from rig.verify import judge
-from rig.vocabulary import EvidenceKind, ExpectedState, Method, ResetMode, StepOutcome
+from rig.vocabulary import (
+    BenchFaultKind,
+    EvidenceKind,
+    ExpectedState,
+    Method,
+    ResetMode,
+    StepOutcome,
+)
 
 #: Extra press time around power-on: the solenoid goes in before power and stays past the hold.
 PRESS_MARGIN_S = 2.0
@@ -144,7 +151,8 @@ def hard(ctx: SlotContext, rec: Recorder, unit: Unit) -> ResetOutcome:
             if button.watchdog_fired or not button.energised:
                 raise BenchFault("the solenoid's watchdog released the button before the "
                                  f"{hold:.2f} s hold ended (power-on came too long after the "
-                                 "coil went in); the unit may not have been reset")
+                                 "coil went in); the unit may not have been reset",
+                                 BenchFaultKind.ACTUATOR)
         with rec.step("release"):
             pressing.close()
         return _booted(ctx, rec, unit, powered_at, ExpectedState.FULL, power_cycled=True)

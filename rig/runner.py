@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rig.bench import Bench, Slot
 from rig.camera.isapi_types import Credentials
@@ -36,6 +36,7 @@ from rig.serialised import AddressTurns, SlotTurn
 from rig.verification import verify_unit
 from rig.verify import UnitVerdict
 from rig.vocabulary import (
+    BenchFaultKind,
     EvidenceKind,
     Fault,
     FinalState,
@@ -49,6 +50,8 @@ from rig.wiring import BenchHardware
 
 log = logging.getLogger(__name__)
 
+#: The check a unit fails when it is not the one the slot expects (``identity_mismatch``).
+IDENTITY_MISMATCH = "identity-mismatch"
 #: Census cadence on a real bench (seconds); a simulated bench divides it by its time_scale.
 CENSUS_WINDOW_S = 1.0
 CENSUS_INTERVAL_S = 2.0
@@ -130,6 +133,7 @@ class Runner:
         run_id = self.store.runs.start_run(self.bench.name, method=self.method,
                                       bench_path=self.bench.path,
                                       bench_sha256=file_sha256(self.bench.path), argv=self.argv)
+        self.slots = self._pinned(run_id)
         units = {s.name: self.store.runs.plan_unit(
             run_id, s.name, method=self.method, profile=s.profile.name,
             expected_mac=s.mac, expected_serial=s.serial) for s in self.slots}
@@ -162,6 +166,17 @@ class Runner:
             note = "; ".join(errors)
             self.store.runs.finish_run(run_id, status, note)
         return RunResult(run_id, status, results)
+
+    def _pinned(self, run_id: int) -> tuple[Slot, ...]:
+        """The slots with the identities pinned for this run on the dashboard (a scanned serial
+        or MAC, rig.records.pins) in place of the bench file's ``mac``/``serial``: from here on
+        a pin is the slot's expected identity exactly as if the file had said it."""
+        pins = self.store.pins.take(self.bench.name, [s.name for s in self.slots], run_id)
+        for name, pin in pins.items():
+            self.emit(name, "step", f"expects {pin.mac or pin.serial}, pinned by "
+                                    f"{pin.pinned_by}")
+        return tuple(replace(slot, mac=pin.mac, serial=pin.serial)
+                     if (pin := pins.get(slot.name)) else slot for slot in self.slots)
 
     def _census(self, slots: list[Slot]) -> Census:
         scale = self.bench.time_scale
@@ -253,7 +268,7 @@ class Runner:
         started = time.monotonic()
         verdict = UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH,
                               "internal error: the slot's worker ended without a verdict",
-                              "internal")
+                              BenchFaultKind.INTERNAL)
         unit = job.unit
         try:
             verdict, unit = self._stages(job)
@@ -274,6 +289,9 @@ class Runner:
             with ctx.turn:
                 if unit.mac is None:
                     unit = roll_call(ctx, rec)
+                mismatch = identity_mismatch(ctx.slot, unit)
+                if mismatch is not None:
+                    return mismatch, unit          # not the unit expected: not reset
                 procedure = PROCEDURES[self.method]
                 outcome = procedure(ctx, rec, unit)
                 unit = outcome.unit
@@ -283,15 +301,16 @@ class Runner:
                 return verdict, unit
         except UnitFault as fault:
             return fault.verdict, unit
-        except BenchFault as fault:
-            return UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH, str(fault), "bench"), unit
+        except BenchFault as fault:       # the check says what failed: snmp, serial, setup…
+            return UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH, str(fault), fault.kind), unit
         except Interrupted:
             return UnitVerdict(Verdict.INTERRUPTED, Fault.NONE, "run stopped (Ctrl-C or "
                                "SIGTERM) during this unit's reset"), unit
         except Exception as exc:  # noqa: BLE001 - one slot's bug must not sink the batch
             log.exception("slot %s: unexpected error", ctx.slot.name)
             return UnitVerdict(Verdict.BENCH_FAULT, Fault.BENCH,
-                               f"internal error: {type(exc).__name__}: {exc}", "internal"), unit
+                               f"internal error: {type(exc).__name__}: {exc}",
+                               BenchFaultKind.INTERNAL), unit
 
     def _unpark(self, jobs: list[SlotJob]) -> None:
         """Power parked units back on, spaced like any power-on (the batch is over: they may
@@ -325,3 +344,21 @@ class Runner:
                                     final_state=final, grade=grade)
         results[slot] = SlotResult(slot, verdict, mac, serial, notes, final, grade)
         self.emit(slot, "verdict", f"{verdict.verdict}: {reason}")
+
+
+def identity_mismatch(slot: Slot, unit: Unit) -> UnitVerdict | None:
+    """The verdict for a slot whose unit, as SADP showed it before the reset, is not the one
+    the bench file or a pin expects (None when it is, or when nothing was seen to compare):
+    skipped, not reset, so a unit nobody asked for is never wiped."""
+    seen = unit.before
+    if seen is None:
+        return None
+    wrong = [f"expected {what} {want}, found {got}"
+             for what, want, got in (("MAC", slot.mac, seen.mac),
+                                     ("serial", slot.serial, seen.serial))
+             if want and got and want.lower() != got.lower()]
+    if not wrong:
+        return None
+    return UnitVerdict(Verdict.SKIPPED, Fault.NONE,
+                       f"identity mismatch: {'; '.join(wrong)}; the unit was not reset",
+                       IDENTITY_MISMATCH)

@@ -294,3 +294,39 @@ class Destination(enum.StrEnum):
     RESALE = "resale"
     REUSE = "reuse"
     RECYCLING = "recycling"
+
+
+class NotifyEvent(enum.StrEnum):
+    """What a webhook is told about (the bench file's ``[[notify.webhook]] events``). Each is
+    written to the record store's outbox in the transaction that records it (rig.notify)."""
+
+    RUN_FINISHED = "run-finished"                # a run closed: passed, failed or interrupted
+    BENCH_FAULT = "bench-fault"                  # a unit's verdict blamed the bench
+    SLOT_OUT_OF_SERVICE = "slot-out-of-service"  # at the bench-fault limit, or by an operator
+
+
+class DeliveryState(enum.StrEnum):
+    """Where one event stands with one webhook."""
+
+    PENDING = "pending"        # waiting for its first attempt or its next retry
+    SENDING = "sending"        # claimed by a sender until its lease ends
+    DELIVERED = "delivered"    # the receiver answered 2xx: never sent to it again
+
+
+class WebhookFormat(enum.StrEnum):
+    """The body a webhook receives."""
+
+    JSON = "json"              # the event document itself
+    SLACK = "slack"            # {"text": ...}: Slack, Mattermost, Rocket.Chat incoming webhooks
+
+
+class BenchFaultKind(enum.StrEnum):
+    """What part of the bench failed, for a bench-fault verdict's check (and the metric
+    ``rig_bench_faults_total{kind}``)."""
+
+    SNMP = "snmp"              # the PoE switch: no answer, refused, or a SET that did not hold
+    SERIAL = "serial"          # a USB-serial relay board: gone, busy, or a wrong reply
+    GPIO = "gpio"              # a GPIO pin or chip
+    ACTUATOR = "actuator"      # another driver failure (a solenoid's watchdog, an output)
+    SETUP = "setup"            # the bench cannot do what was asked (no solenoid, press over cap)
+    INTERNAL = "internal"      # a bug in rig: the slot's worker failed

@@ -127,20 +127,20 @@ def test_the_parts_of_a_store_share_one_database(store):
 def test_before_commit_hooks_write_in_the_same_transaction(db):
     seen: list[int] = []
 
-    def outbox(conn: sqlite3.Connection) -> None:
-        if conn.execute("SELECT name FROM sqlite_master WHERE name = 'outbox'").fetchone():
+    def hook(conn: sqlite3.Connection) -> None:
+        if conn.execute("SELECT name FROM sqlite_master WHERE name = 'hooked'").fetchone():
             seen.append(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
-            conn.execute("INSERT INTO outbox VALUES (?)", (len(seen),))
+            conn.execute("INSERT INTO hooked VALUES (?)", (len(seen),))
 
-    database = Database(db, clock=FakeClock(), before_commit=[outbox])
+    database = Database(db, clock=FakeClock(), before_commit=[hook])
     try:
         with database.write() as conn:
-            conn.execute("CREATE TABLE outbox (n INTEGER)")
+            conn.execute("CREATE TABLE hooked (n INTEGER)")
         with database.write() as conn:
             conn.execute("INSERT INTO runs (started_at, status, bench_name, method, rig_version, "
                          "hostname, pid) VALUES (?, 'running', 'b', 'hard', 'x', 'h', 1)",
                          (database.now(),))
-        assert seen == [0, 1] and peek(db, "SELECT n FROM outbox") == [(1,), (2,)]
+        assert seen == [0, 1] and peek(db, "SELECT n FROM hooked") == [(1,), (2,)]
     finally:
         database.close()
 

@@ -141,7 +141,7 @@ def test_an_operator_clears_a_slot_from_the_page(browser, tmp_path):
             prompt.accept()
         wait_for(browser, lambda d: card_attr(d, "1", "state") == "idle", 10)
         event = store.slots.events("b", "1")[0]
-        assert (event.event, event.actor, event.reason) == ("cleared", "ann",
+        assert (event.event, event.actor, event.reason) == ("cleared", "ann (local)",
                                                             "new solenoid fitted")
 
 
@@ -168,6 +168,30 @@ document.getElementById("f").submit();
     async def evil(request):
         return HTMLResponse(html)
     return Starlette(routes=[Route("/", evil)])
+
+
+def test_a_scanner_pins_a_slot_and_a_redraw_mid_scan_loses_nothing(browser, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    with served(tmp_path / "r.sqlite") as (url, store):
+        out_of_service_bench(store)
+        browser.get(url + "/")
+        wait_for(browser, lambda d: card_attr(d, "1", "state") == "out-of-service", 15)
+        browser.find_element("id", "pin-2").click()
+        scanner = ActionChains(browser)                 # types into whatever has the focus
+        scanner.send_keys("DS-2CD2143G0").perform()
+        store.slots.clear("b", "1", by="tech")          # the cards are redrawn mid-scan
+        wait_for(browser, lambda d: card_attr(d, "1", "state") == "idle", 10)
+        scanner = ActionChains(browser)
+        scanner.send_keys("-I0001\n").perform()         # the rest of the code, then Enter
+        wait_for(browser, lambda d: "DS-2CD2143G0-I0001" in (text_of(d, "#pinned-2") or ""), 10)
+        assert browser.execute_script("return document.getElementById('pin-2').value") == ""
+        [pin] = store.pins.open("b").values()
+        assert (pin.slot, pin.serial, pin.mac, pin.pinned_by) == ("2", "DS-2CD2143G0-I0001",
+                                                                   None, "local")
+        browser.find_element("css selector", "#slot-2 button.unpin").click()
+        wait_for(browser, lambda d: text_of(d, "#pinned-2") is None, 10)
+        assert store.pins.open("b") == {} and store.pins.history("b", "2")[0].cleared_by == \
+            "local"
 
 
 def test_a_page_from_another_origin_cannot_act(browser, tmp_path):

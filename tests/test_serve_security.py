@@ -101,7 +101,8 @@ def test_clearing_a_slot_is_recorded_with_who_and_why(loopback_server):
                            timeout=5)
     assert answer.status_code == 200 and answer.json()["out_of_service"] is False
     event = store.slots.events("b", "1")[0]
-    assert (event.event, event.actor, event.reason) == ("cleared", "ann", "new solenoid fitted")
+    assert (event.event, event.actor, event.reason) == ("cleared", "ann (local)",
+                                                        "new solenoid fitted")
     slots = {c["slot"]: c for c in requests.get(url + "/api/slots", timeout=5).json()["slots"]}
     assert slots["1"]["state"] == "idle"
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol, runtime_checkable
 
+from rig.vocabulary import BenchFaultKind
+
 log = logging.getLogger(__name__)
 
 #: Push solenoids on a 15-30 s reset hold run beyond intermittent duty; never past this by default
@@ -29,7 +31,10 @@ DEFAULT_MAX_ON_SECONDS = 45.0
 
 
 class ActuatorError(RuntimeError):
-    """A bench part failed: a bench fault, not a fault of the camera. ``part`` names it."""
+    """A bench part failed: a bench fault, not a fault of the camera. ``part`` names it;
+    ``kind`` (a class attribute, set by each driver's subclass) what sort of part it is."""
+
+    kind: BenchFaultKind = BenchFaultKind.ACTUATOR
 
     def __init__(self, part: str, message: str) -> None:
         super().__init__(f"{part}: {message}")

@@ -37,8 +37,15 @@ from rig.actuators.base import (
     PowerReading,
     PowerState,
 )
+from rig.vocabulary import BenchFaultKind
 
 log = logging.getLogger(__name__)
+
+
+class GpioError(ActuatorError):
+    """A GPIO chip or pin failed (or cannot be opened): a bench fault."""
+
+    kind = BenchFaultKind.GPIO
 
 #: Names accepted by ``make_pin_factory``, as gpiozero names them in GPIOZERO_PIN_FACTORY.
 FACTORY_NAMES = ("mock", "lgpio", "rpigpio", "pigpio", "native")
@@ -110,28 +117,28 @@ def make_pin_factory(name: str) -> Factory:
     except ImportError as exc:
         missing = exc.name or "?"
         hint = _INSTALL_HINTS.get(missing, f"its import failed: {exc}")
-        raise ActuatorError(_PART, f"pin factory {key!r} needs the {missing!r} Python "
+        raise GpioError(_PART, f"pin factory {key!r} needs the {missing!r} Python "
                                    f"library, which is not installed: {hint}") from exc
     factory_class = getattr(module, class_name)
     try:
         return factory_class()
     except PinUnknownPi as exc:
-        raise ActuatorError(_PART, f"pin factory {key!r} cannot start: this machine is not "
+        raise GpioError(_PART, f"pin factory {key!r} cannot start: this machine is not "
                                    f"a Raspberry Pi ({exc}); use 'mock' for a simulated "
                                    f"bench") from exc
     except GPIOZeroError as exc:
-        raise ActuatorError(_PART, f"pin factory {key!r} cannot start: {exc}") from exc
+        raise GpioError(_PART, f"pin factory {key!r} cannot start: {exc}") from exc
     except PermissionError as exc:
-        raise ActuatorError(_PART, f"pin factory {key!r} cannot open the GPIO chip: {exc}; "
+        raise GpioError(_PART, f"pin factory {key!r} cannot open the GPIO chip: {exc}; "
                                    f"the service user must be in the 'gpio' group") from exc
     except OSError as exc:
         # lgpio also fails here when the working directory is not writable (it creates a
         # .lgd-nfy pipe there; docs/gpio-serial.md §1.4), pigpio when pigpiod is not reachable.
-        raise ActuatorError(_PART, f"pin factory {key!r} cannot start: {exc} (lgpio needs a "
+        raise GpioError(_PART, f"pin factory {key!r} cannot start: {exc} (lgpio needs a "
                                    f"writable working directory or LG_WD=/tmp; pigpio needs "
                                    f"the pigpiod daemon)") from exc
     except Exception as exc:  # noqa: BLE001 - lgpio raises its own lgpio.error, not an OSError
-        raise ActuatorError(_PART, f"pin factory {key!r} cannot start: "
+        raise GpioError(_PART, f"pin factory {key!r} cannot start: "
                                    f"{type(exc).__name__}: {exc}") from exc
 
 
@@ -170,7 +177,7 @@ def _claim(pin: int, active_high: bool, factory: Factory, part: str) -> OutputDe
         return OutputDevice(pin, active_high=active_high, initial_value=False,
                             pin_factory=factory)
     except GPIOZeroError as exc:
-        raise ActuatorError(part, f"cannot claim GPIO{pin}: {exc}") from exc
+        raise GpioError(part, f"cannot claim GPIO{pin}: {exc}") from exc
 
 
 def _level_name(level: bool) -> str:
@@ -206,14 +213,14 @@ class GpioPower:
 
     def _write(self, on: bool) -> None:
         if self._device.closed:
-            raise ActuatorError(self.name, "closed; cannot switch power")
+            raise GpioError(self.name, "closed; cannot switch power")
         try:
             if on:
                 self._device.on()
             else:
                 self._device.off()
         except GPIOZeroError as exc:
-            raise ActuatorError(self.name, f"cannot switch power {'on' if on else 'off'}: "
+            raise GpioError(self.name, f"cannot switch power {'on' if on else 'off'}: "
                                            f"{exc}") from exc
 
     def on(self) -> None:
@@ -288,11 +295,11 @@ class GpioSolenoid(CappedButton):
 
     def _energise(self) -> None:
         if self._device.closed:
-            raise ActuatorError(self.name, "closed; cannot energise")
+            raise GpioError(self.name, "closed; cannot energise")
         try:
             self._device.on()
         except GPIOZeroError as exc:
-            raise ActuatorError(self.name, f"cannot energise: {exc}") from exc
+            raise GpioError(self.name, f"cannot energise: {exc}") from exc
 
     def _release(self) -> None:
         # Called by release(): from the guard, the watchdog thread and after close() too.

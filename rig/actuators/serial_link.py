@@ -30,6 +30,13 @@ import serial
 
 from rig.actuators.base import ActuatorError
 from rig.actuators.relay_protocols import RelayProtocol, ReplyError
+from rig.vocabulary import BenchFaultKind
+
+
+class SerialError(ActuatorError):
+    """A USB-serial relay board failed: gone, held by another process, or a wrong reply."""
+
+    kind = BenchFaultKind.SERIAL
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +107,7 @@ class SerialLink:
         tail = f"; {what}" if what else ""
         with self._lock:
             if self._closed:
-                raise ActuatorError(self.part, f"closed{tail}")
+                raise SerialError(self.part, f"closed{tail}")
             last: OSError | None = None
             for attempt in range(self.reconnect_attempts + 1):
                 if attempt:
@@ -113,7 +120,7 @@ class SerialLink:
                 except OSError as exc:
                     self._drop()
                     if _is_lock_conflict(exc):
-                        raise ActuatorError(self.part, f"port is in use by another process "
+                        raise SerialError(self.part, f"port is in use by another process "
                                                        f"(exclusive lock held){tail}") from exc
                     last = exc
             if self._opened_once:
@@ -122,7 +129,7 @@ class SerialLink:
             else:
                 message = f"could not open the port in {self.reconnect_attempts + 1} tries"
             message += f" (last error: {last})"
-            raise ActuatorError(self.part, message) from last
+            raise SerialError(self.part, message) from last
 
     def _ready(self, skip: Collection[int]) -> serial.SerialBase:
         """The open port, (re)opened now if needed; a reopen re-applies the board's state."""
@@ -175,12 +182,12 @@ class SerialLink:
         deadline = time.monotonic() + self.timeout
         while not self.protocol.reply_complete(request, bytes(reply)):
             if time.monotonic() >= deadline:
-                raise ActuatorError(self.part, f"channel {channel}: no complete reply to "
+                raise SerialError(self.part, f"channel {channel}: no complete reply to "
                                                f"{request!r} within {self.timeout:g} s "
                                                f"(got {bytes(reply)!r})")
             reply += port.read(port.in_waiting or 1)
         try:
             return self.protocol.parse_reply(request, bytes(reply))
         except ReplyError as exc:
-            raise ActuatorError(self.part, f"channel {channel}: unexpected reply to "
+            raise SerialError(self.part, f"channel {channel}: unexpected reply to "
                                            f"{request!r}: {exc}") from exc

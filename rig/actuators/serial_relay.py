@@ -41,7 +41,7 @@ from rig.actuators.base import (
     PowerState,
 )
 from rig.actuators.relay_protocols import RelayProtocol
-from rig.actuators.serial_link import SerialLink
+from rig.actuators.serial_link import SerialError, SerialLink
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class SerialRelayBoard:
         state = self._link.run(lambda port: self._link.exchange(port, query, ch),
                                what=f"channel {ch} not read", skip=())
         if state is None:
-            raise ActuatorError(self._part, f"channel {ch}: the {self.protocol.NAME} protocol "
+            raise SerialError(self._part, f"channel {ch}: the {self.protocol.NAME} protocol "
                                             f"returned no state for a read")
         return state
 
@@ -311,7 +311,7 @@ class RelayChannel:
 
     def _usable(self) -> None:
         if self._closed:
-            raise ActuatorError(self.name, "closed")
+            raise SerialError(self.name, "closed")
 
     def __repr__(self) -> str:
         return f"RelayChannel({self.name!r})"

@@ -33,6 +33,7 @@ from pysnmp.hlapi.v3arch import asyncio as hl
 from pysnmp.proto import errind
 
 from rig.actuators.base import ActuatorError, PowerState
+from rig.vocabulary import BenchFaultKind
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ class SnmpError(ActuatorError):
     Also the base of the SNMP errors below. ``oid`` and ``port`` name the varbind concerned when
     one is known, ``status`` the errorStatus name.
     """
+
+    kind = BenchFaultKind.SNMP
 
     def __init__(self, part: str, message: str, *, oid: Oid | None = None,
                  port: int | None = None, status: str | None = None) -> None:

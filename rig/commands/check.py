@@ -50,6 +50,9 @@ def as_json(bench: Bench) -> dict:
                    "profile": s.profile.name, "mac": s.mac,
                    "serial": s.serial} for s in bench.slots],
         "checks": bench.checks.to_json(),
+        "webhooks": [{"name": w.label(), "url_env": w.url_env, "format": w.format,
+                      "events": list(w.events), "secret_env": w.secret_env}
+                     for w in bench.notify.webhooks],      # never the URL: it may hold a token
     }
 
 
@@ -67,6 +70,9 @@ def as_text(bench: Bench) -> str:
     if bench.checks.enabled:
         lines.append(f"  functional checks: {', '.join(bench.checks.run)} (key: "
                      f"{', '.join(bench.checks.key) or 'none'}; storage {bench.checks.storage})")
+    for hook in bench.notify.webhooks:        # by label: a URL may hold a token
+        lines.append(f"  webhook {hook.label()}: {hook.format}, {', '.join(hook.events)}"
+                     + (f", signed with ${hook.secret_env}" if hook.secret_env else ""))
     lines.append(f"  {'SLOT':<8} {'POWER':<34} {'BUTTON':<30} {'PROFILE':<8} EXPECTED UNIT")
     for s in bench.slots:
         lines.append(f"  {s.name:<8} {describe_output(s.power):<34} "

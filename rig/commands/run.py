@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -13,9 +14,15 @@ from typing import TYPE_CHECKING
 from rig.vocabulary import Method, choices
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from rig.bench import Bench
     from rig.camera.isapi_types import Credentials
+    from rig.notify.sender import Notifier
     from rig.runner import RunResult
+
+#: Seconds ``rig run`` waits on exit for its notifications to go (the rest is sent later).
+NOTIFY_DRAIN_S = 5.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from rig.actuators.base import OutputGuard
     from rig.bench import BenchError, load_bench
     from rig.guardian import Guardian, GuardianError
+    from rig.notify import start_notifier
     from rig.records import RecordError, RecordStore, default_db_path
     from rig.runner import Runner
     from rig.wiring import BenchHardware
@@ -73,12 +81,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     progress = Progress(quiet=args.quiet or args.json)
     try:        # before any output moves: it rests them if this process dies without its exit
+        notifier = start_notifier(store.path, bench)
         guardian = Guardian.start(bench.path, store.path, "run")
-    except GuardianError as exc:
+    except (GuardianError, ValueError) as exc:
         store.close()
         print(f"rig run: error: {exc}; nothing was moved", file=sys.stderr)
         return 2
-    with store, guardian, OutputGuard() as guard:
+    with store, guardian, OutputGuard() as guard, _draining(notifier):
         hardware = BenchHardware(bench, guard=guard)
         try:
             runner = Runner(bench, store, hardware, method=args.method, slots=slots,
@@ -95,6 +104,21 @@ def run(args: argparse.Namespace) -> int:
             hardware.close()
         print_result(result, args.json)
     return 0 if result.passed else 1
+
+
+@contextlib.contextmanager
+def _draining(notifier: Notifier | None) -> Iterator[None]:
+    """The run's notifications sent in the background, and on exit given a short while to go:
+    what a receiver has not taken by then stays owed in the record store, for the next
+    ``rig run`` or a running ``rig serve`` to send."""
+    try:
+        yield
+    finally:
+        if notifier is not None:
+            owed = notifier.close(drain_s=NOTIFY_DRAIN_S)
+            if owed:
+                print(f"rig run: {owed} notification(s) not delivered yet: kept in the record "
+                      "store for `rig serve` or the next run to send", file=sys.stderr)
 
 
 def web_credentials(args: argparse.Namespace, bench: Bench) -> Credentials | None:

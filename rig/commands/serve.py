@@ -26,6 +26,8 @@ $XDG_CONFIG_HOME/rig/serve-token (mode 0600). Send it as `Authorization: Bearer 
 any page once with ?token=TOKEN (it is then kept in a cookie). State-changing requests need the
 header `X-Rig-Request: 1` and are refused from other origins.
 The record store is --db, else $RIG_DB, else ~/.local/share/rig/rig.sqlite.
+notifications: the --bench file's [[notify.webhook]] receivers are sent the store's events
+while the server runs (those owed by an earlier rig run included).
 exit status: 0 stopped cleanly, 2 usage or configuration error."""
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
@@ -55,7 +57,8 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rig.bench import BenchError, load_bench
+    from rig.bench import load_bench
+    from rig.notify import start_notifier
     from rig.records import RecordError, RecordStore
     from rig.serve.app import create_app
     from rig.serve.security import TokenFileError
@@ -67,8 +70,10 @@ def run(args: argparse.Namespace) -> int:
         policy = policy_for(host)
         store = RecordStore.open(args.db)
         sock = bind(host, port)
-    except (BenchError, RecordError, TokenFileError, OSError) as exc:
-        print(f"rig serve: error: {exc}", file=sys.stderr)
+        # the bench's webhooks, sent for as long as the server runs (rig.notify)
+        notifier = start_notifier(store.path, bench)
+    except (ValueError, RecordError, TokenFileError, OSError) as exc:    # BenchError: a
+        print(f"rig serve: error: {exc}", file=sys.stderr)              # ValueError too
         return 2
     app = create_app(store, policy, bench=bench, secrets=_secrets(bench))
     shown = f"[{host}]" if ":" in host else host
@@ -83,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in quiet.items():
             signal.signal(sig, handler)
+        if notifier is not None:
+            notifier.close()
         store.close()
         sock.close()
     return 0

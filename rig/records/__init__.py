@@ -19,6 +19,8 @@ One package, one concern per module:
 - ``sadp_attempts``  failed SADP ``update`` attempts per unit across invocations
 - ``attachments``  binary evidence (snapshot JPEGs), with its SHA-256
 - ``liveness``  is the process that wrote a running run still alive?
+- ``outbox``    notification events, written with their cause, and their webhook deliveries
+- ``pins``      identities pinned to slots for their next run (the dashboard's barcode field)
 
 How the runner uses it (one store per process, shared by the per-slot worker threads)::
 
@@ -75,15 +77,18 @@ from rig.records.models import (
     Step,
     Unit,
 )
+from rig.records.outbox import Outbox, OutboxEvent, PayloadHook
 from rig.records.outputs import OutputsLedger
+from rig.records.pins import SlotPin, SlotPins
 from rig.records.runlog import RunLog, file_sha256
 from rig.records.sadp_attempts import SadpAttemptCount, SadpAttempts
 
 __all__ = [
     "Database", "Evidence", "LoginBudget", "LoginLedger", "LoginRecord", "OutputEntry",
-    "OutputsLedger", "RecordError", "RecordStore",
+    "Outbox", "OutboxEvent", "OutputsLedger", "RecordError", "RecordStore",
     "RecoveredRun", "Run", "RunLog", "RunRecord", "RunSummary", "SlotEvent", "SlotHealth",
-    "SadpAttemptCount", "SadpAttempts", "SlotHealthPolicy", "SlotStatus", "Step", "Unit",
+    "SadpAttemptCount", "SadpAttempts", "SlotHealthPolicy", "SlotPin", "SlotPins",
+    "SlotStatus", "Step", "Unit",
     "UnknownRun", "default_db_path",
     "file_sha256", "utc_now",
 ]
@@ -92,8 +97,8 @@ __all__ = [
 class RecordStore:
     """One open store: ``runs`` (the run log), ``outputs`` (the ledger), ``slots`` (health),
     ``logins`` (failed logins per unit) and ``sadp_attempts`` (failed SADP ``update`` attempts
-    per MAC), all on one Database, so they share its connection, its lock and its
-    transactions."""
+    per MAC), ``outbox`` (notifications) and ``pins`` (identities pinned to slots), all on one
+    Database, so they share its connection, its lock and its transactions."""
 
     def __init__(self, path: str | os.PathLike[str], *, clock: Clock = utc_now,
                  create: bool = True, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
@@ -104,7 +109,9 @@ class RecordStore:
         ``":memory:"`` for a throwaway store, which is of course not durable.
         """
         policy = SlotHealthPolicy(bench_fault_limit)      # a bad limit fails before the file
-        self.db = Database(path, clock=clock, create=create, busy_timeout_ms=busy_timeout_ms)
+        # The outbox's hook: every write transaction fills in the events it caused.
+        self.db = Database(path, clock=clock, create=create, busy_timeout_ms=busy_timeout_ms,
+                           before_commit=[PayloadHook()])
         self.slots = SlotHealth(self.db, policy)
         self.runs = RunLog(self.db, self.slots)
         self.outputs = OutputsLedger(self.db)
@@ -113,6 +120,10 @@ class RecordStore:
         self.sadp_attempts = SadpAttempts(self.db)
         #: Binary evidence (snapshots) beside the evidence records that describe it.
         self.attachments = Attachments(self.db)
+        #: Notification events and their webhook deliveries (rig.notify sends them).
+        self.outbox = Outbox(self.db)
+        #: Identities pinned to slots for their next run.
+        self.pins = SlotPins(self.db)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> RecordStore:

@@ -3,8 +3,8 @@ timeout, the versioned schema migrated forward on open, and one way to write.
 
 Every writer in this package goes through ``Database.write()``: one ``BEGIN IMMEDIATE``
 transaction, committed (and on disk) before the caller's method returns. That single door is
-where a later outbox hooks in: a ``before_commit`` hook runs inside each write transaction, so a
-row it adds (say, for syncing to PostgreSQL) commits or rolls back with the record it describes.
+where the notification outbox hooks in (rig.records.outbox): a ``before_commit`` hook runs inside
+each write transaction, so a row it adds commits or rolls back with the record it describes.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from rig import __version__
-from rig.vocabulary import Fault, RunStatus, StepOutcome, UnitState
+from rig.vocabulary import (
+    DeliveryState,
+    Fault,
+    NotifyEvent,
+    RunStatus,
+    StepOutcome,
+    UnitState,
+)
 
 Clock = Callable[[], datetime]
 #: Runs inside every write transaction, just before COMMIT (an outbox writes its rows here).
@@ -223,6 +230,82 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             created_at   TEXT NOT NULL,
             data         BLOB NOT NULL)""",
         "CREATE INDEX attachments_by_unit ON attachments (unit_id, id)",
+    ),
+    (   # 6: the notification outbox (rig.records.outbox). The triggers write an event row in
+        # the transaction that records its cause, whichever process and code path writes it;
+        # the store's before-commit hook fills in its payload in that same transaction. (A
+        # later migration that rebuilds runs, units or slot_events must re-create its trigger.)
+        f"""CREATE TABLE outbox (
+            id         INTEGER PRIMARY KEY,
+            event_id   TEXT NOT NULL UNIQUE,
+            kind       TEXT NOT NULL CHECK (kind IN {_in(NotifyEvent)}),
+            created_at TEXT NOT NULL,
+            bench_name TEXT NOT NULL,
+            run_id     INTEGER,
+            unit_id    INTEGER,
+            slot       TEXT,
+            payload    TEXT)""",
+        "CREATE INDEX outbox_unfilled ON outbox (id) WHERE payload IS NULL",
+        f"""CREATE TRIGGER outbox_run_finished AFTER UPDATE OF status ON runs
+            WHEN OLD.status = 'running' AND NEW.status != 'running'
+            BEGIN
+                INSERT INTO outbox (event_id, kind, created_at, bench_name, run_id)
+                VALUES (lower(hex(randomblob(16))), '{NotifyEvent.RUN_FINISHED}',
+                        NEW.finished_at, NEW.bench_name, NEW.id);
+            END""",
+        f"""CREATE TRIGGER outbox_bench_fault AFTER UPDATE OF verdict ON units
+            WHEN OLD.verdict IS NULL AND NEW.fault = 'bench'
+                 AND NEW.verdict != 'out-of-service'
+            BEGIN
+                INSERT INTO outbox (event_id, kind, created_at, bench_name, run_id, unit_id,
+                                    slot)
+                VALUES (lower(hex(randomblob(16))), '{NotifyEvent.BENCH_FAULT}',
+                        NEW.finished_at,
+                        (SELECT bench_name FROM runs WHERE id = NEW.run_id),
+                        NEW.run_id, NEW.id, NEW.slot);
+            END""",
+        f"""CREATE TRIGGER outbox_slot_out_of_service AFTER INSERT ON slot_events
+            WHEN NEW.event IN ('out-of-service', 'taken-out')
+            BEGIN
+                INSERT INTO outbox (event_id, kind, created_at, bench_name, slot)
+                VALUES (lower(hex(randomblob(16))), '{NotifyEvent.SLOT_OUT_OF_SERVICE}',
+                        NEW.at, NEW.bench_name, NEW.slot);
+            END""",
+        f"""CREATE TABLE outbox_deliveries (
+            event           INTEGER NOT NULL REFERENCES outbox (id),
+            target          TEXT NOT NULL,
+            state           TEXT NOT NULL CHECK (state IN {_in(DeliveryState)}),
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            claimed_by      TEXT,
+            claimed_until   TEXT,
+            last_error      TEXT NOT NULL DEFAULT '',
+            delivered_at    TEXT,
+            PRIMARY KEY (event, target))""",
+        "CREATE INDEX outbox_due ON outbox_deliveries (target, next_attempt_at) "
+        "WHERE state != 'delivered'",
+        """CREATE TABLE outbox_targets (
+            target     TEXT PRIMARY KEY,
+            bench_name TEXT NOT NULL,
+            since      INTEGER NOT NULL,
+            queued_to  INTEGER NOT NULL,
+            created_at TEXT NOT NULL)""",
+    ),
+    (   # 7: an identity pinned to a slot for its next run (a barcode scanned on the dashboard)
+        """CREATE TABLE slot_pins (
+            id          INTEGER PRIMARY KEY,
+            bench_name  TEXT NOT NULL,
+            slot        TEXT NOT NULL,
+            mac         TEXT,
+            serial      TEXT,
+            pinned_by   TEXT NOT NULL,
+            pinned_at   TEXT NOT NULL,
+            cleared_by  TEXT,
+            cleared_at  TEXT,
+            used_by_run INTEGER REFERENCES runs (id),
+            CHECK ((mac IS NULL) != (serial IS NULL)))""",
+        "CREATE INDEX slot_pins_open ON slot_pins (bench_name, slot) "
+        "WHERE cleared_at IS NULL AND used_by_run IS NULL",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -111,6 +111,16 @@ class RunLog(RunQueries):
             conn.execute("UPDATE runs SET status = ?, finished_at = ?, note = ? WHERE id = ?",
                          (status.value, now, join(run["note"], note), run_id))
 
+    def annotate(self, run_id: int, note: str, operator: str = "") -> None:
+        """Add ``note`` to a run's note and, when it has none yet, record its ``operator``: an
+        operator's action on a run (started or stopped from the dashboard) whichever process
+        writes the run (``finish_run`` keeps what is there)."""
+        with self.db.write() as conn:
+            run = self.db.row(conn, "run", "runs", run_id)
+            conn.execute("UPDATE runs SET note = ?, operator = CASE operator WHEN '' THEN ? "
+                         "ELSE operator END WHERE id = ?",
+                         (join(run["note"], note), operator, run_id))
+
     # --- units -----------------------------------------------------------------------------------
 
     def plan_unit(self, run_id: int, slot: str, *, method: str, profile: str | None = None,

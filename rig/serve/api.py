@@ -1,6 +1,8 @@
 """The JSON API: the bench, runs, units (with steps and evidence), slots and their health, the
-live event stream, and the one operator action so far (clearing a slot). FastAPI documents it
-at /api/openapi.json from these signatures and models."""
+live event stream, and the operator actions (start and stop a run, clear a slot, pin a slot's
+expected identity), each recorded with who did it: the name given and how the request got in
+(``token`` or ``local``). FastAPI documents it at /api/openapi.json from these signatures and
+models."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +19,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from rig.records import RecordError, RecordStore, UnknownRun
+from rig.records import RecordError, RecordStore, SlotPin, UnknownRun
 from rig.report import _plain, record_dict
 from rig.serve.control import ControlError, RunControl
 from rig.serve.live import BenchView, ChangeFeed
@@ -46,6 +49,43 @@ class StartRun(BaseModel):
 
 class StopRun(BaseModel):
     by: str = Field(min_length=1, max_length=100, description="the operator's name")
+
+
+class PinSlot(BaseModel):
+    """What a barcode scanner typed: a serial, or a MAC (12 hex digits, separators optional)."""
+
+    code: str = Field(min_length=1, max_length=80, description="serial or MAC as scanned")
+    by: str | None = Field(None, max_length=100, description="the operator's name, if given")
+
+
+#: A MAC as labels print it: 12 hex digits, in pairs separated by ':' or '-', or not at all.
+_MAC = re.compile(r"[0-9a-f]{2}([:-]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}")
+#: A serial as scanned: printable, no spaces (a scanner adds none inside one).
+_SERIAL = re.compile(r"[\x21-\x7e]{1,64}")
+
+
+def parse_code(code: str) -> tuple[str | None, str | None]:
+    """(mac, serial) for a scanned code, one of them None; ValueError if it is neither."""
+    text = code.strip()
+    if _MAC.fullmatch(text.lower()):
+        digits = re.sub("[:-]", "", text.lower())
+        return ":".join(digits[i:i + 2] for i in range(0, 12, 2)), None
+    if _SERIAL.fullmatch(text):
+        return None, text
+    raise ValueError("not a serial or a MAC: printable characters without spaces, at most 64")
+
+
+def actor(request: Request, by: str | None) -> str:
+    """Who did it, as recorded: the name given and how the request got in (token or local)."""
+    access = request.scope.get("state", {}).get("rig_access", "local")
+    return f"{by} ({access})" if by else access
+
+
+def pin_json(pin: SlotPin) -> dict[str, Any]:
+    return {"id": pin.id, "slot": pin.slot, "mac": pin.mac, "serial": pin.serial,
+            "pinned_by": pin.pinned_by, "pinned_at": pin.pinned_at,
+            "cleared_by": pin.cleared_by, "cleared_at": pin.cleared_at,
+            "used_by_run": pin.used_by_run}
 
 
 def _store(request: Request) -> RecordStore:
@@ -131,14 +171,46 @@ async def get_slot_events(request: Request, slot: str) -> list[dict[str, Any]]:
 
 @router.post("/slots/{slot}/clear", summary="put an out-of-service slot back in service")
 async def clear_slot(request: Request, slot: str, body: ClearSlot) -> dict[str, Any]:
-    name = _bench_name(request)
-    view = _view(request)
-    if slot not in await asyncio.to_thread(view.slots, name):
-        raise HTTPException(404, f"no slot {slot!r} on bench {name!r}")
-    status = await asyncio.to_thread(_store(request).slots.clear, name, slot, body.by, body.why)
+    name = await _bench_slot(request, slot)
+    status = await asyncio.to_thread(_store(request).slots.clear, name, slot,
+                                     actor(request, body.by), body.why)
     _feed(request).poke()
     return {"bench": name, "slot": slot, "out_of_service": status.out_of_service,
             "reason": status.reason}
+
+
+@router.post("/slots/{slot}/pin", summary="pin the identity the slot's next run expects "
+             "(a scanned serial or MAC), replacing its open pin")
+async def pin_slot(request: Request, slot: str, body: PinSlot) -> dict[str, Any]:
+    name = await _bench_slot(request, slot)
+    try:
+        mac, serial = parse_code(body.code)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    pin = await asyncio.to_thread(_store(request).pins.pin, name, slot,
+                                  by=actor(request, body.by), mac=mac, serial=serial)
+    log.warning("slot %s: %s pinned by %s", slot, mac or serial, pin.pinned_by)
+    _feed(request).poke()
+    return pin_json(pin)
+
+
+@router.delete("/slots/{slot}/pin", summary="clear the slot's open pin")
+async def unpin_slot(request: Request, slot: str,
+                     by: str | None = Query(None, max_length=100)) -> dict[str, Any]:
+    name = await _bench_slot(request, slot)
+    pin = await asyncio.to_thread(_store(request).pins.clear, name, slot,
+                                  by=actor(request, by))
+    if pin is None:
+        raise HTTPException(404, f"slot {slot!r} has no open pin")
+    _feed(request).poke()
+    return {"slot": slot, "cleared": pin_json(pin)}
+
+
+@router.get("/slots/{slot}/pins", summary="a slot's pins, newest first")
+async def slot_pins(request: Request, slot: str) -> list[dict[str, Any]]:
+    name = await _bench_slot(request, slot)
+    return [pin_json(p) for p in await asyncio.to_thread(_store(request).pins.history, name,
+                                                         slot)]
 
 
 @router.post("/runs", status_code=202, summary="start a batch (rig run) on the served bench")
@@ -148,9 +220,12 @@ async def start_run(request: Request, body: StartRun) -> dict[str, Any]:
         started = await asyncio.to_thread(control.start, body.method, body.slots)
     except ControlError as exc:
         raise HTTPException(exc.status, str(exc)) from None
-    log.warning("run %d started by %s (pid %d)", started.run_id, body.by, started.pid)
+    who = actor(request, body.by)
+    await asyncio.to_thread(_store(request).runs.annotate, started.run_id,
+                            f"started from the dashboard by {who}", who)
+    log.warning("run %d started by %s (pid %d)", started.run_id, who, started.pid)
     _feed(request).poke()
-    return {"run_id": started.run_id, "pid": started.pid, "by": body.by}
+    return {"run_id": started.run_id, "pid": started.pid, "by": who}
 
 
 @router.post("/runs/stop", status_code=202,
@@ -161,14 +236,25 @@ async def stop_run(request: Request, body: StopRun) -> dict[str, Any]:
         run = await asyncio.to_thread(control.stop)
     except ControlError as exc:
         raise HTTPException(exc.status, str(exc)) from None
-    log.warning("run %d stopped by %s (pid %d)", run.id, body.by, run.pid)
-    return {"run_id": run.id, "pid": run.pid, "by": body.by}
+    who = actor(request, body.by)
+    await asyncio.to_thread(_store(request).runs.annotate, run.id,
+                            f"stop asked from the dashboard by {who}")
+    log.warning("run %d stopped by %s (pid %d)", run.id, who, run.pid)
+    return {"run_id": run.id, "pid": run.pid, "by": who}
 
 
 def _bench_name(request: Request) -> str:
     name = _view(request).bench_name()
     if name is None:
         raise HTTPException(404, "no bench yet: give --bench or record a run")
+    return name
+
+
+async def _bench_slot(request: Request, slot: str) -> str:
+    """The served bench's name, once ``slot`` is known to be one of its slots (else 404)."""
+    name = _bench_name(request)
+    if slot not in await asyncio.to_thread(_view(request).slots, name):
+        raise HTTPException(404, f"no slot {slot!r} on bench {name!r}")
     return name
 
 

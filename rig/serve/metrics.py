@@ -20,7 +20,7 @@ from prometheus_client.core import (
 )
 
 from rig.records import RecordStore
-from rig.vocabulary import OutputKind
+from rig.vocabulary import BenchFaultKind, DeliveryState, OutputKind
 
 #: Step duration buckets, seconds: a press is under a second, a boot a minute or two.
 STEP_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 90.0, 120.0, 180.0, 300.0)
@@ -46,6 +46,11 @@ class RecordCollector:
             last = conn.execute("SELECT MAX(julianday(finished_at)) FROM runs WHERE "
                                 "finished_at IS NOT NULL").fetchone()[0]
             steps = _step_buckets(conn)
+            faults = conn.execute("SELECT COALESCE(check_name, 'bench'), COUNT(*) FROM units "
+                                  "WHERE fault = 'bench' AND verdict != 'out-of-service' "
+                                  "GROUP BY 1").fetchall()
+            owed = conn.execute("SELECT state, COUNT(*) FROM outbox_deliveries GROUP BY 1"
+                                ).fetchall()
         yield _family(CounterMetricFamily("rig_units", "Units that got a verdict, by verdict, "
                                           "reset method and firmware profile.",
                                           labels=["verdict", "method", "profile"]),
@@ -62,6 +67,23 @@ class RecordCollector:
                                 "When the last run finished, Unix time (0: never).",
                                 value=0.0 if last is None else (last - 2440587.5) * 86400.0)
         yield steps
+        yield _family(CounterMetricFamily(
+            "rig_bench_faults", "Units whose verdict blamed the bench, by what failed (snmp: "
+            "the PoE switch, serial: a relay board, gpio, actuator, setup, internal; bench: "
+            "recorded before kinds were).", labels=["kind"]),
+            (((kind,), n) for kind, n in _zeros(BenchFaultKind, faults).items()))
+        yield _family(GaugeMetricFamily(
+            "rig_notifications", "Webhook deliveries by state (pending and sending: owed).",
+            labels=["state"]), (((s,), n) for s, n in _zeros(DeliveryState, owed).items()))
+
+
+def _zeros(words: type[BenchFaultKind] | type[DeliveryState], rows: Iterable[sqlite3.Row]
+           ) -> dict[str, float]:
+    """Counts by label with every known word present, at 0 when none: a series that exists
+    from the start makes ``increase()`` see its first event (Prometheus' advice)."""
+    counts = {str(word): 0.0 for word in words}
+    counts.update({str(r[0]): float(r[1]) for r in rows})
+    return counts
 
 
 def _family(metric: CounterMetricFamily | GaugeMetricFamily,

@@ -101,6 +101,9 @@ def _card(conn: sqlite3.Connection, bench: str, slot: str) -> dict[str, Any]:
                         "WHERE r.bench_name = ? AND u.slot = ? AND u.verdict IS NOT NULL "
                         "ORDER BY u.id DESC LIMIT 1", (bench, slot)).fetchone()
     out = bool(health and health.out_of_service)
+    pin = conn.execute("SELECT * FROM slot_pins WHERE bench_name = ? AND slot = ? AND "
+                       "cleared_at IS NULL AND used_by_run IS NULL ORDER BY id DESC LIMIT 1",
+                       (bench, slot)).fetchone()
     return {
         "slot": slot,
         "state": _state(unit, step, out),
@@ -109,6 +112,8 @@ def _card(conn: sqlite3.Connection, bench: str, slot: str) -> dict[str, Any]:
         "last": _last_json(last) if last is not None else None,
         "health": {"out_of_service": out, "reason": health.reason if health else "",
                    "consecutive_bench_faults": health.consecutive_bench_faults if health else 0},
+        "pin": None if pin is None else {"mac": pin["mac"], "serial": pin["serial"],
+                                         "by": pin["pinned_by"], "at": pin["pinned_at"]},
     }
 
 

@@ -29,6 +29,8 @@ TOKEN_ENV = "RIG_SERVE_TOKEN"
 COOKIE = "rig_token"
 ACTION_HEADER = "x-rig-request"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ACCESS_TOKEN = "token"          # the request showed the token
+ACCESS_LOCAL = "local"          # loopback, no token needed
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
@@ -102,6 +104,10 @@ class Guard:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
+        # How this request got in, for the records of who did what (``request.state``): with
+        # the token (its holder), or from this machine with none needed.
+        scope.setdefault("state", {})["rig_access"] = ACCESS_TOKEN if self.policy.token \
+            else ACCESS_LOCAL
         await self.app(scope, receive, send)
 
     def check(self, scope: Scope) -> Response | None:

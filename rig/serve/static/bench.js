@@ -50,11 +50,11 @@ function stepBlock(step) {
 
 // An operator action: the X-Rig-Request header is what tells the server it is not a
 // cross-site request (a form or a script elsewhere cannot send it without a preflight).
-async function act(path, body) {
+async function act(path, body, method = "POST") {
   const answer = await fetch(path, {
-    method: "POST", credentials: "same-origin",
+    method: method, credentials: "same-origin",
     headers: {"Content-Type": "application/json", "X-Rig-Request": "1"},
-    body: JSON.stringify(body),
+    body: body === null ? undefined : JSON.stringify(body),
   });
   if (!answer.ok) {
     let why = await answer.text();
@@ -74,6 +74,48 @@ function clearButton(slot) {
     await act("/api/slots/" + encodeURIComponent(slot) + "/clear", {by: by, why: why});
   });
   return button;
+}
+
+// The barcode field: a keyboard-wedge scanner types the serial or MAC and presses Enter. One
+// input per slot, kept across redraws (the cards are rebuilt on every change), so a scan in
+// progress is neither lost nor unfocused when a step is recorded meanwhile.
+const pinInputs = new Map();
+
+function pinInput(slot) {
+  let input = pinInputs.get(slot);
+  if (input) return input;
+  input = el("input", "pin-input");
+  input.id = "pin-" + slot;
+  input.placeholder = "scan serial or MAC for the next run";
+  input.autocomplete = "off";
+  input.spellcheck = false;
+  input.addEventListener("keydown", async (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    const code = input.value.trim();
+    if (!code) return;
+    if (await act("/api/slots/" + encodeURIComponent(slot) + "/pin", {code: code})) {
+      input.value = "";
+    }
+  });
+  pinInputs.set(slot, input);
+  return input;
+}
+
+function pinBlock(c) {
+  const box = el("div", "pin");
+  if (c.pin) {
+    const what = c.pin.serial ? "serial " + c.pin.serial : "MAC " + c.pin.mac;
+    const shown = el("span", "pinned", "Next run expects " + what + " (" + c.pin.by + ")");
+    shown.id = "pinned-" + c.slot;
+    const clear = el("button", "unpin", "×");
+    clear.title = "clear the pin";
+    clear.addEventListener("click", () =>
+      act("/api/slots/" + encodeURIComponent(c.slot) + "/pin", null, "DELETE"));
+    box.append(shown, clear);
+  }
+  box.append(pinInput(c.slot));
+  return box;
 }
 
 function wireControls() {
@@ -115,13 +157,21 @@ function card(c) {
     node.append(oos, clearButton(c.slot));
   }
   if (c.unit) node.append(unitList(c.unit));
+  node.append(pinBlock(c));
   return node;
 }
 
 function render(doc) {
   document.getElementById("bench-name").textContent = doc.bench || "(no runs yet)";
   const main = document.getElementById("slots");
+  const focused = document.activeElement;         // a pin field being typed into
+  const keep = focused && focused.classList.contains("pin-input")
+    ? [focused, focused.selectionStart, focused.selectionEnd] : null;
   main.replaceChildren(...doc.slots.map(card));
+  if (keep && keep[0].isConnected) {
+    keep[0].focus();
+    keep[0].setSelectionRange(keep[1], keep[2]);
+  }
 }
 
 function tick() {
