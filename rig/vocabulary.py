@@ -286,3 +286,24 @@ class Destination(enum.StrEnum):
     RESALE = "resale"
     REUSE = "reuse"
     RECYCLING = "recycling"
+
+
+class FindingLevel(enum.StrEnum):
+    """How a ``rig doctor`` finding stands: the bench part is fine, deserves a look, or would
+    fail a run (exit 1)."""
+
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+class DoctorArea(enum.StrEnum):
+    """The parts of a bench ``rig doctor`` probes, in the order it reports them."""
+
+    NETWORK = "network"
+    RECORDS = "records"
+    SWITCH = "switch"
+    RELAY = "relay"
+    GPIO = "gpio"
+    UNITS = "units"
+    CLOCK = "clock"
