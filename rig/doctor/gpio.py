@@ -7,7 +7,7 @@ the factory's own reservations (this process: a simulated bench's MockFactory, h
 ``BenchHardware`` takes it), and the kernel's line information (``GPIO_GET_LINEINFO_IOCTL`` on
 the header's gpiochip: which lines another process holds, and as what).
 
-Boot levels (docs/gpio-serial.md §0.5 and §2.1): BCM 0-8 come out of reset pulled up, so an
+Boot levels (docs/gpio-serial.md §2.1): BCM 0-8 come out of reset pulled up, so an
 active-high solenoid there fires at every boot and whenever the controller is not running;
 2/3 (fixed I2C pull-ups), 0/1 (HAT EEPROM) and 14/15 (UART) are refused by the drivers.
 """

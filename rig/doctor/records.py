@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rig.doctor.findings import Finding, fail, ok, warn
-from rig.vocabulary import DoctorArea
+from rig.vocabulary import DoctorArea, FindingLevel
 
 if TYPE_CHECKING:
     from rig.doctor.runner import DoctorContext
@@ -33,7 +33,7 @@ def probe(ctx: DoctorContext) -> list[Finding]:
     if not path.exists():
         return _not_yet(path)
     findings = [_writable(path), _space(path.parent), _integrity(path)]
-    if findings[-1].level != "fail":
+    if findings[-1].level is not FindingLevel.FAIL:
         findings += _dead_runs(ctx)
     return findings
 

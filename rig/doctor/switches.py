@@ -2,7 +2,7 @@
 bench names, and says how each port and its power budget stand. Read-only GETs; never a SET.
 
 Telling SNMPv3 faults apart: an agent that refuses a v3 request answers with a Report PDU
-whose one varbind is the USM counter the refusal incremented (RFC 3414 §3.2):
+whose one varbind is the USM counter the refusal incremented (RFC 3414 section 3.2):
 usmStatsUnknownUserNames (no such user), usmStatsWrongDigests (the auth key or protocol
 differs), usmStatsDecryptionErrors (the privacy key or protocol differs). pysnmp turns that
 OID into an error indication, rig.actuators.snmp into ``SnmpAuthError.status``; the doctor
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from rig.bench import BenchError, PoeOutput, Slot, SwitchConfig
 from rig.doctor.findings import Finding, fail, ok, warn
-from rig.vocabulary import DoctorArea
+from rig.vocabulary import DoctorArea, FindingLevel
 
 if TYPE_CHECKING:
     from rig.actuators.poe import PoeSwitch
@@ -78,7 +78,7 @@ def _switch(cfg: SwitchConfig, slots: list[Slot]) -> list[Finding]:
                      "names (in the service's environment), or fix the key in the switch")]
     try:
         first = _credentials(cfg, switch)
-        if first.level == "fail":
+        if first.level is FindingLevel.FAIL:
             return [first]
         findings = [first, *_ports(cfg, switch, slots), _budget(cfg, switch, len(slots))]
     finally:
