@@ -330,3 +330,24 @@ class BenchFaultKind(enum.StrEnum):
     ACTUATOR = "actuator"      # another driver failure (a solenoid's watchdog, an output)
     SETUP = "setup"            # the bench cannot do what was asked (no solenoid, press over cap)
     INTERNAL = "internal"      # a bug in rig: the slot's worker failed
+
+
+class FindingLevel(enum.StrEnum):
+    """How a ``rig doctor`` finding stands: the bench part is fine, deserves a look, or would
+    fail a run (exit 1)."""
+
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+class DoctorArea(enum.StrEnum):
+    """The parts of a bench ``rig doctor`` probes, in the order it reports them."""
+
+    NETWORK = "network"
+    RECORDS = "records"
+    SWITCH = "switch"
+    RELAY = "relay"
+    GPIO = "gpio"
+    UNITS = "units"
+    CLOCK = "clock"

@@ -112,6 +112,25 @@ def test_snmp_v3_auth_priv_sha_aes(sim):
     assert "Authentication failure" in refused.stderr
 
 
+@pytest.mark.parametrize(("field", "wrong", "report"), [
+    ("user", "nobody", "Unknown user name"),                  # usmStatsUnknownUserNames
+    ("auth", "wrong-auth-key", "Authentication failure"),     # usmStatsWrongDigests
+    ("priv", "wrong-priv-key", "Decryption error"),           # usmStatsDecryptionErrors
+])
+def test_each_v3_refusal_is_reported_by_its_own_usm_counter(sim, field, wrong, report):
+    """net-snmp names a refusal after the counter OID in the agent's Report PDU, so the rig
+    doctor's three SNMPv3 diagnoses rest on what the simulated switch sends, not on rig's
+    client (RFC 3414 section 3.2)."""
+    args = list(V3_ARGS)
+    current = {"user": V3.name, "auth": V3.auth_key, "priv": V3.priv_key}[field]
+    args[args.index(current)] = wrong
+    refused = snmp("snmpget", sim, f"{ADMIN}.1.1", auth=tuple(args))
+    assert refused.returncode != 0
+    assert report in refused.stderr, refused.stderr
+    others = {"Unknown user name", "Authentication failure", "Decryption error"} - {report}
+    assert not any(o in refused.stderr for o in others)
+
+
 def test_a_set_is_all_or_nothing_and_names_the_bad_varbind(sim):
     result = snmp("snmpset", sim, f"{ADMIN}.1.1", "i", "2", f"{ADMIN}.1.2", "i", "7",
                   f"{ADMIN}.1.3", "i", "2")

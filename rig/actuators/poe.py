@@ -198,6 +198,12 @@ class PoeSwitch:
             readings[p] = PowerReading(state, drawing, detail)
         return readings
 
+    def get_scalars(self, oids: Sequence[Oid]) -> list[tuple[Oid, Any]]:
+        """One GET of objects that belong to no port (system group, pethMainPseTable), as the
+        agent answers them, noSuchObject included: read-only, for rig doctor."""
+        with self._lock:
+            return self._snmp.exchange("GET", [], list(oids))
+
     def walk_ports(self) -> list[tuple[int, int]]:
         """Every (group, port) the switch lists in the profile's admin column, in order: the
         switch's own numbering, to map onto front-panel ports and slots (docs/snmp-poe.md §1.4)."""

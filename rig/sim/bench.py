@@ -73,6 +73,7 @@ from rig.sim.bench_plan import (
     EXTRA_SOLENOID_PINS,
     LOOPBACK,
     RELAY_PINS,
+    SNMP_V3_ENV,
     SOLENOID_PINS,
     BoardPlan,
     SimSlot,
@@ -92,7 +93,7 @@ from rig.sim.serial_board import SimulatedRelayBoard
 from rig.vocabulary import IdentityStrategy
 
 if TYPE_CHECKING:
-    from rig.sim.switch import VirtualSwitch
+    from rig.sim.switch import V3User, VirtualSwitch
 
 __all__ = ["COMMUNITY", "DEFAULT_MAC_BLOCK", "EXTRA_RELAY_PINS", "EXTRA_SOLENOID_PINS",
            "LOOPBACK", "RELAY_PINS", "SOLENOID_PINS", "SimBench", "SimSlot", "stop_hosts"]
@@ -173,6 +174,7 @@ class SimBench:
         self.slots: dict[str, SimSlot] = {}
         self.switch: VirtualSwitch | None = None
         self.relay_boards: dict[str, SimulatedRelayBoard] = {}
+        self.snmp_v3: V3User | None = None
         self._plans: list[SlotPlan] = []
         # What stop() undoes, in reverse: the factory's pins are closed after their loads unwire.
         self._undo: list[Callable[[], None]] = [self.pin_factory.close]
@@ -186,7 +188,8 @@ class SimBench:
               boot: bool = True, boot_timeout: float | None = None,
               expected_identity: bool = True, relay_protocol: str = "numato",
               relay_channels: int | None = None, mac_block: int = DEFAULT_MAC_BLOCK,
-              name: str = "sim", profile_set: ProfileSet | None = None) -> SimBench:
+              name: str = "sim", profile_set: ProfileSet | None = None,
+              snmp_v3: V3User | None = None) -> SimBench:
         """Build and power a bench of ``len(spec)`` slots named "1".."N"; slot i's unit is on
         ``base + (first + i)`` (loopback only; the last octet stays within 1..254, so at most
         254 slots, one /24). ``directory`` receives the bench file (``bench.toml``) and the relay
@@ -206,6 +209,8 @@ class SimBench:
         poe-serial-24.toml, or 16); None: the protocol's maximum, each board declared with the
         channels it carries. Boards are added until every slot's relay outputs fit.
         ``mac_block`` keeps this bench's MACs apart from other simulated units on the host.
+        ``snmp_v3``: the switch serves this SNMPv3 authPriv user too, and the bench file names
+        it (keys by variable: ``environment()`` gives the values the switch holds).
 
         Raises ValueError (bad spec, not enough pins or channels, bad addresses), ProfileError,
         OSError (an address or port in use) or RuntimeError (units did not boot in time);
@@ -223,6 +228,7 @@ class SimBench:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         sim = cls(directory, float(time_scale))
+        sim.snmp_v3 = snmp_v3
         try:
             sim._build(plans, boards, relay_protocol=relay_protocol, provision=provision)
             sim._write_bench(name, network=NetworkConfig(
@@ -308,7 +314,7 @@ class SimBench:
         from rig.sim.switch import VirtualSwitch  # pysnmp costs ~0.1 s: only for PoE slots
 
         switch = VirtualSwitch(len(plans), bind=LOOPBACK, udp_port=0, community_rw=COMMUNITY,
-                               sys_name="rig-sim-bench-switch").start()
+                               v3_user=self.snmp_v3, sys_name="rig-sim-bench-switch").start()
         self.switch = switch
         self._undo.append(switch.stop)
         for plan in plans:
@@ -355,7 +361,9 @@ class SimBench:
         """Write down what was built: the planned ``Bench`` (rig.bench_plan.bench_of), with the
         switch and boards where they were started, through rig.bench.dump; each slot's
         simulated faults in a comment."""
-        switch = switch_config(*self.switch.address) if self.switch is not None else None
+        v3_name = self.snmp_v3.name if self.snmp_v3 is not None else None
+        switch = (switch_config(*self.switch.address, v3_user=v3_name)
+                  if self.switch is not None else None)
         boards = {n: board_config(n, b.link, b.protocol, b.channels)
                   for n, b in self.relay_boards.items() if b.link is not None}
         bench = bench_of(self._plans, path=self.bench_path, name=name,
@@ -366,6 +374,15 @@ class SimBench:
                                    encoding="utf-8")
 
     # --- using ----------------------------------------------------------------------------------
+
+    def environment(self) -> dict[str, str]:
+        """The variables the bench file names for secrets, with the values the simulated parts
+        hold (SNMPv3 keys): put them in the controller's environment, or different values to
+        present a wrong key."""
+        if self.snmp_v3 is None:
+            return {}
+        auth_env, priv_env = SNMP_V3_ENV
+        return {auth_env: self.snmp_v3.auth_key, priv_env: self.snmp_v3.priv_key}
 
     @property
     def relay_board(self) -> SimulatedRelayBoard | None:

@@ -68,6 +68,8 @@ BOARD_LINK = "relay-board"
 #: The read-write community of the simulated switches (the read-only one is "public"); it is
 #: also the bench file's default, so the written file carries no community at all.
 COMMUNITY = "private"
+#: The variables a simulated SNMPv3 switch's bench file names for its auth and privacy keys.
+SNMP_V3_ENV = ("RIG_SIM_SNMP_AUTH_KEY", "RIG_SIM_SNMP_PRIV_KEY")
 #: Where the controller stands on a loopback bench; SADP is served and probed there only.
 LOOPBACK = "127.0.0.1"
 #: MAC block of bench units (rig.sim.fleet.sim_mac); CameraFleet uses 0xF0 by default.
@@ -283,8 +285,17 @@ def plan_slots(spec: Sequence[SimSlot], *, profiles: ProfileSet, base: str, firs
     return plans, boards
 
 
-def switch_config(host: str, port: int) -> SwitchConfig:
-    """The simulated switch as the bench file names it: SNMP v2c, the read-write community."""
+def switch_config(host: str, port: int, v3_user: str | None = None) -> SwitchConfig:
+    """The simulated switch as the bench file names it: SNMP v2c, the read-write community;
+    with ``v3_user``, SNMPv3 authPriv as that user, its keys by the names of the variables
+    in ``SNMP_V3_ENV`` (a bench file never holds a key: ``SimBench.environment()`` gives
+    their values)."""
+    if v3_user is not None:
+        auth_env, priv_env = SNMP_V3_ENV
+        return SwitchConfig(name=SWITCH_NAME, host=host, port=port, version="3",
+                            user=v3_user, auth_key=Secret(env=auth_env),
+                            priv_key=Secret(env=priv_env), mib="rfc3621", timeout=1.0,
+                            retries=1)
     return SwitchConfig(name=SWITCH_NAME, host=host, port=port, version="2c",
                         community=Secret(COMMUNITY), mib="rfc3621", timeout=1.0, retries=1)
 

@@ -71,8 +71,9 @@ SYS_NAME: Oid = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 MIB_VIEWS = ("rfc3621", "cisco", "tplink")
 #: Watts a simulated camera draws; only feeds pethMainPseConsumptionPower.
 DEVICE_WATTS = 5
-#: Nominal budget per port in Watts (802.3af class 0), for pethMainPsePower.
-PORT_BUDGET_WATTS = 15
+#: Nominal budget per port in Watts, for pethMainPsePower: a PoE+ (802.3at) switch that can
+#: feed every port at class 4 (30 W) at once, so a bench reserving 15.4 W per port fits.
+PORT_BUDGET_WATTS = 30
 #: How long start() waits for the agent thread to come up, and stop() for it to end.
 THREAD_WAIT_S = 5.0
 #: Everything under iso.org.dod (1.3.6) is visible; the read-only community writes nowhere.
