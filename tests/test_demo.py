@@ -30,8 +30,13 @@ def test_provisioned_demo_leaves_each_good_unit_activated_on_its_pool_address(tm
                  "--final-state", "provisioned", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "demo OK: 7 units left provisioned, each on its own address from the pool" in out
+    assert "slot 4's dead sensor graded not-functional" in out
+    table = {line.split()[0]: line.split() for line in out.splitlines()
+             if line[:1].isdigit() and "PROVISIONED" in line or "NOT-DEFAULT" in line}
+    assert table["4"][2] == "not-functional" and table["1"][2] == "fully-functional"
     report = (tmp_path / "report-run-1.html").read_text(encoding="utf-8")
     assert "activate" in report and "confirm hand-over" in report and "network" in report
+    assert report.count('<img alt="snapshot of slot') == 7
     with RecordStore.open(tmp_path / "records.sqlite") as store:
         units = {u.slot: u for u in store.runs.load_run(1).units}
         assert units.pop("7").verdict == "not-default"

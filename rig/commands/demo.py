@@ -1,10 +1,12 @@
 """``rig demo``: a whole bench, simulated, reset and verified end to end by the real runner.
 
 Eight slots: four on GPIO relays and four on PoE switch ports, units of all three firmware
-families, all of them used (activated with a password, a parameter changed), and one with a
-jammed reset button. The batch runs through the same code as a real bench: drivers, SADP
-census, ISAPI checks, records. Time is compressed by --time-scale, never skipped. The demo
-succeeds when every unit passes except the jammed one, which must fail with a clear reason.
+families, all of them used (activated with a password, a parameter changed), one with a
+jammed reset button and one with a dead sensor (which only the functional checks see: they
+run when --final-state activates the units). The batch runs through the same code as a real
+bench: drivers, SADP census, ISAPI checks, records. Time is compressed by --time-scale, never
+skipped. The demo succeeds when every unit passes except the jammed one, which must fail with
+a clear reason, and (with checks) every checked unit is fully functional but the dead sensor.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ _GPIO, _POE = PowerKind.GPIO, PowerKind.POE
 DEMO_SLOTS = ((_GPIO, "current"), (_POE, "legacy"), (_GPIO, "g5"), (_POE, "current"),
               (_GPIO, "legacy"), (_POE, "g5"), (_GPIO, "current"), (_POE, "current"))
 JAMMED = "7"
+#: Slot 4's unit resets fine but its sensor is dead: the functional checks (run whenever the
+#: demo activates units) must grade it not-functional.
+DEAD_SENSOR = "4"
 PASSWORD = "Demo-pass1"
 #: The demo's hand-over password (a demo value, shown in the README; a real bench names the
 #: variable of its own secret in [handover] password_env).
@@ -69,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
     directory = Path(args.dir).resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    spec = [SimSlot(power, profile, SimFaults(jammed_button=str(i) == JAMMED))
+    spec = [SimSlot(power, profile, SimFaults(jammed_button=str(i) == JAMMED,
+                                              dead_sensor=str(i) == DEAD_SENSOR))
             for i, (power, profile) in enumerate(DEMO_SLOTS, start=1)]
     print(f"rig demo: starting a simulated bench of {len(spec)} slots in {directory} "
           f"(time compressed x{args.time_scale:g})")
@@ -88,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         for row in sim.describe():
-            fault = " (jammed button)" if row["slot"] == JAMMED else ""
+            fault = {JAMMED: " (jammed button)", DEAD_SENSOR: " (dead sensor)"}.get(
+                row["slot"], "")
             print(f"  slot {row['slot']}: {row['power_kind']:<5} {row['profile']:<8} "
                   f"{row['mac']}  {row['address']:<12} power {row['power']}, "
                   f"button {row['button']}{fault}")
@@ -133,34 +140,51 @@ def _reset_all(sim: SimBench, db: Path, args: argparse.Namespace) -> tuple[RunRe
 
 def _with_handover(bench: Bench, final: FinalState, first: int) -> Bench:
     """The demo bench with its ``[handover]``: the demo's password, by its variable; a
-    provisioned unit also gets its own address from a pool (127.0.2.FIRST on, by MAC)."""
+    provisioned unit also gets its own address from a pool (127.0.2.FIRST on, by MAC). An
+    activated unit is also put through every functional check (device-info, snapshot and
+    RTSP are the key ones)."""
     import dataclasses
 
     from rig.bench import HandoverConfig, Secret
+    from rig.checks.config import ChecksConfig
+    from rig.vocabulary import CheckName
 
     if final is FinalState.FACTORY:
         return bench
     os.environ.setdefault(HANDOVER_ENV, HANDOVER_PASSWORD)
     pool = f"{POOL_NET}{first}" if final is FinalState.PROVISIONED else None
-    return dataclasses.replace(bench, handover=HandoverConfig(
+    checks = ChecksConfig(run=tuple(CheckName), key=(
+        CheckName.DEVICE_INFO, CheckName.SNAPSHOT, CheckName.RTSP))
+    return dataclasses.replace(bench, checks=checks, handover=HandoverConfig(
         final_state=final, password=Secret(env=HANDOVER_ENV), pool_start=pool))
 
 
 def _judge_demo(result: RunResult, final: FinalState) -> int:
-    """0 when every slot got the verdict the simulated bench was built to show."""
+    """0 when every slot got the verdict (and, where units were checked, the grade) the
+    simulated bench was built to show."""
+    from rig.vocabulary import Grade
+
     good = Verdict.PROVISIONED if final is FinalState.PROVISIONED else Verdict.FACTORY_DEFAULT
     expected = {name: Verdict.NOT_DEFAULT if name == JAMMED else good
                 for name in result.results}
     got = {name: r.verdict.verdict for name, r in result.results.items()}
-    if got == expected and result.results[JAMMED].verdict.check == "inactive-sadp":
+    grades = {name: r.grade for name, r in result.results.items() if name != JAMMED}
+    checked = final is not FinalState.FACTORY
+    want = {name: Grade.NOT_FUNCTIONAL if name == DEAD_SENSOR else Grade.FULLY_FUNCTIONAL
+            for name in grades} if checked else dict.fromkeys(grades)
+    if got == expected and result.results[JAMMED].verdict.check == "inactive-sadp" \
+            and grades == want:
         left = ("back at factory defaults" if final is FinalState.FACTORY
                 else "left provisioned, each on its own address from the pool"
                 if final is FinalState.PROVISIONED else f"left {final}")
         print(f"demo OK: {len(got) - 1} units {left}; slot {JAMMED}'s jammed button was caught "
               "(it is still activated).", flush=True)
+        if checked:
+            print(f"functional checks: {len(grades) - 1} units fully functional; slot "
+                  f"{DEAD_SENSOR}'s dead sensor graded not-functional.", flush=True)
         return 0
-    print("demo FAILED: the verdicts differ from what the simulated bench was built to show",
-          file=sys.stderr)
+    print("demo FAILED: the verdicts or grades differ from what the simulated bench was built "
+          "to show", file=sys.stderr)
     return 1
 
 
