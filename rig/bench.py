@@ -21,6 +21,7 @@ from rig.actuators import poe_mibs, relay_protocols
 from rig.camera.netif import strict_rp_filter
 from rig.camera.profiles import FirmwareProfile, ProfileError, ProfileSet
 from rig.camera.sadp import SadpError, normalize_mac
+from rig.certificates.config import CertificateConfig, certificate_lines, read_certificate_table
 from rig.tomltable import TomlTable
 from rig.vocabulary import BUTTON_KINDS, FinalState, IdentityStrategy, Method, PowerKind
 
@@ -182,6 +183,8 @@ class Bench:
     #: variable that holds it (``rig run --password-env`` wins over it).
     password: Secret | None = None
     handover: HandoverConfig = HandoverConfig()
+    #: [certificate]: the issuer of this bench's certificates and the run defaults
+    certificate: CertificateConfig = CertificateConfig()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def slot(self, name: str) -> Slot:
@@ -272,6 +275,7 @@ class _Reader:
         password = self.password(defaults)
         defaults.done()
         handover = self.handover(top.table("handover"))
+        certificate = read_certificate_table(top.table("certificate"))
         switches = {n: self.switch(n, t) for n, t in top.named("switches")}
         boards = {n: self.board(n, t) for n, t in top.named("relay_boards")}
         raw_slots = top.get("slots", list, what="a list of [[slots]] tables")
@@ -288,7 +292,7 @@ class _Reader:
                      default_method=default_method, max_solenoids_on=max_on,
                      settle_seconds=float(settle), time_scale=float(time_scale),
                      power_on_spacing_seconds=float(spacing), password=password,
-                     handover=handover)
+                     handover=handover, certificate=certificate)
 
     def check_identity(self, network: NetworkConfig, slots: tuple[Slot, ...]) -> None:
         """What each identity strategy needs from the rest of the file."""
@@ -526,7 +530,7 @@ def _head_tables(bench: Bench) -> list[str]:
         if bench.handover.password is not None:
             env = _env_name(bench, "handover.password", bench.handover.password)
             lines.append(f"password_env = {_toml_value(env)}")
-    return lines
+    return lines + certificate_lines(bench.certificate)
 
 
 def _switch_lines(bench: Bench, switch: SwitchConfig) -> list[str]:
