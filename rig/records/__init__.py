@@ -18,6 +18,7 @@ One package, one concern per module:
 - ``logins``    failed logins per unit across runs: the budget (pure) and its ledger
 - ``sadp_attempts``  failed SADP ``update`` attempts per unit across invocations
 - ``attachments``  binary evidence (snapshot JPEGs), with its SHA-256
+- ``certificates``  certificates of sanitization issued, and the audits of them
 - ``liveness``  is the process that wrote a running run still alive?
 
 How the runner uses it (one store per process, shared by the per-slot worker threads)::
@@ -52,6 +53,7 @@ import os
 from typing import Any
 
 from rig.records.attachments import Attachments
+from rig.records.certificates import CertificateLog
 from rig.records.db import (
     DEFAULT_BUSY_TIMEOUT_MS,
     Clock,
@@ -113,6 +115,8 @@ class RecordStore:
         self.sadp_attempts = SadpAttempts(self.db)
         #: Binary evidence (snapshots) beside the evidence records that describe it.
         self.attachments = Attachments(self.db)
+        #: Certificates of sanitization issued, and audit samples of them.
+        self.certificates = CertificateLog(self.db)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> RecordStore:
