@@ -74,8 +74,8 @@ def _register_verify(actions: argparse._SubParsersAction) -> None:
     verify = actions.add_parser(
         "verify", help="check a certificate's signature (and, with the store, its evidence)",
         description="Check a certificate file: its form, its key, its Ed25519 signature over "
-                    "the canonical certificate and, with the record store (--db, $RIG_DB or "
-                    "the default store, when there is one), that it is the certificate recorded "
+                    "the canonical certificate and, with the record store (--db, else $RIG_DB), "
+                    "that it is the certificate recorded "
                     "and that the unit's evidence still has the digest it pins.",
         epilog="exit status: 0 valid, 1 invalid (the reason is printed), 2 usage or an "
                "unreadable file or key.")
@@ -220,6 +220,8 @@ def run_verify(args: argparse.Namespace) -> int:
         print(f"rig certificate verify: error: {exc}", file=sys.stderr)
         return 2
     store = _verify_store(args.db)
+    if store is None and (args.db or os.environ.get("RIG_DB")):
+        return 2                                    # the store named cannot be opened (said)
     try:
         report = verify_bytes(data, keys, store)
     finally:
@@ -227,6 +229,9 @@ def run_verify(args: argparse.Namespace) -> int:
             store.close()
     for finding in report.findings:
         print(f"{'ok  ' if finding.ok else 'FAIL'}  {finding.name:<16} {finding.detail}")
+    if store is None and report.valid:
+        print("note: not checked against a record store (give --db to recompute the evidence "
+              "digest)")
     if report.valid:
         c = report.certificate or {}
         print(f"VALID: certificate {c.get('id')} for serial {c.get('device', {}).get('serial')}")
@@ -236,14 +241,10 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def _verify_store(db: str | None) -> RecordStore | None:
-    """The record store to check against: --db (must open), else the default one if any."""
-    if db is not None:
-        return open_store(db, "certificate verify")
-    path = default_db_path(create_parent=False)
-    try:
-        return RecordStore(path, create=False) if Path(path).exists() else None
-    except RecordError:
-        return None
+    """The record store to check against: --db, else $RIG_DB; None (signature checks only)
+    when neither names one. A buyer verifies without any."""
+    named = db or os.environ.get("RIG_DB")
+    return None if not named else open_store(named, "certificate verify")
 
 
 def run_key(args: argparse.Namespace) -> int:
