@@ -157,3 +157,22 @@ def test_rig_help_loads_no_pdf_qr_or_canonical_json_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_the_readme_shows_a_buyer_how_to_verify_without_rig(tmp_path, capsys):
+    """The README's Python block, run as it is on an issued certificate and its exported key."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- buyer-verify", 1)[1].split("```python\n", 1)[1].split("```")[0]
+    db, out, _ = _issue(tmp_path, "--format", "json")
+    capsys.readouterr()
+    assert main(["certificate", "key", "--export", "--db", str(db)]) == 0
+    (tmp_path / "key.pem").write_text(capsys.readouterr().out)
+    (tmp_path / "buyer.py").write_text(block)
+    cert = sorted(out.glob("*.json"))[0]
+    ok = subprocess.run([sys.executable, "buyer.py", str(cert), "key.pem"], cwd=tmp_path,
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and ok.stdout.startswith("valid:"), ok.stderr
+    cert.write_text(cert.read_text().replace('"hard"', '"web-full"'))
+    bad = subprocess.run([sys.executable, "buyer.py", str(cert), "key.pem"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "InvalidSignature" in bad.stderr
