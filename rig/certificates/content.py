@@ -74,6 +74,7 @@ def when(moment: datetime | None) -> str | None:
 
 
 def latest(evidence: Iterable[Evidence], kind: str) -> Evidence | None:
+    """The last record of ``kind``: a retried step records again, and the last word counts."""
     found = [e for e in evidence if e.kind == kind]
     return max(found, key=lambda e: e.id) if found else None
 

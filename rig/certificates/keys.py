@@ -57,6 +57,7 @@ def _now() -> str:
 
 
 def public_pem(public_key: Ed25519PublicKey) -> str:
+    """SubjectPublicKeyInfo PEM: what openssl and every Ed25519 library load."""
     from cryptography.hazmat.primitives import serialization
 
     return public_key.public_bytes(serialization.Encoding.PEM,

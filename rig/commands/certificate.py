@@ -153,6 +153,8 @@ def _run_id(store: RecordStore, ref: str) -> int:
 
 
 def run_issue(args: argparse.Namespace) -> int:
+    """Issue, record, then write: a certificate that could not be written is still recorded
+    (and its text kept in the store), so nothing signed goes unaccounted for."""
     from rig.bench import BenchError
     from rig.certificates.issue import issue
     from rig.certificates.keys import KeyFileError
@@ -205,6 +207,7 @@ def write_outcome(outcome: IssueOutcome, out: Path, fmt: CertificateFormat,
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    """Print every finding, then VALID or INVALID with the first failure's reason."""
     from rig.certificates.keys import KeyFileError, load_public_pem
     from rig.certificates.signing import key_id
     from rig.certificates.verify import verify_bytes
@@ -248,6 +251,7 @@ def _verify_store(db: str | None) -> RecordStore | None:
 
 
 def run_key(args: argparse.Namespace) -> int:
+    """Only public keys are ever printed; the private key stays in its owner-only file."""
     from rig.certificates.keys import KeyFileError, public_pem
 
     keys = _keys_for(args.db)
