@@ -292,7 +292,8 @@ class StorageOutcome(enum.StrEnum):
 
     FORMATTED = "formatted"          # a card was found and formatted, and the unit said so
     ABSENT = "absent"                # the unit reported no card
-    CARD_PRESENT = "card-present"    # a card was found and flagged: remove it (not sanitized)
+    CARD_PRESENT = "card-present"    # a card is there, not formatted (flagged, or the format
+    #                                  failed): remove it; the certificate does not cover it
     UNKNOWN = "unknown"              # the check ran but the unit would not say
     NOT_CHECKED = "not-checked"      # no storage check ran, or the bench ignores cards
 
@@ -302,6 +303,7 @@ class CloudOutcome(enum.StrEnum):
 
     UNBOUND = "unbound"              # the unit says it is bound to no account
     BOUND = "bound"                  # still bound to someone's account
+    OFF = "off"                      # the unit's cloud service is off (binding not readable)
     UNKNOWN = "unknown"              # the check ran but the unit would not say
     NOT_CHECKED = "not-checked"      # no cloud check ran
 

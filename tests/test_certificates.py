@@ -258,3 +258,34 @@ def test_the_bench_file_certificate_table_is_checked_and_round_trips(tmp_path):
     path.write_text(BENCH_TOML.replace('operator =', 'operater ='))
     with pytest.raises(BenchError, match="certificate.operater: unknown key"):
         load_bench(path)
+
+
+@pytest.mark.parametrize(("outcome", "details", "expected"), [
+    ("passed", {"policy": "format", "cards": [{"id": "1"}], "formatted": ["1"]}, "formatted"),
+    ("passed", {"policy": "format", "cards": [], "formatted": []}, "absent"),
+    ("failed", {"policy": "flag", "cards": [{"id": "1"}], "formatted": []}, "card-present"),
+    ("failed", {"policy": "format", "cards": [{"id": "1"}], "formatted": []}, "card-present"),
+    ("skipped", {"policy": "ignore", "cards": [], "formatted": []}, "not-checked"),
+    ("unknown", {"policy": "format", "cards": [], "formatted": []}, "unknown"),
+])
+def test_the_storage_outcome_follows_the_storage_check(outcome, details, expected):
+    from rig.certificates.content import storage
+
+    data = {"check": "storage", "outcome": outcome, "reason": "r", "key": False,
+            "details": details}
+    assert storage({"storage": data})["outcome"] == expected
+    assert storage({})["outcome"] == "not-checked"
+
+
+@pytest.mark.parametrize(("outcome", "details", "expected"), [
+    ("passed", {"enabled": True, "registered": True, "bound": False}, "unbound"),
+    ("failed", {"enabled": True, "registered": True, "bound": True}, "bound"),
+    ("passed", {"enabled": False, "registered": None, "bound": None}, "off"),
+    ("unknown", {"enabled": True, "registered": None, "bound": None}, "unknown"),
+    ("skipped", {"enabled": None, "registered": None, "bound": None}, "not-checked"),
+])
+def test_the_cloud_outcome_follows_the_cloud_check(outcome, details, expected):
+    from rig.certificates.content import cloud
+
+    data = {"check": "cloud", "outcome": outcome, "reason": "r", "key": True, "details": details}
+    assert cloud({"cloud": data})["outcome"] == expected

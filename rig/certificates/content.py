@@ -96,7 +96,10 @@ def device(unit: Unit, checks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any
     """Manufacturer, model, serial, MAC and firmware. MAC and serial are the unit's as the run
     recorded them (its identity); the rest comes from deviceInfo (the device-info check) first,
     then the SADP reply after the reset, then the one before it. ``sources`` names which."""
-    info = checks.get(CheckName.DEVICE_INFO, {}).get("details") or {}
+    device_info = checks.get(CheckName.DEVICE_INFO, {})
+    # deviceInfo only when its check passed: a failed one disagrees with SADP or lacks facts
+    info = (device_info.get("details") or {}) if device_info.get("outcome") == \
+        CheckOutcome.PASSED else {}
     after = latest(unit.evidence, EvidenceKind.SADP_AFTER)
     before = latest(unit.evidence, EvidenceKind.SADP_BEFORE)
     sources = [("isapi-deviceInfo", info), ("sadp-after", after.data if after else {}),
@@ -130,10 +133,8 @@ def storage(checks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         result = StorageOutcome.ABSENT
     elif outcome == CheckOutcome.PASSED and formatted:
         result = StorageOutcome.FORMATTED
-    elif details.get("policy") == StoragePolicy.FLAG:
+    else:                        # flagged, or a format that failed: the card is not sanitized
         result = StorageOutcome.CARD_PRESENT
-    else:
-        result = StorageOutcome.UNKNOWN
     return {"outcome": result.value, "detail": str(check.get("reason") or ""),
             "cards": len(cards) if isinstance(cards, list) else None,
             "formatted": len(formatted) if isinstance(formatted, list) else None}
@@ -142,11 +143,20 @@ def storage(checks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 def cloud(checks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The cloud (Hik-Connect) binding's outcome from the cloud check."""
     check = checks.get(CheckName.CLOUD)
-    if check is None or check.get("outcome") == CheckOutcome.SKIPPED:
+    if check is None:
         return {"outcome": CloudOutcome.NOT_CHECKED.value, "detail": "no cloud check ran"}
-    bound = (check.get("details") or {}).get("bound")
-    result = (CloudOutcome.BOUND if bound is True else
-              CloudOutcome.UNBOUND if bound is False else CloudOutcome.UNKNOWN)
+    details = check.get("details") or {}
+    bound = details.get("bound")
+    if check.get("outcome") == CheckOutcome.SKIPPED:
+        result = CloudOutcome.NOT_CHECKED              # e.g. no cloud service on this unit
+    elif bound is True:
+        result = CloudOutcome.BOUND
+    elif bound is False:
+        result = CloudOutcome.UNBOUND
+    elif details.get("enabled") is False:
+        result = CloudOutcome.OFF
+    else:
+        result = CloudOutcome.UNKNOWN
     return {"outcome": result.value, "detail": str(check.get("reason") or "")}
 
 
