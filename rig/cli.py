@@ -10,9 +10,8 @@ from rig import __version__
 
 #: Subcommand modules, in the order ``rig --help`` lists them. Each defines (one or more)
 #: ``register(subparsers)`` and sets ``func(args) -> int`` on the parser it adds.
-COMMANDS = ("demo", "run", "check", "discover", "verify", "activate", "net", "locate",
-            "power", "history", "logins", "report", "certificate", "audit",
-            "serve", "sim")
+COMMANDS = ("demo", "run", "check", "discover", "verify", "activate", "qa", "net", "locate",
+            "power", "history", "logins", "report", "certificate", "audit", "serve", "sim")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,7 +29,7 @@ from rig.camera.profiles import FirmwareProfile
 from rig.camera.sadp import SadpDevice
 from rig.context import SlotContext, Unit
 from rig.faults import UnitFault
-from rig.identity import NoRoute
+from rig.identity import NoRoute, slot_interface
 from rig.logins import LOGIN_BUDGET_CHECK, LoginAllowance
 from rig.netsetup import Ipv4Plan, NetResult, SadpPlace, address_pool, set_network
 from rig.procedures import Procedure
@@ -145,15 +145,24 @@ def set_address(ctx: SlotContext, rec: Recorder, unit: Unit, plan: HandoverPlan)
         result = set_network(
             unit.mac, target, plan.credentials.password,
             profile=ctx.family_of(sighting.device) if sighting else ctx.profile,
-            place=SadpPlace(bind=ctx.bench.network.address,
-                            interface=None if ctx.bench.network.address
-                            else ctx.bench.network.interface),
+            place=_sadp_place(ctx),
             attempts=rec.store.sadp_attempts, route=route, user=plan.credentials.user,
             confirm_timeout=ctx.boot_timeout())
         rec.evidence(EvidenceKind.NETWORK, result.to_json(), step_id)
         if not result.ok:
             rec.finish(step_id, StepOutcome.FAILED, result.message)
         return result
+
+
+def _sadp_place(ctx: SlotContext) -> SadpPlace:
+    """Where the slot's SADP goes: its own link on a VLAN bench (the unit is heard there
+    only), else the bench's controller address or interface."""
+    link = slot_interface(ctx.bench, ctx.slot)
+    if link:
+        return SadpPlace(interface=link)
+    network = ctx.bench.network
+    return SadpPlace(bind=network.address, interface=None if network.address
+                     else network.interface)
 
 
 def provision(ctx: SlotContext, rec: Recorder, unit: Unit, plan: HandoverPlan) -> UnitVerdict:

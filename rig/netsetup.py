@@ -368,7 +368,8 @@ def _confirm(pending: Sequence[_Pending], place: SadpPlace, timeout: float,
             continue
         seen = device.to_json()
         seen.pop("raw", None)
-        status = http_answer(device.ipv4 or "", device.http_port or 80, http_timeout)
+        status = http_answer(device.ipv4 or "", device.http_port or 80, http_timeout,
+                             place.interface)
         if result.method is NetMethod.SADP_UPDATE and attempts is not None:
             attempts.cleared(mac, "update accepted")
         left = None if step.profile is None else update_budget(step.profile)
@@ -417,13 +418,16 @@ def confirm_network(mac: str, plan: Ipv4Plan, *, place: SadpPlace, timeout: floa
     return _confirm([pending], place, timeout, http_timeout, None)[mac]
 
 
-def http_answer(address: str, port: int, timeout: float = 3.0) -> int | None:
+def http_answer(address: str, port: int, timeout: float = 3.0,
+                interface: str | None = None) -> int | None:
     """The HTTP status of ``GET /SDK/activateStatus`` at ``address`` (no login spent), or None
-    when nothing answers. Any status proves a web server is there."""
+    when nothing answers. Any status proves a web server is there. ``interface`` pins the
+    request to the link the census heard the unit on (a VLAN bench: every slot's link holds
+    the same subnet, so the routing table alone would pick the first)."""
     if not address:
         return None
     try:
-        with IsapiClient(address, port, timeout=timeout) as client:
+        with IsapiClient(address, port, timeout=timeout, interface=interface) as client:
             status = client.activate_status()
     except ConnectionFailed:
         return None

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rig.records import RecordStore
-from rig.vocabulary import EvidenceKind, OutputKind, StepOutcome
+from rig.vocabulary import EvidenceKind, Grade, OutputKind, StepOutcome
 
 #: Progress sink: (slot, kind, text); the CLI prints it, tests collect it.
 EventSink = Callable[[str, str, str], None]
@@ -36,6 +36,9 @@ class Recorder:
         self.slot = slot
         self.emit = emit
         self._notes: list[str] = []
+        #: The unit's functional grade, set by the checks stage when checks ran (the runner
+        #: records it with the verdict; like ``notes``, read once the worker is done).
+        self.grade: Grade | None = None
 
     # --- steps and evidence ------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from rig.vocabulary import (
     EvidenceKind,
     Fault,
     FinalState,
+    Grade,
     IdentityStrategy,
     Method,
     RunStatus,
@@ -61,6 +62,7 @@ class SlotResult:
     serial: str | None
     notes: tuple[str, ...] = ()
     final_state: FinalState | None = None      # the state the unit was proven left in
+    grade: Grade | None = None                 # functional grade, where checks ran
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,7 @@ class Runner:
             sighting = job.ctx.census.last(unit.mac) if unit.mac else None
             serial = sighting.device.serial if sighting else job.ctx.slot.serial
             self._finish(job.rec.unit_id, job.ctx.slot.name, verdict, unit.mac, serial,
-                         results, job.rec.notes)
+                         results, job.rec.notes, job.rec.grade)
             log.info("slot %s: %s in %.1f s", job.ctx.slot.name, verdict.verdict,
                      time.monotonic() - started)
 
@@ -320,12 +322,12 @@ class Runner:
 
     def _finish(self, unit_id: int, slot: str, verdict: UnitVerdict, mac: str | None,
                 serial: str | None, results: dict[str, SlotResult],
-                notes: tuple[str, ...] = ()) -> None:
+                notes: tuple[str, ...] = (), grade: Grade | None = None) -> None:
         reason = verdict.reason + (f" ({'; '.join(notes)})" if notes else "")
         final = self._final_state(verdict)
         self.store.runs.finish_unit(unit_id, verdict.verdict, reason,
                                     None if verdict.fault is Fault.NONE else verdict.fault,
                                     check=verdict.check, mac=mac, serial=serial,
-                                    final_state=final)
-        results[slot] = SlotResult(slot, verdict, mac, serial, notes, final)
+                                    final_state=final, grade=grade)
+        results[slot] = SlotResult(slot, verdict, mac, serial, notes, final, grade)
         self.emit(slot, "verdict", f"{verdict.verdict}: {reason}")

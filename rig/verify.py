@@ -357,5 +357,8 @@ def handover_failed(reset: UnitVerdict, failure: UnitVerdict) -> UnitVerdict:
 def with_network(handover: UnitVerdict, network: Any) -> UnitVerdict:
     """The hand-over's verdict with its network check added: the census shows the unit on its
     new address and HTTP answers there (``network``: a rig.netsetup.NetResult)."""
-    checks = [*handover.checks, Check("network", network.ok, network.message)]
+    plan = network.plan
+    asked = "DHCP" if plan.dhcp else f"{plan.address}/{plan.mask}"
+    detail = network.message if network.ok else f"{asked} not taken: {network.message}"
+    checks = [*handover.checks, Check("network", network.ok, detail)]
     return _verdict(checks, Verdict.HANDOVER_FAILED, passing=Verdict.PROVISIONED)

@@ -168,6 +168,7 @@ class EvidenceKind(enum.StrEnum):
     NETWORK = "network"
     CHECK = "check"                # one functional check's result and what it saw
     SNAPSHOT = "snapshot"          # a snapshot's measurements and thumbnail (image: attachments)
+    TEST_RESULT = "test-result"    # a QA team's test run on the unit (rig's pytest plugin)
     VERDICT = "verdict"
 
 

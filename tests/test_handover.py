@@ -168,3 +168,32 @@ def test_provisioned_units_get_their_pool_address_by_mac(tmp_path, store, monkey
     assert network["3"]["method"] == "isapi" and network["1"]["method"] == "sadp-update"
     assert NEW_PASSWORD not in str(network)
     assert all("network" in [c.name for c in r.verdict.checks] for r in result.results.values())
+
+
+def test_a_unit_that_refuses_its_new_address_fails_the_hand_over_with_the_reason(
+        tmp_path, store, monkeypatch):
+    monkeypatch.setenv("RIG_HANDOVER_PW", NEW_PASSWORD)
+    with SimBench.start([SimSlot("poe", "current"),
+                         SimSlot("gpio", "current", SimFaults(refuse_network=True))],
+                        directory=tmp_path, time_scale=SCALE, first=150) as sim:
+        bench = dataclasses.replace(sim.bench, handover=HandoverConfig(
+            final_state=FinalState.PROVISIONED, password=Secret(env="RIG_HANDOVER_PW"),
+            pool_start="127.0.5.30"))
+        hardware = BenchHardware(bench, pin_factory=sim.pin_factory)
+        try:
+            result = Runner(bench, store, hardware, argv=["test"], method="hard").run()
+        finally:
+            hardware.close()
+        addresses = {n: c.settings.ipv4 for n, c in sim.cameras.items()}
+        kept = sim.cameras["2"].address
+    verdicts = {n: r.verdict for n, r in result.results.items()}
+    assert verdicts["1"].verdict is Verdict.PROVISIONED
+    assert verdicts["2"].verdict is Verdict.HANDOVER_FAILED, verdicts["2"]
+    assert verdicts["2"].check == "network" and "127.0.5.31" in verdicts["2"].reason
+    assert addresses["1"] == "127.0.5.30" and addresses["2"] == kept   # nothing half-applied
+    unit = next(u for u in store.runs.load_run(result.run_id).units if u.slot == "2")
+    assert unit.final_state is None
+    step = next(s for s in unit.steps if s.name == "network")
+    assert step.outcome.value == "failed" and step.detail
+    network = next(e.data for e in unit.evidence if e.kind == "network")
+    assert not network["ok"] and NEW_PASSWORD not in str(network)

@@ -11,7 +11,7 @@ import pytest
 
 from rig.cli import main
 from rig.records import RecordStore
-from rig.vocabulary import RunStatus, Verdict
+from rig.vocabulary import FinalState, RunStatus, Verdict
 
 
 @pytest.fixture
@@ -28,7 +28,12 @@ def db(tmp_path: Path) -> Path:
         store.runs.finish_run(first, RunStatus.FAILED)
         second = store.runs.start_run("bench-b", method="poe-cycle")
         store.runs.finish_unit(store.runs.start_unit(second, "1", method="poe-cycle"),
-                               Verdict.FACTORY_DEFAULT, "inactive")
+                               Verdict.FACTORY_DEFAULT, "inactive",
+                               final_state=FinalState.FACTORY)
+        for slot in ("2", "3"):
+            store.runs.finish_unit(store.runs.start_unit(second, slot, method="poe-cycle"),
+                                   Verdict.PROVISIONED, "activated and proven",
+                                   final_state=FinalState.PROVISIONED)
         store.runs.finish_run(second, RunStatus.PASSED)
     return path
 
@@ -45,9 +50,10 @@ def test_history_table_lists_runs_newest_first_with_counts(db, capsys):
     head, second, first = out.splitlines()
     assert head.split()[:2] == ["RUN", "STARTED"] and "PASS" in head and "NOT-DEF" in head
     assert second.split()[0] == "2" and "bench-b" in second and "passed" in second
+    assert "LEFT" in head and second.endswith("1 factory, 2 provisioned")
     cells = first.split()
     assert cells[0] == "1" and "failed" in cells and "bench-a" in cells
-    assert cells[-6:] == ["3", "1", "1", "0", "1", "0"]      # units, pass, not-def, unreach, bench…
+    assert cells[-7:] == ["3", "1", "1", "0", "1", "0", "-"]  # units, pass, not-def, … left
 
 
 def test_history_json_filters_by_bench_and_limit(db, capsys):
@@ -57,8 +63,10 @@ def test_history_json_filters_by_bench_and_limit(db, capsys):
     assert [r["id"] for r in runs] == [1]
     assert runs[0]["counts"] == {"factory-default": 1, "not-default": 1, "bench-fault": 1}
     assert runs[0]["status"] == "failed" and runs[0]["orphaned"] is False
+    assert runs[0]["final_states"] == {}
     _, out, _ = rig(capsys, "history", "--db", str(db), "--json", "--limit", "1")
     assert [r["id"] for r in json.loads(out)] == [2]
+    assert json.loads(out)[0]["final_states"] == {"factory": 1, "provisioned": 2}
 
 
 def test_history_marks_a_run_whose_process_is_gone(tmp_path, capsys):

@@ -140,6 +140,11 @@ class IsapiClient:
     def __repr__(self) -> str:
         return f"IsapiClient({self.scheme}://{self.target})"
 
+    def send(self, method: str, path: str, creds: Credentials, **options: Any) -> Reply:
+        """One signed call to an endpoint not wrapped here (rig.checks keeps its own), under the
+        same login rules; ``options``: IsapiHttp.send's body, content_type, max_body."""
+        return self._wire.send(method, path, creds=creds, **options)
+
     # -- endpoints --
 
     def activate_status(self) -> ActivateStatus:

@@ -73,6 +73,7 @@ class Reply:
     body: bytes
     challenge: Challenge | None = None       # first usable Digest challenge offered
     challenge_problem: str | None = None     # why a Digest challenge offered was unusable
+    content_type: str | None = None          # the Content-Type header, as sent
 
 
 def _digest_challenge(values: Iterable[str]) -> tuple[Challenge | None, str | None]:
@@ -140,41 +141,45 @@ class IsapiHttp:
         return MalformedReply(self.where(method, path, detail), http_status=status)
 
     def send(self, method: str, path: str, *, body: bytes | None = None,
-             content_type: str | None = None, creds: Credentials | None = None) -> Reply:
+             content_type: str | None = None, creds: Credentials | None = None,
+             max_body: int = MAX_BODY) -> Reply:
         """One call. Without ``creds``: one request. With ``creds``: see the module docstring.
         The whole call (every request it needs, each connect, headers and body) must end within
-        ``timeout`` seconds, else ConnectionFailed(kind="timeout")."""
+        ``timeout`` seconds, else ConnectionFailed(kind="timeout"). ``max_body`` raises the
+        body cap for the one endpoint that needs more (a snapshot is a JPEG, not a few kB)."""
         deadline = Deadline(self.timeout)
         try:
             if creds is None:
-                return self._http(method, path, body, content_type, None, deadline)
-            return self._send_signed(method, path, body, content_type, creds, deadline)
+                return self._http(method, path, body, content_type, None, deadline, max_body)
+            return self._send_signed(method, path, body, content_type, creds, deadline,
+                                     max_body)
         finally:
             deadline.finish()
 
     def _send_signed(self, method: str, path: str, body: bytes | None,
-                     content_type: str | None, creds: Credentials, deadline: Deadline) -> Reply:
+                     content_type: str | None, creds: Credentials, deadline: Deadline,
+                     max_body: int = MAX_BODY) -> Reply:
         """A call with ``creds``: at most one signed request (two on a cached nonce gone stale)."""
         with self._lock:
             cached = self._cached.challenge if self._cached else None
         if cached is None:
-            first = self._http(method, path, body, content_type, None, deadline)
+            first = self._http(method, path, body, content_type, None, deadline, max_body)
             if first.status != 401:
                 return first          # the camera did not ask for a login: use the reply as is
             challenge = self._challenge_before_login(method, path, first)
             reply = self._authenticated(method, path, body, content_type, creds, challenge,
-                                        deadline)
+                                        deadline, max_body)
             if reply.status == 401 and reply.challenge and reply.challenge.stale:
                 # A nonce we were handed a moment ago is already stale: do not guess, report.
                 raise IsapiError(self.where(method, path, "HTTP 401: the camera called a "
                                              "nonce it had just issued stale"), http_status=401)
         else:
             reply = self._authenticated(method, path, body, content_type, creds, cached,
-                                        deadline)
+                                        deadline, max_body)
             if reply.status == 401 and reply.challenge and reply.challenge.stale:
                 # The cached nonce expired: not a failed login. One re-send with the fresh nonce.
                 reply = self._authenticated(method, path, body, content_type, creds,
-                                            reply.challenge, deadline)
+                                            reply.challenge, deadline, max_body)
         if reply.status == 401:
             if reply.challenge is not None:
                 with self._lock:      # the next call can go straight to one signed request
@@ -184,7 +189,8 @@ class IsapiHttp:
 
     def _authenticated(self, method: str, path: str, body: bytes | None,
                        content_type: str | None, creds: Credentials,
-                       challenge: Challenge, deadline: Deadline) -> Reply:
+                       challenge: Challenge, deadline: Deadline,
+                       max_body: int = MAX_BODY) -> Reply:
         """Send exactly one request with Authorization answering ``challenge``; none (and no
         login spent) when the deadline has already run out or the credentials cannot be sent."""
         if deadline.expired:
@@ -202,7 +208,7 @@ class IsapiHttp:
         def sign(uri: str) -> str:
             return authorization(challenge, method, uri, creds.user, creds.password, nc=nc)
 
-        return self._http(method, path, body, content_type, sign, deadline)
+        return self._http(method, path, body, content_type, sign, deadline, max_body)
 
     def _out_of_time(self, method: str, path: str, deadline: Deadline) -> ConnectionFailed:
         return ConnectionFailed(self.where(method, path, "timed out: no complete reply within "
@@ -246,7 +252,8 @@ class IsapiHttp:
         return AuthenticationFailed(self.where(method, path, detail), user_check=check)
 
     def _http(self, method: str, path: str, body: bytes | None, content_type: str | None,
-              sign: Callable[[str], str] | None, deadline: Deadline) -> Reply:
+              sign: Callable[[str], str] | None, deadline: Deadline,
+              max_body: int = MAX_BODY) -> Reply:
         """One HTTP request and its capped body, within what is left of ``deadline``. Maps every
         transport failure to IsapiError."""
         url = f"{self.scheme}://{self.route.url_authority()}{path}"
@@ -272,14 +279,14 @@ class IsapiHttp:
                 kind, text = _failure(exc)
                 raise ConnectionFailed(self.where(method, path, text), kind=kind) from None
             try:
-                return self._reply(method, path, response, deadline)
+                return self._reply(method, path, response, deadline, max_body)
             finally:
                 response.close()
                 deadline.release()
 
     def _reply(self, method: str, path: str, response: requests.Response,
-               deadline: Deadline) -> Reply:
-        data = self._read_body(method, path, response, deadline)
+               deadline: Deadline, max_body: int = MAX_BODY) -> Reply:
+        data = self._read_body(method, path, response, deadline, max_body)
         raw_headers = getattr(response.raw, "headers", None)
         if raw_headers is not None and hasattr(raw_headers, "getlist"):
             offered = raw_headers.getlist("WWW-Authenticate")
@@ -287,23 +294,24 @@ class IsapiHttp:
             offered = [response.headers.get("WWW-Authenticate") or ""]
         challenge, problem = _digest_challenge(offered)
         return Reply(status=response.status_code, body=data, challenge=challenge,
-                     challenge_problem=problem)
+                     challenge_problem=problem,
+                     content_type=response.headers.get("Content-Type"))
 
     def _read_body(self, method: str, path: str, response: requests.Response,
-                   deadline: Deadline) -> bytes:
-        """The body, at most MAX_BODY bytes, before ``deadline`` (a dripping sender is cut off;
+                   deadline: Deadline, max_body: int = MAX_BODY) -> bytes:
+        """The body, at most ``max_body`` bytes, before ``deadline`` (a dripping sender is cut off;
         a body cut short by the deadline's watchdog is a timeout, never a short reply)."""
         declared = int_or_none(response.headers.get("Content-Length"))
-        if declared is not None and declared > MAX_BODY:
+        if declared is not None and declared > max_body:
             raise self.malformed(method, path, f"reply of {declared} bytes is larger than the "
-                                  f"{MAX_BODY}-byte limit", response.status_code)
+                                  f"{max_body}-byte limit", response.status_code)
         chunks: list[bytes] = []
         size = 0
         try:
             for chunk in response.iter_content(_CHUNK):
                 size += len(chunk)
-                if size > MAX_BODY:
-                    raise self.malformed(method, path, f"reply is larger than the {MAX_BODY}-"
+                if size > max_body:
+                    raise self.malformed(method, path, f"reply is larger than the {max_body}-"
                                           "byte limit", response.status_code)
                 chunks.append(chunk)
                 if deadline.expired:

@@ -45,6 +45,7 @@ def as_json(bench: Bench) -> dict:
                    "button": describe_output(s.button),
                    "profile": s.profile.name, "mac": s.mac,
                    "serial": s.serial} for s in bench.slots],
+        "checks": bench.checks.to_json(),
     }
 
 
@@ -58,6 +59,9 @@ def as_text(bench: Bench) -> str:
         lines.append(f"  switch {name}: {s.host}:{s.port} SNMP v{s.version}, MIB {s.mib}")
     for name, b in bench.relay_boards.items():
         lines.append(f"  relay board {name}: {b.port} ({b.protocol}, {b.channels} channels)")
+    if bench.checks.enabled:
+        lines.append(f"  functional checks: {', '.join(bench.checks.run)} (key: "
+                     f"{', '.join(bench.checks.key) or 'none'}; storage {bench.checks.storage})")
     lines.append(f"  {'SLOT':<8} {'POWER':<34} {'BUTTON':<30} {'PROFILE':<8} EXPECTED UNIT")
     for s in bench.slots:
         lines.append(f"  {s.name:<8} {describe_output(s.power):<34} "

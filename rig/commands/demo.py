@@ -40,6 +40,9 @@ PASSWORD = "Demo-pass1"
 #: The demo's hand-over password (a demo value, shown in the README; a real bench names the
 #: variable of its own secret in [handover] password_env).
 HANDOVER_ENV, HANDOVER_PASSWORD = "RIG_DEMO_HANDOVER_PASSWORD", "Bench-pass9"
+#: Where ``--final-state provisioned`` puts the units: SADP Tool's "start IP, increment" pool,
+#: starting at this network's --first address (loopback: the demo never leaves this machine).
+POOL_NET = "127.0.2."
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -93,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{row['mac']}  {row['address']:<12} power {row['power']}, "
                   f"button {row['button']}{fault}")
         print(f"bench file: {sim.bench_path}\n")
-        bench = _with_handover(sim.bench, FinalState(args.final_state))
+        bench = _with_handover(sim.bench, FinalState(args.final_state), args.first)
         with RecordStore.open(db) as store, OutputGuard() as guard:
             hardware = BenchHardware(bench, guard=guard, pin_factory=sim.pin_factory)
             try:
@@ -118,13 +121,15 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def _with_handover(bench: Bench, final: FinalState) -> Bench:
-    """The demo bench with its ``[handover]``: the demo's password, by its variable."""
+def _with_handover(bench: Bench, final: FinalState, first: int) -> Bench:
+    """The demo bench with its ``[handover]``: the demo's password, by its variable; a
+    provisioned unit also gets its own address from a pool (127.0.2.FIRST on, by MAC)."""
     if final is FinalState.FACTORY:
         return bench
     os.environ.setdefault(HANDOVER_ENV, HANDOVER_PASSWORD)
+    pool = f"{POOL_NET}{first}" if final is FinalState.PROVISIONED else None
     return dataclasses.replace(bench, handover=HandoverConfig(
-        final_state=final, password=Secret(env=HANDOVER_ENV)))
+        final_state=final, password=Secret(env=HANDOVER_ENV), pool_start=pool))
 
 
 def _judge_demo(result: RunResult, final: FinalState) -> int:
@@ -135,7 +140,8 @@ def _judge_demo(result: RunResult, final: FinalState) -> int:
     got = {name: r.verdict.verdict for name, r in result.results.items()}
     if got == expected and result.results[JAMMED].verdict.check == "inactive-sadp":
         left = ("back at factory defaults" if final is FinalState.FACTORY
-                else f"left {final}")
+                else "left provisioned, each on its own address from the pool"
+                if final is FinalState.PROVISIONED else f"left {final}")
         print(f"demo OK: {len(got) - 1} units {left}; slot {JAMMED}'s jammed button was caught "
               "(it is still activated).", flush=True)
         return 0

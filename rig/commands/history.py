@@ -12,7 +12,8 @@ from rig.vocabulary import RunStatus
 
 DESCRIPTION = """\
 List the latest runs recorded in the record store, newest first: when, on which bench, with
-which method, how each ended and how many units got each verdict. A run shown as "running
+which method, how each ended, how many units got each verdict and the final states its units
+were proven left in (LEFT: factory, provisioned, factory-after-checks). A run shown as "running
 (orphaned)" belongs to a rig process that is gone (crash, kill, power cut); the next rig run
 closes it as interrupted and makes its outputs safe."""
 
@@ -87,12 +88,13 @@ def as_json(summary: RunSummary, orphaned: bool = False) -> dict:
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
             "status": run.status.value, "orphaned": orphaned, "bench": run.bench_name,
             "method": run.method, "hostname": run.hostname, "units": summary.units,
-            "counts": dict(summary.counts), "note": run.note}
+            "counts": dict(summary.counts), "final_states": dict(summary.final_states),
+            "note": run.note}
 
 
 def as_table(summaries: list[RunSummary], orphaned: set[int] = frozenset()) -> str:
     heads = ["RUN", "STARTED (UTC)", "DURATION", "BENCH", "METHOD", "STATUS", "UNITS"]
-    heads += [name for name, _ in COUNT_COLUMNS]
+    heads += [name for name, _ in COUNT_COLUMNS] + ["LEFT"]
     rows = []
     for s in summaries:
         run = s.run
@@ -102,10 +104,16 @@ def as_table(summaries: list[RunSummary], orphaned: set[int] = frozenset()) -> s
                format_duration(duration), _printable(run.bench_name), _printable(run.method),
                status_text(s, run.id in orphaned), str(s.units)]
         row += [str(sum(s.counts.get(v, 0) for v in verdicts)) for _, verdicts in COUNT_COLUMNS]
+        row.append(left_text(s))
         rows.append(row)
     widths = [max(len(r[i]) for r in [heads, *rows]) for i in range(len(heads))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
                      for r in [heads, *rows])
+
+
+def left_text(summary: RunSummary) -> str:
+    """The final states the run's units were proven left in ("7 provisioned"), "-" for none."""
+    return ", ".join(f"{n} {state}" for state, n in sorted(summary.final_states.items())) or "-"
 
 
 def _printable(text: str) -> str:

@@ -144,12 +144,16 @@ def print_result(result: RunResult, as_json: bool) -> None:
         print(json.dumps({"run": result.run_id, "status": str(result.status), "units": [
             {"slot": r.slot, "mac": r.mac, "serial": r.serial, **r.verdict.to_json(),
              "final_state": r.final_state and str(r.final_state),
+             "grade": r.grade and str(r.grade),
              "notes": list(r.notes)} for r in rows]}, indent=2))
         return
     print()
-    print(f"{'SLOT':<6} {'VERDICT':<16} {'MAC':<17} {'SERIAL':<36} REASON")
+    graded = any(r.grade for r in rows)
+    grade_head = f" {'GRADE':<21}" if graded else ""
+    print(f"{'SLOT':<6} {'VERDICT':<16}{grade_head} {'MAC':<17} {'SERIAL':<36} REASON")
     for r in rows:
-        print(f"{r.slot:<6} {str(r.verdict.verdict).upper():<16} {r.mac or '-':<17} "
+        grade = f" {str(r.grade or '-'):<21}" if graded else ""
+        print(f"{r.slot:<6} {str(r.verdict.verdict).upper():<16}{grade} {r.mac or '-':<17} "
               f"{r.serial or '-':<36} {r.verdict.reason}")
     passed = sum(r.verdict.passed for r in rows)
     states = sorted({str(r.final_state) for r in rows if r.final_state}) or ["factory"]

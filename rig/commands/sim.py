@@ -17,6 +17,8 @@ import sys
 
 from rig.camera.profiles import ProfileError, ProfileSet
 from rig.commands._serve import until_stopped
+from rig.commands.sim_bench import add_media_options, media_configs, unit_faults
+from rig.sim.bench_plan import fault_names
 from rig.sim.fleet import CameraFleet
 
 #: Other simulated parts, one module each with ``register(sim_subparsers)``.
@@ -49,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "them already running")
     cam.add_argument("--duration", type=float, default=None,
                      help="stop after this many seconds instead of waiting for Ctrl-C")
+    cam.add_argument("--rtsp-port", type=int, default=8554,
+                     help="RTSP port of every unit (default 8554; 0 = any free port)")
+    add_media_options(cam, "UNIT")
     cam.add_argument("--json", action="store_true", help="print the units as JSON")
     cam.set_defaults(func=run_cameras)
     for part in _PARTS:
@@ -61,10 +66,16 @@ def run_cameras(args: argparse.Namespace) -> int:
         profile_set = ProfileSet.load()
         for name in names:
             profile_set.get(name)
+        units = [str(i + 1) for i in range(max(args.count, 1))]
+        faults = unit_faults(args.fault, units)
+        media = media_configs(args, units)
         fleet = CameraFleet.start(args.count, profiles=names, base=args.base, first=args.first,
-                                  http_port=args.http_port, time_scale=args.time_scale,
+                                  http_port=args.http_port, rtsp_port=args.rtsp_port,
+                                  time_scale=args.time_scale,
                                   booted=not args.cold, sadp_interface=args.sadp_interface,
-                                  profile_set=profile_set)
+                                  profile_set=profile_set,
+                                  faults={i: faults[u] for i, u in enumerate(units)},
+                                  media={i: media[u] for i, u in enumerate(units)})
     except (ProfileError, ValueError, OSError) as exc:
         print(f"rig sim camera: error: {exc}", file=sys.stderr)
         return 2
@@ -85,9 +96,12 @@ def _print_event(event: str, details: dict[str, object]) -> None:
 
 def _announce(fleet: CameraFleet, args: argparse.Namespace) -> None:
     """Print the units, as a table or one line of JSON."""
-    units = [{"address": c.address, "http_port": c.http_port, "mac": c.mac,
-              "serial": c.serial, "profile": c.profile.name, "firmware":
-              c.behaviour.sample_firmware, "activated": c.activated, "lamp": c.lamp}
+    units = [{"address": c.address, "http_port": c.http_port, "rtsp_port": c.rtsp_port,
+              "mac": c.mac, "serial": c.serial, "profile": c.profile.name,
+              "firmware": c.firmware, "activated": c.activated, "lamp": c.lamp,
+              "faults": fault_names(c.faults), "card": c.media.has_card,
+              "resolution": f"{c.media.config.width}x{c.media.config.height}",
+              "codec": c.media.config.codec}
              for c in fleet.cameras]
     if args.json:
         print(json.dumps({"cameras": units}))

@@ -29,6 +29,7 @@ from rig.camera.profiles import ProfileError, ProfileSet
 from rig.commands._serve import until_stopped
 from rig.sim.bench import SimBench, SimSlot
 from rig.sim.camera import SimFaults
+from rig.sim.media import CODECS, MediaConfig
 
 GPIO_NOTE = ("GPIO slots are mock pins inside this process: `rig power`/`rig press` from another "
              "process cannot drive them (PoE and relay slots they can).")
@@ -36,6 +37,50 @@ GPIO_NOTE = ("GPIO slots are mock pins inside this process: `rig power`/`rig pre
 
 def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+FAULT_HELP = ("a simulated fault, [UNIT:]NAME, repeatable; without UNIT every unit has it. "
+              "Names: " + ", ".join(SimFaults.names()))
+
+
+def add_media_options(parser: argparse.ArgumentParser, unit: str) -> None:
+    """--fault, --card, --resolution and --codec, shared by ``rig sim camera`` and ``bench``."""
+    parser.add_argument("--fault", action="append", default=[], metavar=f"[{unit}:]NAME",
+                        help=FAULT_HELP.replace("UNIT", unit))
+    parser.add_argument("--card", nargs="*", action="extend", default=None, metavar=unit,
+                        help=f"put an SD card in these {unit.lower()}s (none named: in every "
+                             f"one); units have no card otherwise")
+    parser.add_argument("--resolution", default="1920x1080",
+                        help="main stream size, WIDTHxHEIGHT (default 1920x1080)")
+    parser.add_argument("--codec", choices=CODECS, default="H.264",
+                        help="main stream codec (default H.264)")
+
+
+def unit_faults(specs: list[str], units: list[str], extra: dict[str, list[str]] | None = None
+                ) -> dict[str, SimFaults]:
+    """Unit name → its faults, from ``--fault [UNIT:]NAME`` options (and ``extra`` names per
+    unit, e.g. --jammed). Raises ValueError naming the bad option."""
+    chosen: dict[str, list[str]] = {u: list((extra or {}).get(u, [])) for u in units}
+    for spec in specs:
+        where, colon, name = spec.rpartition(":")
+        targets = [where] if colon else units
+        if colon and where not in chosen:
+            raise ValueError(f"--fault {spec}: no unit {where!r}; units are "
+                             f"{units[0]}..{units[-1]}")
+        for unit in targets:
+            chosen[unit].append(name)
+    return {unit: SimFaults.from_names(names) for unit, names in chosen.items()}
+
+
+def media_configs(args: argparse.Namespace, units: list[str]) -> dict[str, MediaConfig]:
+    """Unit name → its stream and card, from --resolution, --codec and --card."""
+    width, height = MediaConfig.parse_resolution(args.resolution)
+    carded = set(units) if args.card == [] else set(args.card or ())
+    if carded - set(units):
+        raise ValueError(f"--card: no unit {sorted(carded - set(units))[0]!r}; units are "
+                         f"{units[0]}..{units[-1]}")
+    return {u: MediaConfig(width=width, height=height, codec=args.codec, card=u in carded)
+            for u in units}
 
 
 def register(sim_sub: argparse._SubParsersAction) -> None:
@@ -53,6 +98,7 @@ def register(sim_sub: argparse._SubParsersAction) -> None:
                              "current,legacy,g5)")
     parser.add_argument("--jammed", nargs="+", action="extend", default=[], metavar="SLOT",
                         help="slots whose reset button is jammed (the press never registers)")
+    add_media_options(parser, "SLOT")
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="divide boot, hold and lockout times by this, at least 1 "
                              "(default 1: real time); written into the bench file")
@@ -87,8 +133,11 @@ def build_spec(args: argparse.Namespace) -> list[SimSlot]:
     unknown = [slot for slot in args.jammed if slot not in names]
     if unknown:
         raise ValueError(f"--jammed: no slot {unknown[0]!r}; slots are 1..{args.slots}")
+    faults = unit_faults(args.fault, names,
+                         {name: ["jammed-button"] for name in args.jammed})
+    media = media_configs(args, names)
     return [SimSlot(power=powers[i % len(powers)], profile=profiles[i % len(profiles)],
-                    faults=SimFaults(jammed_button=name in args.jammed))
+                    faults=faults[name], media=media[name])
             for i, name in enumerate(names)]
 
 
@@ -157,11 +206,11 @@ def announce(sim: SimBench, as_json: bool) -> None:
         return
     print(f"bench file: {info['bench']}  (time scale {info['time_scale']:g})")
     print(f"{'SLOT':<4} {'POWER':<27} {'BUTTON':<27} {'PROFILE':<8} {'MAC':<17}  "
-          f"{'ADDRESS':<15} {'HTTP':>5}  FAULT")
+          f"{'ADDRESS':<15} {'HTTP':>5} {'RTSP':>5}  FAULT")
     for row in info["slots"]:
         print(f"{row['slot']:<4} {row['power']:<27} {row['button']:<27} {row['profile']:<8} "
-              f"{row['mac']:<17}  {row['address']:<15} {row['http_port']:>5}  "
-              f"{','.join(row['faults']) or '-'}")
+              f"{row['mac']:<17}  {row['address']:<15} {row['http_port']:>5} "
+              f"{row['rtsp_port']:>5}  {','.join(row['faults']) or '-'}")
     if "switch" in info:
         sw = info["switch"]
         print(f"PoE switch: SNMP v2c on udp {sw['host']}:{sw['port']}, community "

@@ -136,6 +136,8 @@ class RunSummary:
     run: Run
     units: int
     counts: dict[str, int] = field(hash=False)   # verdict → units; "unfinished" for none yet
+    #: final state proven → units (hand-over); units with none proven are not counted
+    final_states: dict[str, int] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,13 @@ class RunQueries:
                                 f"FROM units WHERE run_id IN ({marks}) GROUP BY 1, 2",
                                 [run.id for run in runs]):
             counts[row[0]][row[1]] = row[2]
-        return [RunSummary(run, sum(counts[run.id].values()), counts[run.id]) for run in runs]
+        finals: dict[int, dict[str, int]] = {run.id: {} for run in runs}
+        for row in self.db.read(f"SELECT run_id, final_state, COUNT(*) FROM units WHERE run_id "
+                                f"IN ({marks}) AND final_state IS NOT NULL GROUP BY 1, 2",
+                                [run.id for run in runs]):
+            finals[row[0]][row[1]] = row[2]
+        return [RunSummary(run, sum(counts[run.id].values()), counts[run.id], finals[run.id])
+                for run in runs]
 
     def load_run(self, run_id: int) -> RunRecord:
         """A whole run, read in one consistent snapshot. Raises UnknownRun."""

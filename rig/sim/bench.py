@@ -87,7 +87,6 @@ from rig.sim.bench_plan import (
 from rig.sim.camera import VirtualCamera
 from rig.sim.fleet import CameraHost
 from rig.sim.gpio import LoadPin, wire_gpio_slot
-from rig.sim.isapi_server import IsapiServer
 from rig.sim.sadp_hub import SadpHub
 from rig.sim.serial_board import SimulatedRelayBoard
 from rig.vocabulary import IdentityStrategy
@@ -107,13 +106,12 @@ _RELAY_SETTLE_S = 2.0
 
 
 class _BenchHost(CameraHost):
-    """A CameraHost serving HTTP only: the bench's ``SadpHub`` answers SADP for it. A unit
-    that moves (SADP update, ISAPI PUT) takes its web server to the new address; the hub keeps
-    answering from the old one, whose replies carry the new settings."""
+    """A CameraHost serving HTTP and RTSP only: the bench's ``SadpHub`` answers SADP for it. A
+    unit that moves (SADP update, ISAPI PUT) takes its web and RTSP servers to the new
+    address; the hub keeps answering from the old one, whose replies carry the new settings."""
 
     def _open(self) -> None:
-        self._http = IsapiServer(self.camera)
-        self._http.serve_in_thread()
+        self._open_servers()
 
 
 def _run_all(actions: Iterable[Callable[[], None]]) -> None:
@@ -259,9 +257,9 @@ class SimBench:
         self._undo.append(lambda: stop_hosts(hosts))
         for plan in plans:
             camera = VirtualCamera(plan.profile, mac=plan.mac, serial=plan.serial,
-                                   address=plan.address, http_port=0,
+                                   address=plan.address, http_port=0, rtsp_port=0,
                                    default_ipv4=plan.address, time_scale=self.time_scale,
-                                   faults=plan.sim.faults)
+                                   faults=plan.sim.faults, media=plan.sim.media)
             if provision is not None:
                 camera.provision(provision)
             self.cameras[plan.name] = camera
@@ -402,6 +400,7 @@ class SimBench:
                 "power": describe_output(plan.power), "button": describe_output(plan.button),
                 "profile": plan.profile.name, "mac": plan.mac, "serial": plan.serial,
                 "address": plan.address, "http_port": camera.http_port,
+                "rtsp_port": camera.rtsp_port, "card": camera.media.has_card,
                 "faults": fault_names(plan.sim.faults), "powered": camera.powered,
                 "state": camera.state.value, "activated": camera.activated})
         return rows

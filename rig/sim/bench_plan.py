@@ -38,6 +38,7 @@ from rig.camera.profiles import FirmwareProfile, ProfileSet
 from rig.sim.behaviour import behaviour_for
 from rig.sim.camera import SimFaults
 from rig.sim.fleet import sim_mac, sim_serial
+from rig.sim.media import MediaConfig
 from rig.sim.serial_board import FIRMWARES
 from rig.vocabulary import BUTTON_KINDS, Method, PowerKind
 
@@ -85,13 +86,15 @@ class SimSlot:
     relay power. It is resolved here, so ``SimSlot("poe").button == "gpio"``. It comes after
     ``faults`` so that positional ``SimSlot(power, profile, faults)`` keeps its meaning.
     ``SimSlot(power="poe", button="relay")`` is a slot of the 24/48-slot PoE bench. Both are
-    held as PowerKind (equal to their text).
+    held as PowerKind (equal to their text). ``media``: the unit's main stream and whether a
+    card is in (rig.sim.media.MediaConfig; default 1920x1080 H.264, no card).
     """
 
     power: PowerKind = PowerKind.GPIO
     profile: str = "current"
     faults: SimFaults = field(default_factory=SimFaults)
     button: PowerKind | None = None
+    media: MediaConfig = field(default_factory=MediaConfig)
 
     def __post_init__(self) -> None:
         if self.power not in tuple(PowerKind):

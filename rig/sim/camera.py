@@ -27,7 +27,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -35,6 +35,7 @@ from rig.camera import activation
 from rig.camera.profiles import DEFAULT_DEVICE_NAME, FirmwareProfile
 from rig.camera.sadp import Probe, build_probe_match, normalize_mac
 from rig.sim.behaviour import SimBehaviour, behaviour_for
+from rig.sim.media import MediaConfig, MediaState, old_firmware
 from rig.sim.sadp_actions import SadpActions
 from rig.vocabulary import ResetMode
 
@@ -59,12 +60,38 @@ class CameraState(enum.Enum):
 
 @dataclass(frozen=True)
 class SimFaults:
-    """Faults a bench meets, switchable per unit."""
+    """Faults a bench meets, switchable per unit. On the command line each is named with
+    dashes (``dead-sensor``); ``from_names`` reads such a list."""
 
     jammed_button: bool = False   # the solenoid presses but the button never registers
     never_boots: bool = False     # powered, but stays booting forever
     sadp_silent: bool = False     # runs, but never answers SADP
     refuse_network: bool = False  # refuses every new network setting (SADP update, ISAPI PUT)
+    # Functional faults (rig.sim.media, rig.sim.isapi_media, rig.sim.rtsp_server):
+    dead_sensor: bool = False     # snapshots are a flat, near-uniform frame
+    stuck_ircut: bool = False     # an IR-cut PUT answers OK, the read-back keeps the old mode
+    no_ircut: bool = False        # a model without IR-cut filter: 403 notSupport
+    no_card: bool = False         # the card slot is empty even when a card is configured
+    card_format_fails: bool = False   # a card is in, and its format stops with "error"
+    old_firmware: bool = False    # reports the oldest firmware of its family (deviceInfo, SADP)
+    cloud_bound: bool = False     # Hik-Connect on and bound to an account (survives a reset)
+    rtsp_refused: bool = False    # the RTSP port refuses connections
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Every fault's command-line name (``dead-sensor``)."""
+        return tuple(name.replace("_", "-") for name in cls.__dataclass_fields__)
+
+    @classmethod
+    def from_names(cls, names: Iterable[str]) -> SimFaults:
+        """Faults switched on by name (dashes or underscores); ValueError naming the known."""
+        chosen = {}
+        for name in names:
+            key = name.strip().replace("-", "_")
+            if key not in cls.__dataclass_fields__:
+                raise ValueError(f"no fault {name!r}; faults are: {', '.join(cls.names())}")
+            chosen[key] = True
+        return cls(**chosen)
 
 
 @dataclass(frozen=True)
@@ -80,6 +107,8 @@ class Settings:
     login_lock_enabled: bool
     login_lock_attempts: int
     login_lock_seconds: float
+    #: The IR-cut filter's mode (an image parameter: a restore sets it back to auto).
+    ircut_mode: str = "auto"
 
     @property
     def activated(self) -> bool:
@@ -123,11 +152,13 @@ class VirtualCamera:
     """
 
     def __init__(self, profile: FirmwareProfile, *, mac: str, serial: str, address: str,
-                 http_port: int = 80, default_ipv4: str | None = None,
+                 http_port: int = 80, rtsp_port: int = 554,
+                 default_ipv4: str | None = None,
                  time_scale: float = 1.0, faults: SimFaults = SimFaults(),
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time,
-                 behaviour: SimBehaviour | None = None) -> None:
+                 behaviour: SimBehaviour | None = None,
+                 media: MediaConfig | None = None) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self.profile = profile
@@ -138,6 +169,8 @@ class VirtualCamera:
         self.serial = serial
         self.address = address
         self.http_port = http_port
+        #: The RTSP listener's port (rig.sim.rtsp_server; 0 until a server picked one).
+        self.rtsp_port = rtsp_port
         #: Where a full reset puts the unit: the profile's 192.168.1.64, or the address the
         #: simulation assigned (loopback benches give every unit its own 127.0.1.N).
         self.default_ipv4 = default_ipv4 or profile.default_ipv4
@@ -167,6 +200,14 @@ class VirtualCamera:
         self.address_observers: list[Callable[[str], None]] = []
         #: SADP update and lamp (rig.sim.sadp_actions): the lamp and the update lock.
         self.sadp_actions = SadpActions(self)
+        config = media or MediaConfig()
+        #: Main stream, card and cloud binding: what a reset does not touch (rig.sim.media).
+        self.media = MediaState(config, card=(config.card or faults.card_format_fails)
+                                and not faults.no_card, format_fails=faults.card_format_fails,
+                                cloud_bound=faults.cloud_bound, clock=clock, scaled=self.scaled)
+        #: SoftwareVersion as SADP reports it (deviceInfo splits it into version and build).
+        self.firmware = (old_firmware(self.behaviour.sample_firmware, profile)
+                         if faults.old_firmware else self.behaviour.sample_firmware)
 
     # --- time -----------------------------------------------------------------------------------
 
@@ -367,7 +408,7 @@ class VirtualCamera:
         if "parameters" in keeps:
             kept.update(device_name=old.device_name, login_lock_enabled=old.login_lock_enabled,
                         login_lock_attempts=old.login_lock_attempts,
-                        login_lock_seconds=old.login_lock_seconds)
+                        login_lock_seconds=old.login_lock_seconds, ircut_mode=old.ircut_mode)
         self._settings = replace(fresh, **kept)
         self._moved(old.ipv4)
         self._log(at, f"restore {mode}")
@@ -522,13 +563,14 @@ class VirtualCamera:
             ("IPv4SubnetMask", s.mask), ("IPv4Gateway", s.gateway),
             ("IPv6Address", "::"), ("IPv6Gateway", "::"), ("IPv6MaskLen", "64"),
             ("DHCP", flag("DHCP", s.dhcp)), ("AnalogChannelNum", "0"),
-            ("DigitalChannelNum", "1"), ("SoftwareVersion", b.sample_firmware),
+            ("DigitalChannelNum", "1"), ("SoftwareVersion", self.firmware),
             ("DSPVersion", b.sample_dsp), ("BootTime", boot.strftime("%Y-%m-%d %H:%M:%S")),
-            ("Encrypt", "true"), ("ResetAbility", "false"), ("DiskNumber", "0"),
+            ("Encrypt", "true"), ("ResetAbility", "false"),
+            ("DiskNumber", "1" if self.media.has_card else "0"),
             ("Activated", flag("Activated", s.activated)),
             ("PasswordResetAbility", "true"), ("PasswordResetModeSecond", "true"),
             ("SupportSecurityQuestion", "true"), ("SupportHCPlatform", "true"),
-            ("HCPlatformEnable", flag("HCPlatformEnable", False)),
+            ("HCPlatformEnable", flag("HCPlatformEnable", self.media.cloud_enabled)),
             ("IsModifyVerificationCode", "true"), ("Salt", self.salt),
             ("DeviceLock", flag("DeviceLock", self.is_locked())),
         ]

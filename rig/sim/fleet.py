@@ -18,6 +18,8 @@ from rig.camera.profiles import ProfileSet
 from rig.sim.behaviour import behaviour_for
 from rig.sim.camera import SimFaults, VirtualCamera
 from rig.sim.isapi_server import IsapiServer
+from rig.sim.media import MediaConfig
+from rig.sim.rtsp_server import RtspServer
 from rig.sim.sadp_responder import SadpResponder
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class CameraHost:
         self.camera = camera
         self.sadp_interface = sadp_interface
         self._http: IsapiServer | None = None
+        self._rtsp: RtspServer | None = None
         self._sadp: SadpResponder | None = None
         self._move_lock = threading.Lock()
         self._stopped = False
@@ -72,14 +75,20 @@ class CameraHost:
         return self
 
     def _open(self) -> None:
-        self._http = IsapiServer(self.camera)
-        self._http.serve_in_thread()
+        self._open_servers()
         self._sadp = SadpResponder(self.camera.probe_match,
                                    lambda: self.camera.sadp_reply_styles,
                                    bind_address=self.camera.address,
                                    interface_address=self.sadp_interface,
                                    command=self.camera.sadp_command)
         self._sadp.start()
+
+    def _open_servers(self) -> None:
+        """The unit's TCP servers on its address: the web server (ISAPI) and RTSP."""
+        self._http = IsapiServer(self.camera)
+        self._http.serve_in_thread()
+        self._rtsp = RtspServer(self.camera)
+        self._rtsp.serve_in_thread()
 
     def _address_changed(self, address: str) -> None:
         threading.Thread(target=self._move, args=(address,), daemon=True,
@@ -121,6 +130,9 @@ class CameraHost:
         if self._http is not None:
             self._http.close()
             self._http = None
+        if self._rtsp is not None:
+            self._rtsp.close()
+            self._rtsp = None
 
 
 @dataclass
@@ -136,6 +148,7 @@ class CameraFleet:
     @classmethod
     def start(cls, count: int, *, profiles: Sequence[str] = ("current",),
               base: str = "127.0.1.", first: int = 10, http_port: int = 8080,
+              rtsp_port: int = 8554, media: Mapping[int, MediaConfig] | None = None,
               time_scale: float = 1.0, powered: bool = True, booted: bool = False,
               sadp_interface: str = "127.0.0.1", mac_block: int = 0xF0,
               faults: Mapping[int, SimFaults] | None = None,
@@ -145,6 +158,9 @@ class CameraFleet:
         ``booted`` brings powered units up at once instead of after their boot time.
         Each unit's factory-default IPv4 is the address it was given, so a loopback bench keeps
         units apart after a full reset (inside namespaces every unit is on 192.168.1.64 anyway).
+        ``rtsp_port``: 8554 beside HTTP's 8080 (554 needs root; 0 = any free port, reported in
+        adminAccesses); ``media``: unit index → its stream and card (rig.sim.media.MediaConfig;
+        default 1920x1080 H.264, no card), like ``faults``.
         """
         if not 1 <= count <= 250 or not 0 < first or first + count - 1 > 254:
             raise ValueError(f"cannot place {count} units from {base}{first} in one /24")
@@ -158,8 +174,9 @@ class CameraFleet:
                 mac = sim_mac(first + i, mac_block)
                 serial = sim_serial(behaviour_for(profile).sample_model, mac)
                 camera = VirtualCamera(profile, mac=mac, serial=serial, address=address,
-                                       http_port=http_port,
-                                       default_ipv4=address, time_scale=time_scale,
+                                       http_port=http_port, rtsp_port=rtsp_port,
+                                       media=(media or {}).get(i), default_ipv4=address,
+                                       time_scale=time_scale,
                                        faults=(faults or {}).get(i, SimFaults()))
                 fleet.hosts.append(CameraHost(camera, sadp_interface=sadp_interface,
                                               follow_address=True).start())

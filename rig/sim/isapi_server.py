@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from rig import xmlsafe
 from rig.camera import activation, digest
+from rig.sim import isapi_media
 from rig.sim.camera import LoginResult, VirtualCamera
 from rig.vocabulary import ResetMode
 
@@ -97,7 +98,7 @@ class IsapiServer(ThreadingHTTPServer):
 class _Reply(Exception):
     """Raised inside a handler to send a complete response."""
 
-    def __init__(self, status: int, body: str, content_type: str = XML,
+    def __init__(self, status: int, body: str | bytes, content_type: str = XML,
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(status)
         self.status, self.body, self.content_type = status, body, content_type
@@ -157,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(self, reply: _Reply) -> None:
-        data = reply.body.encode("utf-8")
+        data = reply.body if isinstance(reply.body, bytes) else reply.body.encode("utf-8")
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -165,6 +166,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def reply(self, status: int, body: str | bytes, content_type: str = XML) -> Exception:
+        """A complete response for a route to raise (routes in other modules: isapi_media)."""
+        return _Reply(status, body, content_type)
 
     def _ns(self) -> str:
         return self.camera.behaviour.isapi_namespace
@@ -326,7 +331,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise self._status(400, 6, "badXmlContent")
             cam.update_settings(device_name=name)
             raise self._status(200, 1, "ok")
-        version, _, build = cam.behaviour.sample_firmware.partition("build")
+        version, _, build = cam.firmware.partition("build")
         raise self._xml("DeviceInfo", [
             ("deviceName", s.device_name), ("deviceID", f"{cam.mac.replace(':', '')}-sim"),
             ("deviceDescription", "IPCamera"), ("deviceLocation", "hangzhou"),
@@ -452,3 +457,5 @@ _ROUTES = {
     ("GET", "/ISAPI/Security/users"): _users,
     ("PUT", "/ISAPI/Security/users/1"): _modify_user,
 }
+# The functional checks' endpoints (stream, snapshot, IR-cut, storage, cloud, ports).
+_ROUTES.update(isapi_media.ROUTES)

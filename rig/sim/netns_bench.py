@@ -407,7 +407,7 @@ class NetnsBench(SimBench):
             camera = VirtualCamera(plan.profile, mac=plan.mac, serial=plan.serial,
                                    address=plan.address, http_port=HTTP_PORT,
                                    default_ipv4=plan.address, time_scale=self.time_scale,
-                                   faults=plan.sim.faults)
+                                   faults=plan.sim.faults, media=plan.sim.media)
             if provision is not None:
                 camera.provision(provision)
             cable = _CameraLink(ns, self.lan_ns, port, plan.mac)

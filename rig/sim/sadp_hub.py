@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 _PROBE_MATCH = re.compile(rb"\A\s*(?:<\?xml[^>]*\?>\s*)?<ProbeMatch[\s/>]")
 
 
+#: The hub's receive buffer (the kernel caps it at net.core.rmem_max).
+HUB_RECV_BUFFER = 4 << 20
+
+
 class SadpHub:
     """SADP for every unit of the bench: ONE socket on the multicast group, one unicast socket
     per unit, one thread.
@@ -56,6 +60,10 @@ class SadpHub:
         """Open every socket (OSError if an address or port is taken) and start answering."""
         try:
             group = open_group_socket(self._interface, GROUP, PORT)
+            # One socket hears what a whole bench's NICs would hear: a batch's probes and
+            # commands arrive in bursts that overflow the default ~200 KB buffer (a dropped
+            # SADP update then looks like a unit that never answered).
+            group.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, HUB_RECV_BUFFER)
             self._sockets.append(group)
             for responder in self._responders:
                 self._sockets.append(responder._open_unicast_socket())
