@@ -49,7 +49,8 @@ def test_a_certified_simulated_run_verifies_and_a_tampered_copy_does_not(tmp_pat
     spec = [SimSlot("gpio", "current"), SimSlot("gpio", "current", SimFaults(jammed_button=True))]
     db = tmp_path / "rig.sqlite"
     with SimBench.start(spec, directory=tmp_path / "bench", time_scale=100.0,
-                        first=150, name="certbench", provision="Used-Unit-77") as sim:
+                        base="127.0.31.", first=10,      # addresses no other test uses
+                        name="certbench", provision="Used-Unit-77") as sim:
         with RecordStore.open(db) as store:
             hardware = BenchHardware(sim.bench, pin_factory=sim.pin_factory)
             try:
