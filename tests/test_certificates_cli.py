@@ -177,3 +177,32 @@ def test_the_readme_shows_a_buyer_how_to_verify_without_rig(tmp_path, capsys):
     bad = subprocess.run([sys.executable, "buyer.py", str(cert), "key.pem"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "InvalidSignature" in bad.stderr
+
+
+def test_a_unit_with_every_check_and_long_reasons_still_fits_one_letter_page(tmp_path):
+    import dataclasses
+
+    from rig.certificates.config import CertificateConfig
+    from rig.certificates.content import Issuer
+    from rig.certificates.issue import issue
+    from rig.certificates.keys import BenchKeys
+    from rig.certificates.pdf import FONT_SIZES, _fitting_size, render_pdf
+    from rig.vocabulary import CheckName, Paper
+
+    recorded_run(tmp_path / "rig.sqlite")
+    with RecordStore.open(tmp_path / "rig.sqlite") as store:
+        one = issue(store, 1, Issuer("O" * 90, "bench-a", CertificateConfig()),
+                    BenchKeys(tmp_path / "k").signing_key()).issued[0]
+    long = "a reason that goes on for a while, as the checks' reasons do " * 3
+    certificate = json.loads(json.dumps(one.envelope["certificate"]))
+    certificate["verification"]["functional_checks"] = [
+        {"check": str(n), "outcome": "passed", "key": True, "reason": long} for n in CheckName]
+    certificate["verification"]["checks"] *= 120
+    certificate["sanitization"]["storage"]["detail"] = long
+    certificate["sanitization"]["cloud"]["detail"] = long
+    big = dataclasses.replace(one, envelope={**one.envelope, "certificate": certificate})
+    assert _fitting_size(big, Paper.LETTER) < FONT_SIZES[0]
+    pdf = tmp_path / "big.pdf"
+    pdf.write_bytes(render_pdf([big], 1, Paper.LETTER))
+    (page,) = pdf_text(pdf)
+    assert "RFC 8785 canonical form" in page and SERIALS["1"] in page

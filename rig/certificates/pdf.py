@@ -36,25 +36,47 @@ def _latin1(text: Any) -> str:
     return str("-" if text is None else text).encode("latin-1", "replace").decode("latin-1")
 
 
+#: Body font sizes tried in turn until a certificate fits its one page (a unit with every
+#: functional check and long reasons needs the smaller ones).
+FONT_SIZES = (8.0, 7.0, 6.0)
+
+
 def render_pdf(issued: Sequence[Issued], run_id: int, paper: Paper = Paper.A4) -> bytes:
     """One page per certificate in ``issued``, each certificate's signed JSON attached."""
-    from fpdf import FPDF
-
-    pdf = FPDF(format=PAPER_FORMATS[Paper(paper)], unit="mm")
-    pdf.set_margins(MARGIN_MM, MARGIN_MM, MARGIN_MM)
-    pdf.set_auto_page_break(False)
-    pdf.set_title(f"Certificates of sanitization, run {run_id}")
-    pdf.set_creator("rig")
+    pdf = _document(paper, f"Certificates of sanitization, run {run_id}")
     for one in issued:
         pdf.add_page()
-        _page(pdf, one)
+        _page(pdf, one, _fitting_size(one, paper))
         pdf.embed_file(bytes=one.text.encode("utf-8"), basename=f"{one.file_stem(run_id)}.json",
                        desc=f"signed certificate {one.certificate_id}",
                        mime_type="application/json")
     return bytes(pdf.output())
 
 
-def _page(pdf: Any, issued: Issued) -> None:
+def _document(paper: Paper, title: str) -> Any:
+    from fpdf import FPDF
+
+    pdf = FPDF(format=PAPER_FORMATS[Paper(paper)], unit="mm")
+    pdf.set_margins(MARGIN_MM, MARGIN_MM, MARGIN_MM)
+    pdf.set_auto_page_break(False)           # one page per unit: we check the fit ourselves
+    pdf.set_title(title)
+    pdf.set_creator("rig")
+    return pdf
+
+
+def _fitting_size(issued: Issued, paper: Paper) -> float:
+    """The largest body font size at which ``issued`` fits its page (drawn on a scratch
+    document first); the smallest one when none does."""
+    for size in FONT_SIZES:
+        scratch = _document(paper, "")
+        scratch.add_page()
+        _page(scratch, issued, size)
+        if scratch.get_y() <= scratch.h - MARGIN_MM / 2:
+            return size
+    return FONT_SIZES[-1]
+
+
+def _page(pdf: Any, issued: Issued, size: float) -> None:
     """One certificate's page: heading and QR code, then the sections."""
     c = issued.envelope["certificate"]
     pdf.set_font("Helvetica", "B", 16)
@@ -65,9 +87,9 @@ def _page(pdf: Any, issued: Issued) -> None:
     _qr(pdf, issued)
     pdf.ln(2)
     for title, rows in _sections(c, issued):
-        _section(pdf, title, rows)
-    pdf.set_font("Helvetica", "I", 7)
-    pdf.multi_cell(pdf.epw, 3.2, _latin1(
+        _section(pdf, title, rows, size)
+    pdf.set_font("Helvetica", "I", size - 1)
+    pdf.multi_cell(pdf.epw, size * 0.4, _latin1(
         "The signed JSON is attached to this PDF and issued beside it; it, not this page, is "
         "the certificate. Verify it with `rig certificate verify FILE`, or with any Ed25519 "
         "library over its RFC 8785 canonical form (rig README, Certificates)."),
@@ -83,18 +105,20 @@ def _qr(pdf: Any, issued: Issued) -> None:
     pdf.image(buffer, x=pdf.w - MARGIN_MM - QR_MM, y=MARGIN_MM - 2, w=QR_MM, h=QR_MM)
 
 
-def _section(pdf: Any, title: str, rows: Sequence[tuple[str, Any]]) -> None:
-    """A bold heading and label/value rows; long values wrap within the printable width."""
-    pdf.set_font("Helvetica", "B", 10)
-    pdf.cell(0, 6, _latin1(title), new_x="LMARGIN", new_y="NEXT")
-    label_w = 38
+def _section(pdf: Any, title: str, rows: Sequence[tuple[str, Any]], size: float) -> None:
+    """A bold heading and label/value rows; long values wrap within the printable width (and
+    beside the QR code while the rows are level with it)."""
+    pdf.set_font("Helvetica", "B", size + 2)
+    pdf.cell(0, size * 0.75, _latin1(title), new_x="LMARGIN", new_y="NEXT")
+    label_w, line = 38, size * 0.475
     for label, value in rows:
-        pdf.set_font("Helvetica", "B", 8)
-        pdf.cell(label_w, 3.8, _latin1(label))
-        pdf.set_font("Helvetica", "", 8)
-        pdf.multi_cell(pdf.epw - label_w - (QR_MM if pdf.get_y() < 52 else 0), 3.8,
+        pdf.set_font("Helvetica", "B", size)
+        pdf.cell(label_w, line, _latin1(label))
+        pdf.set_font("Helvetica", "", size)
+        beside_qr = pdf.get_y() < MARGIN_MM + QR_MM
+        pdf.multi_cell(pdf.epw - label_w - (QR_MM if beside_qr else 0), line,
                        _latin1(value), align="L", new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(1)
+    pdf.ln(size / 8)
 
 
 def _recorded(fact: dict[str, Any]) -> str:
