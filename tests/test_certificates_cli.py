@@ -206,3 +206,14 @@ def test_a_unit_with_every_check_and_long_reasons_still_fits_one_letter_page(tmp
     pdf.write_bytes(render_pdf([big], 1, Paper.LETTER))
     (page,) = pdf_text(pdf)
     assert "RFC 8785 canonical form" in page and SERIALS["1"] in page
+
+
+def test_rig_run_takes_an_operator_and_a_known_destination(capsys):
+    from rig.cli import build_parser
+
+    args = build_parser().parse_args(["run", "b.toml", "--operator", "A. Person",
+                                      "--destination", "reuse"])
+    assert (args.operator, args.destination) == ("A. Person", "reuse")
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["run", "b.toml", "--destination", "landfill"])
+    assert exit_.value.code == 2 and "invalid choice" in capsys.readouterr().err
