@@ -7,6 +7,7 @@ installs poppler-utils, so a missing tool there is a broken CI, not a reason to 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -17,11 +18,13 @@ from pathlib import Path
 import pytest
 from certificates_support import BENCH_TOML, SERIALS, recorded_run
 
+from rig.certificates.config import CertificateConfig
 from rig.cli import main
 from rig.records import RecordStore
 from rig.runner import Runner
 from rig.sim.bench import SimBench, SimSlot
 from rig.sim.camera import SimFaults
+from rig.vocabulary import Destination
 from rig.wiring import BenchHardware
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,10 +55,14 @@ def test_a_certified_simulated_run_verifies_and_a_tampered_copy_does_not(tmp_pat
                         base="127.0.31.", first=10,      # addresses no other test uses
                         name="certbench", provision="Used-Unit-77") as sim:
         with RecordStore.open(db) as store:
-            hardware = BenchHardware(sim.bench, pin_factory=sim.pin_factory)
+            # the destination comes from the bench's [certificate] default, the operator from
+            # the command line (which wins over the bench's)
+            bench = dataclasses.replace(sim.bench, certificate=CertificateConfig(
+                "Sim Org", "Bench Default", Destination.REUSE))
+            hardware = BenchHardware(bench, pin_factory=sim.pin_factory)
             try:
-                result = Runner(sim.bench, store, hardware, method="hard", argv=["test"],
-                                operator="R. Tester", destination="reuse").run()
+                result = Runner(bench, store, hardware, method="hard", argv=["test"],
+                                operator="R. Tester").run()
             finally:
                 hardware.close()
         serial = result.results["1"].serial
@@ -71,7 +78,8 @@ def test_a_certified_simulated_run_verifies_and_a_tampered_copy_does_not(tmp_pat
     assert envelope["certificate"]["device"]["serial"] == serial
     assert envelope["certificate"]["operator"] == {"value": "R. Tester",
                                                    "recorded_with_run": True}
-    assert envelope["certificate"]["destination"]["value"] == "reuse"
+    assert envelope["certificate"]["destination"] == {"value": "reuse",
+                                                      "recorded_with_run": True}
     assert main(["certificate", "verify", str(cert), "--db", str(db)]) == 0
     assert "VALID: certificate" in capsys.readouterr().out
     tampered = tmp_path / "tampered.json"
@@ -180,9 +188,6 @@ def test_the_readme_shows_a_buyer_how_to_verify_without_rig(tmp_path, capsys):
 
 
 def test_a_unit_with_every_check_and_long_reasons_still_fits_one_letter_page(tmp_path):
-    import dataclasses
-
-    from rig.certificates.config import CertificateConfig
     from rig.certificates.content import Issuer
     from rig.certificates.issue import issue
     from rig.certificates.keys import BenchKeys
