@@ -127,12 +127,12 @@ def _issuer(args: argparse.Namespace, run: Run) -> Issuer:
                       "now; the certificate keeps the run's bench SHA-256")
         except OSError:
             pass
+        if not config.organisation:
+            _warn(f"{path}: [certificate] organisation is not set: the certificate names no "
+                  "issuing organisation")
     else:
         _warn(f"bench file {path or '(none recorded)'} not found: the certificate names no "
               "issuing organisation (pass --bench)")
-    if not config.organisation:
-        _warn("the bench file's [certificate] organisation is not set: the certificate names "
-              "no issuing organisation")
     return Issuer(organisation=config.organisation, bench=run.bench_name, config=config)
 
 
