@@ -21,6 +21,7 @@ from rig.actuators import poe_mibs, relay_protocols
 from rig.camera.netif import strict_rp_filter
 from rig.camera.profiles import FirmwareProfile, ProfileError, ProfileSet
 from rig.camera.sadp import SadpError, normalize_mac
+from rig.certificates.config import CertificateConfig, certificate_lines, read_certificate_table
 from rig.checks.config import ChecksConfig, checks_lines, read_checks
 from rig.notify.config import NotifyConfig, notify_lines, read_notify
 from rig.tomltable import TomlTable
@@ -190,6 +191,8 @@ class Bench:
     #: variable that holds it (``rig run --password-env`` wins over it).
     password: Secret | None = None
     handover: HandoverConfig = HandoverConfig()
+    #: [certificate]: the issuer of this bench's certificates and the run defaults
+    certificate: CertificateConfig = CertificateConfig()
     checks: ChecksConfig = ChecksConfig()     # [checks]: the functional checks (rig.checks)
     notify: NotifyConfig = NotifyConfig()      # [[notify.webhook]]: rig.notify.config
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -282,6 +285,7 @@ class _Reader:
         password = self.password(defaults)
         defaults.done()
         handover = self.handover(top.table("handover"))
+        certificate = read_certificate_table(top.table("certificate"))
         checks = read_checks(top.table("checks"), self.profiles.names)
         switches = {n: self.switch(n, t) for n, t in top.named("switches")}
         boards = {n: self.board(n, t) for n, t in top.named("relay_boards")}
@@ -300,7 +304,8 @@ class _Reader:
                      default_method=default_method, max_solenoids_on=max_on,
                      settle_seconds=float(settle), time_scale=float(time_scale),
                      power_on_spacing_seconds=float(spacing), password=password,
-                     handover=handover, checks=checks, notify=notify)
+                     handover=handover, certificate=certificate, checks=checks,
+                     notify=notify)
 
     def check_identity(self, network: NetworkConfig, slots: tuple[Slot, ...]) -> None:
         """What each identity strategy needs from the rest of the file."""
@@ -535,7 +540,8 @@ def _head_tables(bench: Bench) -> list[str]:
         if bench.handover.password is not None:
             env = _env_name(bench, "handover.password", bench.handover.password)
             lines.append(f"password_env = {_toml_value(env)}")
-    return lines + checks_lines(bench.checks, _toml_value)
+    return (lines + certificate_lines(bench.certificate)
+            + checks_lines(bench.checks, _toml_value))
 
 
 def _switch_lines(bench: Bench, switch: SwitchConfig) -> list[str]:

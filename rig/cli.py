@@ -11,7 +11,8 @@ from rig import __version__
 #: Subcommand modules, in the order ``rig --help`` lists them. Each defines (one or more)
 #: ``register(subparsers)`` and sets ``func(args) -> int`` on the parser it adds.
 COMMANDS = ("demo", "run", "check", "doctor", "discover", "verify", "activate", "qa", "net",
-            "locate", "power", "history", "logins", "report", "serve", "sim")
+            "locate", "power", "history", "logins", "report", "certificate", "audit", "serve",
+            "sim")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,9 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _respell(argv: list[str]) -> list[str]:
     """``rig sim --netns …`` is ``rig sim netns …``: argparse cannot hand an option everything
-    after it (``-- COMMAND`` included), a subcommand it can."""
+    after it (``-- COMMAND`` included), a subcommand it can. ``rig certificate RUN`` is
+    ``rig certificate issue RUN``: argparse cannot take a positional where subcommands go."""
     if argv[:2] == ["sim", "--netns"]:
         return ["sim", "netns", *argv[2:]]
+    if argv[:1] == ["certificate"] and len(argv) > 1 and (argv[1].isdigit() or argv[1] == "last"):
+        return ["certificate", "issue", *argv[1:]]     # rig certificate RUN …
     return argv
 
 

@@ -95,7 +95,8 @@ class Runner:
     def __init__(self, bench: Bench, store: RecordStore, hardware: BenchHardware, *,
                  method: str | None = None, slots: list[str] | None = None,
                  credentials: Credentials | None = None, profiles: ProfileSet | None = None,
-                 on_event: EventSink | None = None, argv: list[str] | None = None) -> None:
+                 on_event: EventSink | None = None, argv: list[str] | None = None,
+                 operator: str | None = None, destination: str | None = None) -> None:
         self.bench = bench
         self.store = store
         self.hardware = hardware
@@ -110,6 +111,10 @@ class Runner:
         self.profiles = profiles or ProfileSet.load()
         self.emit: EventSink = on_event or (lambda slot, kind, text: None)
         self.argv = argv if argv is not None else sys.argv
+        # who runs the batch and where its units go, for certificates: the bench file's
+        # [certificate] defaults unless the command line said
+        self.operator = operator or bench.certificate.operator
+        self.destination = destination or str(bench.certificate.destination or "")
         self.cancel = threading.Event()
 
     # --- recovery ---------------------------------------------------------------------------------
@@ -132,7 +137,8 @@ class Runner:
         self.recover()
         run_id = self.store.runs.start_run(self.bench.name, method=self.method,
                                       bench_path=self.bench.path,
-                                      bench_sha256=file_sha256(self.bench.path), argv=self.argv)
+                                      bench_sha256=file_sha256(self.bench.path), argv=self.argv,
+                                      operator=self.operator, destination=self.destination)
         self.slots = self._pinned(run_id)
         units = {s.name: self.store.runs.plan_unit(
             run_id, s.name, method=self.method, profile=s.profile.name,

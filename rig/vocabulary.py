@@ -351,3 +351,46 @@ class DoctorArea(enum.StrEnum):
     GPIO = "gpio"
     UNITS = "units"
     CLOCK = "clock"
+
+
+class StorageOutcome(enum.StrEnum):
+    """What a certificate says of a unit's memory card, from the storage check's evidence."""
+
+    FORMATTED = "formatted"          # a card was found and formatted, and the unit said so
+    ABSENT = "absent"                # the unit reported no card
+    CARD_PRESENT = "card-present"    # a card is there, not formatted (flagged, or the format
+    #                                  failed): remove it; the certificate does not cover it
+    UNKNOWN = "unknown"              # the check ran but the unit would not say
+    NOT_CHECKED = "not-checked"      # no storage check ran, or the bench ignores cards
+
+
+class CloudOutcome(enum.StrEnum):
+    """What a certificate says of the unit's cloud (Hik-Connect) binding, from the cloud check."""
+
+    UNBOUND = "unbound"              # the unit says it is bound to no account
+    BOUND = "bound"                  # still bound to someone's account
+    OFF = "off"                      # the unit's cloud service is off (binding not readable)
+    UNKNOWN = "unknown"              # the check ran but the unit would not say
+    NOT_CHECKED = "not-checked"      # no cloud check ran
+
+
+class CertificateFormat(enum.StrEnum):
+    """``rig certificate --format``: the signed JSON alone, or a PDF with the JSON beside it."""
+
+    PDF = "pdf"
+    JSON = "json"
+
+
+class Paper(enum.StrEnum):
+    """Page sizes a certificate PDF is laid out for."""
+
+    A4 = "a4"
+    LETTER = "letter"
+
+
+class AuditOutcome(enum.StrEnum):
+    """An independent re-verification of a certified unit (``rig audit record``)."""
+
+    CONFIRMED = "confirmed"          # the auditor found the unit as its certificate says
+    DISCREPANCY = "discrepancy"      # the auditor found something the certificate denies
+    INCONCLUSIVE = "inconclusive"    # the unit could not be re-checked (gone, broken, …)

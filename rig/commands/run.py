@@ -11,7 +11,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from rig.vocabulary import Method, choices
+from rig.vocabulary import Destination, Method, choices
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "default: the bench file's [defaults] password_env")
     parser.add_argument("--db", default=None,
                         help="record store (default: $RIG_DB or ~/.local/share/rig/rig.sqlite)")
+    parser.add_argument("--operator", metavar="NAME",
+                        help="who runs this batch, recorded with the run for its certificates "
+                             "(default: the bench file's [certificate] operator)")
+    parser.add_argument("--destination", choices=choices(Destination),
+                        help="where the units go next, recorded with the run (default: the "
+                             "bench file's [certificate] destination)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--quiet", action="store_true", help="no live progress lines")
     parser.set_defaults(func=run)
@@ -91,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
         hardware = BenchHardware(bench, guard=guard)
         try:
             runner = Runner(bench, store, hardware, method=args.method, slots=slots,
-                            credentials=credentials, on_event=progress)
+                            credentials=credentials, on_event=progress,
+                            operator=(args.operator or "").strip() or None,
+                            destination=args.destination)
             result = runner.run()
         except KeyboardInterrupt:
             print("rig run: interrupted: outputs at rest, run recorded as interrupted",

@@ -18,6 +18,7 @@ One package, one concern per module:
 - ``logins``    failed logins per unit across runs: the budget (pure) and its ledger
 - ``sadp_attempts``  failed SADP ``update`` attempts per unit across invocations
 - ``attachments``  binary evidence (snapshot JPEGs), with its SHA-256
+- ``certificates``  certificates of sanitization issued, and the audits of them
 - ``liveness``  is the process that wrote a running run still alive?
 - ``outbox``    notification events, written with their cause, and their webhook deliveries
 - ``pins``      identities pinned to slots for their next run (the dashboard's barcode field)
@@ -54,6 +55,7 @@ import os
 from typing import Any
 
 from rig.records.attachments import Attachments
+from rig.records.certificates import CertificateLog
 from rig.records.db import (
     DEFAULT_BUSY_TIMEOUT_MS,
     Clock,
@@ -124,6 +126,8 @@ class RecordStore:
         self.outbox = Outbox(self.db)
         #: Identities pinned to slots for their next run.
         self.pins = SlotPins(self.db)
+        #: Certificates of sanitization issued, and audit samples of them.
+        self.certificates = CertificateLog(self.db)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> RecordStore:

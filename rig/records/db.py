@@ -78,6 +78,9 @@ def _in(values: type[enum.StrEnum] | tuple[str, ...]) -> str:
 _V1_VERDICTS = ("factory-default", "not-default", "unreachable", "bench-fault", "interrupted",
                 "skipped", "out-of-service")
 
+#: The audit outcomes schema version 8 knows (rig.vocabulary.AuditOutcome; frozen like V1's).
+_V8_AUDIT_OUTCOMES = ("confirmed", "discrepancy", "inconclusive")
+
 #: The units table's columns before version 2 (copied across by its rebuild).
 _V1_UNIT_COLUMNS = ("id, run_id, slot, method, profile, expected_mac, expected_serial, "
                     "started_at, finished_at, state, verdict, reason, fault, mac, serial, "
@@ -306,6 +309,42 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             CHECK ((mac IS NULL) != (serial IS NULL)))""",
         "CREATE INDEX slot_pins_open ON slot_pins (bench_name, slot) "
         "WHERE cleared_at IS NULL AND used_by_run IS NULL",
+    ),
+    (   # 8: certificates of sanitization issued (rig.records.certificates), and audit samples
+        # of them with each independent re-verification's result
+        """CREATE TABLE certificates (
+            id              TEXT PRIMARY KEY,
+            run_id          INTEGER NOT NULL REFERENCES runs (id),
+            unit_id         INTEGER NOT NULL REFERENCES units (id),
+            serial          TEXT,
+            key_id          TEXT NOT NULL,
+            digest          TEXT NOT NULL,
+            evidence_digest TEXT NOT NULL,
+            issued_at       TEXT NOT NULL,
+            signed          TEXT NOT NULL)""",
+        "CREATE INDEX certificates_by_unit ON certificates (unit_id, issued_at)",
+        "CREATE INDEX certificates_by_time ON certificates (issued_at)",
+        """CREATE TABLE audit_samples (
+            id          INTEGER PRIMARY KEY,
+            drawn_at    TEXT NOT NULL,
+            seed        TEXT NOT NULL,
+            percent     REAL NOT NULL CHECK (percent > 0 AND percent <= 100),
+            since       TEXT,
+            population  INTEGER NOT NULL,
+            drawn_by    TEXT NOT NULL DEFAULT '')""",
+        """CREATE TABLE audit_sample_items (
+            sample_id      INTEGER NOT NULL REFERENCES audit_samples (id),
+            certificate_id TEXT NOT NULL REFERENCES certificates (id),
+            PRIMARY KEY (sample_id, certificate_id))""",
+        f"""CREATE TABLE audit_results (
+            id             INTEGER PRIMARY KEY,
+            certificate_id TEXT NOT NULL REFERENCES certificates (id),
+            sample_id      INTEGER REFERENCES audit_samples (id),
+            recorded_at    TEXT NOT NULL,
+            auditor        TEXT NOT NULL,
+            outcome        TEXT NOT NULL CHECK (outcome IN {_in(_V8_AUDIT_OUTCOMES)}),
+            note           TEXT NOT NULL DEFAULT '')""",
+        "CREATE INDEX audit_results_by_certificate ON audit_results (certificate_id, id)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
