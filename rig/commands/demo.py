@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
         return 130
     finally:
         sim.stop()
-    print(f"\nHTML report: {report}\nrecords:     {db}  (rig history --db {db})")
+    print(f"\nHTML report: {report}\nrecords:     {db}  (rig history --db {db})\n"
+          f"certificates: rig certificate {result.run_id} --db {db} --format pdf")
     status = _judge_demo(result, FinalState(args.final_state))
     if dashboard is not None:
         dashboard.keep_serving()
