@@ -21,6 +21,7 @@ from rig import xmlsafe
 from rig.camera import activation, digest
 from rig.sim import isapi_media
 from rig.sim.camera import LoginResult, VirtualCamera
+from rig.sim.serving import ServesInThread
 from rig.vocabulary import ResetMode
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,11 @@ _STATUS_STRINGS = {1: "OK", 2: "Device Busy", 3: "Device Error", 4: "Invalid Ope
                    5: "Invalid XML Format", 6: "Invalid XML Content", 7: "Reboot Required"}
 
 
-class IsapiServer(ThreadingHTTPServer):
+class IsapiServer(ServesInThread, ThreadingHTTPServer):
     """HTTP server for one virtual camera. ``serve_in_thread()`` starts it, ``close()`` ends it."""
 
     daemon_threads = True
+    thread_prefix = "isapi"
     allow_reuse_address = True
 
     def __init__(self, camera: VirtualCamera, address: str | None = None,
@@ -83,16 +85,8 @@ class IsapiServer(ThreadingHTTPServer):
             return None
         return digest.Challenge(realm=self.realm, nonce=nonce, qop="auth")
 
-    def serve_in_thread(self) -> None:
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"isapi-{self.camera.address}", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self.shutdown()
-            self._thread.join(timeout=2)
-        self.server_close()
+    def serve_in_thread(self) -> None:  # type: ignore[override]
+        super().serve_in_thread(self.camera.address)
 
 
 class _Reply(Exception):

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from rig.camera import digest
 from rig.sim.camera import VirtualCamera
+from rig.sim.serving import ServesInThread
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +127,12 @@ def sdp(camera: VirtualCamera, base: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
 
-class RtspServer(socketserver.ThreadingTCPServer):
+class RtspServer(ServesInThread, socketserver.ThreadingTCPServer):
     """RTSP for one virtual camera. ``serve_in_thread()`` starts it, ``close()`` ends it and
     every connection it holds."""
 
     daemon_threads = True
+    thread_prefix = "rtsp"
 
     def __init__(self, camera: VirtualCamera, address: str | None = None,
                  port: int | None = None) -> None:
@@ -175,18 +177,13 @@ class RtspServer(socketserver.ThreadingTCPServer):
         with self._lock:
             (self._connections.add if open_ else self._connections.discard)(connection)
 
-    def serve_in_thread(self) -> None:
+    def serve_in_thread(self) -> None:  # type: ignore[override]
         if self.refusing:
             return
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"rtsp-{self.camera.address}", daemon=True)
-        self._thread.start()
+        super().serve_in_thread(self.camera.address)
 
     def close(self) -> None:
-        if self._thread is not None:
-            self.shutdown()
-            self._thread.join(timeout=2)
-        self.server_close()
+        super().close()
         with self._lock:
             connections, self._connections = list(self._connections), set()
         for connection in connections:
