@@ -17,6 +17,8 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
+from psycopg.rows import tuple_row
+
 from rig.vocabulary import SyncedTable
 
 #: pg_advisory_xact_lock key while migrating ("rigfleet" as digits of no importance).
@@ -119,10 +121,11 @@ def upsert_sql(table: SyncedTable) -> str:
 
 def schema_version(conn: Any) -> int:
     """The version the database is at (0: rig has never been there)."""
-    exists = conn.execute("SELECT to_regclass('rig.schema_version')").fetchone()[0]
-    if exists is None:
-        return 0
-    return conn.execute("SELECT COALESCE(MAX(version), 0) FROM rig.schema_version").fetchone()[0]
+    with conn.cursor(row_factory=tuple_row) as cur:     # whatever the connection's rows are
+        if cur.execute("SELECT to_regclass('rig.schema_version')").fetchone()[0] is None:
+            return 0
+        return cur.execute("SELECT COALESCE(MAX(version), 0) FROM rig.schema_version"
+                           ).fetchone()[0]
 
 
 def migrate(conn: Any, rig_version: str) -> int:
