@@ -111,3 +111,29 @@ def test_history_refuses_a_password_in_the_url_and_a_database_without_fleet_reco
     assert "no fleet records" in capsys.readouterr().err
     with psycopg.connect(url) as conn:                      # nothing was created by reading
         assert conn.execute("SELECT to_regclass('rig.runs')").fetchone()[0] is None
+
+
+def test_a_real_simulated_run_reaches_the_fleet_after_the_server_comes_back(
+        pg: Cluster, tmp_path: Path, monkeypatch, capsys) -> None:
+    url = pg.new_database()
+    assert cli.main(["demo", "--dir", str(tmp_path), "--time-scale", "100", "--first", "120",
+                     "--quiet"]) == 0
+    db = str(tmp_path / "records.sqlite")
+    monkeypatch.setenv("RIG_FLEET_URL", url)
+    capsys.readouterr()
+    pg.stop("fast")
+    try:
+        assert cli.main(["sync", "--once", "--db", db]) == 1     # nothing lost: it waits
+        assert PASSWORD not in capsys.readouterr().err
+    finally:
+        pg.start()
+    assert cli.main(["sync", "--once", "--db", db]) == 0
+    assert "pushed" in capsys.readouterr().out
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    fleet = history_json(capsys, "--db", no_password(url))
+    with RecordStore(db) as store:
+        assert_in_sync(store, url)
+        assert [{k: v for k, v in r.items() if k != "bench_id"} for r in fleet] == \
+            [as_json(s) for s in store.runs.history()]
+    assert fleet[0]["units"] == 8 and fleet[0]["counts"] == {"factory-default": 7,
+                                                             "not-default": 1}
