@@ -137,3 +137,12 @@ def test_a_real_simulated_run_reaches_the_fleet_after_the_server_comes_back(
             [as_json(s) for s in store.runs.history()]
     assert fleet[0]["units"] == 8 and fleet[0]["counts"] == {"factory-default": 7,
                                                              "not-default": 1}
+    bench = fleet[0]["bench_id"][:8]
+    for fmt, parse in (("csv", str), ("json", json.loads)):
+        assert cli.main(["report", "1", "--db", db, "--format", fmt, "-o", "-"]) == 0
+        local = parse(capsys.readouterr().out)
+        assert cli.main(["report", "last", "--db", no_password(url), "--bench", bench,
+                         "--format", fmt, "-o", "-"]) == 0
+        assert parse(capsys.readouterr().out) == local      # the same run, from the fleet
+    assert cli.main(["report", "1", "--db", no_password(url), "--format", "csv"]) == 2
+    assert "--bench" in capsys.readouterr().err

@@ -8,6 +8,7 @@ another machine), so the fleet never calls a run orphaned; its bench's own ``rig
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,18 @@ import psycopg
 from psycopg.rows import dict_row
 
 from rig.fleet import pg_schema
-from rig.records.models import RunSummary, run_from_row
+from rig.records.db import RecordError, UnknownRun
+from rig.records.models import (
+    Evidence,
+    RunRecord,
+    RunSummary,
+    Step,
+    evidence_from_row,
+    output_from_row,
+    run_from_row,
+    step_from_row,
+    unit_from_row,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,7 @@ class FleetBench:
 def connect(conninfo: str) -> psycopg.Connection:
     """A read connection in UTC; refuses a database rig has not made (or a newer one's)."""
     conn = psycopg.connect(conninfo, application_name="rig history", row_factory=dict_row,
+                           autocommit=True,
                            connect_timeout=10)
     conn.execute("SET TIME ZONE 'UTC'")
     version = pg_schema.schema_version(conn)
@@ -79,9 +92,68 @@ def history(conn: psycopg.Connection, limit: int = 20, bench: str | None = None
     return [_fleet_run(r, tallies[(str(r["bench_id"]), r["id"])]) for r in runs]
 
 
+def bench_id(conn: psycopg.Connection, bench: str) -> str:
+    """The one bench named by ``bench`` (a name or an id prefix); RecordError when none or
+    several match (a name two benches share: use the id)."""
+    rows = conn.execute("SELECT bench_id::text AS id FROM rig.benches WHERE bench_name = %(b)s "
+                        "OR bench_id::text LIKE %(b)s || '%%'", {"b": bench}).fetchall()
+    if len(rows) != 1:
+        known = ", ".join(f"{b.bench_name} ({b.bench_id[:8]})" for b in benches(conn)) or "none"
+        raise RecordError(f"{'no' if not rows else 'more than one'} bench {bench!r} in the "
+                          f"fleet (benches: {known})")
+    return rows[0]["id"]
+
+
+def last_run_id(conn: psycopg.Connection, bench: str) -> int | None:
+    """The latest run of ``bench`` (its bench id)."""
+    row = conn.execute("SELECT MAX(id) AS id FROM rig.runs WHERE bench_id = %s",
+                       (bench,)).fetchone()
+    return row["id"]
+
+
+def load_run(conn: psycopg.Connection, bench: str, run_id: int) -> RunRecord:
+    """One bench's run, whole, as of one snapshot (the fleet's copy of ``runs.load_run``).
+    Evidence documents come back from jsonb: the same values, keys perhaps reordered."""
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        key = {"b": bench, "r": run_id}
+        run = conn.execute("SELECT * FROM rig.runs WHERE bench_id = %(b)s AND id = %(r)s",
+                           key).fetchone()
+        if run is None:
+            raise UnknownRun(f"no run {run_id} of bench {bench}")
+        units = conn.execute("SELECT * FROM rig.units WHERE bench_id = %(b)s AND run_id = %(r)s "
+                             "ORDER BY id", key).fetchall()
+        steps = conn.execute("SELECT s.* FROM rig.steps s JOIN rig.units u ON u.bench_id = "
+                             "s.bench_id AND u.id = s.unit_id WHERE u.bench_id = %(b)s AND "
+                             "u.run_id = %(r)s ORDER BY s.unit_id, s.seq", key).fetchall()
+        evidence = conn.execute("SELECT e.* FROM rig.evidence e JOIN rig.units u ON "
+                                "u.bench_id = e.bench_id AND u.id = e.unit_id WHERE "
+                                "u.bench_id = %(b)s AND u.run_id = %(r)s ORDER BY e.id",
+                                key).fetchall()
+        outputs = conn.execute("SELECT * FROM rig.outputs WHERE bench_id = %(b)s AND "
+                               "run_id = %(r)s ORDER BY id", key).fetchall()
+    by_steps: dict[int, list[Step]] = {}
+    for row in steps:
+        by_steps.setdefault(row["unit_id"], []).append(step_from_row(_as_stored(row)))
+    by_evidence: dict[int, list[Evidence]] = {}
+    for row in evidence:
+        stored = _as_stored(row) | {"data": json.dumps(row["data"])}
+        by_evidence.setdefault(row["unit_id"], []).append(evidence_from_row(stored))
+    return RunRecord(
+        run=run_from_row(_as_stored(run)),
+        units=tuple(unit_from_row(_as_stored(u), by_steps.get(u["id"], ()),
+                                  by_evidence.get(u["id"], ())) for u in units),
+        outputs=tuple(output_from_row(_as_stored(o)) for o in outputs))
+
+
+def _as_stored(row: dict[str, Any]) -> dict[str, Any]:
+    """A PostgreSQL row as the bench's SQLite has it: times as ISO 8601 text in UTC."""
+    return {k: v.astimezone(UTC).isoformat() if isinstance(v, datetime) else v
+            for k, v in row.items()}
+
+
 def _fleet_run(row: dict[str, Any], tally: dict[str, dict[str, int]]) -> FleetRun:
-    as_stored = {k: v.astimezone(UTC).isoformat() if isinstance(v, datetime) else v
-                 for k, v in row.items()}
+    as_stored = _as_stored(row)
     counts = tally["verdict"]
     return FleetRun(str(row["bench_id"]),
                     RunSummary(run_from_row(as_stored), sum(counts.values()), counts,
