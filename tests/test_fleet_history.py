@@ -119,6 +119,11 @@ def test_a_real_simulated_run_reaches_the_fleet_after_the_server_comes_back(
     assert cli.main(["demo", "--dir", str(tmp_path), "--time-scale", "100", "--first", "120",
                      "--quiet"]) == 0
     db = str(tmp_path / "records.sqlite")
+    certs = tmp_path / "certs"
+    assert cli.main(["certificate", "1", "--db", db, "--format", "json", "--out", str(certs)]
+                    ) == 1                                  # slot 7 gets none
+    assert cli.main(["certificate", "key", "--export", "--db", db]) == 0
+    (tmp_path / "bench.pem").write_text(capsys.readouterr().out)
     monkeypatch.setenv("RIG_FLEET_URL", url)
     capsys.readouterr()
     pg.stop("fast")
@@ -146,3 +151,13 @@ def test_a_real_simulated_run_reaches_the_fleet_after_the_server_comes_back(
         assert parse(capsys.readouterr().out) == local      # the same run, from the fleet
     assert cli.main(["report", "1", "--db", no_password(url), "--format", "csv"]) == 2
     assert "--bench" in capsys.readouterr().err
+    certificate = sorted(certs.glob("*.json"))[0]
+    assert cli.main(["certificate", "verify", str(certificate), "--db", no_password(url),
+                     "--key", str(tmp_path / "bench.pem")]) == 0
+    out = capsys.readouterr().out
+    assert "evidence records match the certified digest" in out and "VALID" in out
+    with psycopg.connect(url) as conn:                      # the fleet's copy tampered with
+        conn.execute("""UPDATE rig.evidence SET data = '{"forged": true}'""")
+    assert cli.main(["certificate", "verify", str(certificate), "--db", no_password(url),
+                     "--key", str(tmp_path / "bench.pem")]) == 1
+    assert "the record changed" in capsys.readouterr().out

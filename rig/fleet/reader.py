@@ -134,29 +134,28 @@ def load_run(conn: psycopg.Connection, bench: str, run_id: int) -> RunRecord:
                                "run_id = %(r)s ORDER BY id", key).fetchall()
     by_steps: dict[int, list[Step]] = {}
     for row in steps:
-        by_steps.setdefault(row["unit_id"], []).append(step_from_row(_as_stored(row)))
+        by_steps.setdefault(row["unit_id"], []).append(step_from_row(as_stored(row)))
     by_evidence: dict[int, list[Evidence]] = {}
     for row in evidence:
-        stored = _as_stored(row) | {"data": json.dumps(row["data"])}
+        stored = as_stored(row) | {"data": json.dumps(row["data"])}
         by_evidence.setdefault(row["unit_id"], []).append(evidence_from_row(stored))
     return RunRecord(
-        run=run_from_row(_as_stored(run)),
-        units=tuple(unit_from_row(_as_stored(u), by_steps.get(u["id"], ()),
+        run=run_from_row(as_stored(run)),
+        units=tuple(unit_from_row(as_stored(u), by_steps.get(u["id"], ()),
                                   by_evidence.get(u["id"], ())) for u in units),
-        outputs=tuple(output_from_row(_as_stored(o)) for o in outputs))
+        outputs=tuple(output_from_row(as_stored(o)) for o in outputs))
 
 
-def _as_stored(row: dict[str, Any]) -> dict[str, Any]:
+def as_stored(row: dict[str, Any]) -> dict[str, Any]:
     """A PostgreSQL row as the bench's SQLite has it: times as ISO 8601 text in UTC."""
     return {k: v.astimezone(UTC).isoformat() if isinstance(v, datetime) else v
             for k, v in row.items()}
 
 
 def _fleet_run(row: dict[str, Any], tally: dict[str, dict[str, int]]) -> FleetRun:
-    as_stored = _as_stored(row)
     counts = tally["verdict"]
     return FleetRun(str(row["bench_id"]),
-                    RunSummary(run_from_row(as_stored), sum(counts.values()), counts,
+                    RunSummary(run_from_row(as_stored(row)), sum(counts.values()), counts,
                                tally["final_state"], tally["grade"]))
 
 
