@@ -141,6 +141,14 @@ def _stop_and_remove(made: Cluster) -> None:
 
 # --- benches' records -------------------------------------------------------------------------
 
+def quick(store: RecordStore) -> RecordStore:
+    """The store without a disk sync per commit: the fleet tests check what is pushed, not a
+    bench's durability (tests/test_records_db.py does), and hundreds of fsyncs on a loaded CI
+    machine are most of their time otherwise."""
+    store.db.read("PRAGMA synchronous = OFF")
+    return store
+
+
 def fill(store: RecordStore, bench: str, runs: int = 2, units: int = 4,
          steps: int = 3) -> list[int]:
     """Record ``runs`` finished runs of ``units`` units each, with steps, evidence, an output,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from fleet_support import PASSWORD, Cluster, assert_in_sync, cluster, fill
+from fleet_support import PASSWORD, Cluster, assert_in_sync, cluster, fill, quick
 
 from rig import cli
 from rig.commands.history import as_json
@@ -43,7 +43,8 @@ def history_json(capsys, *argv: str) -> list[dict]:
 def test_two_benches_through_a_server_restart_show_every_run_exactly_once(
         pg: Cluster, tmp_path: Path, monkeypatch, capsys) -> None:
     url = pg.new_database()
-    stores = {name: RecordStore(tmp_path / f"{name}.sqlite") for name in ("bench-a", "bench-b")}
+    stores = {name: quick(RecordStore(tmp_path / f"{name}.sqlite"))
+              for name in ("bench-a", "bench-b")}
     workers = [SyncWorker(Pusher(store, url, batch=30), poll_s=0.05, first_backoff_s=0.05,
                           max_backoff_s=0.3, report=lambda line: None)
                for store in stores.values()]
@@ -85,7 +86,7 @@ def test_the_fleet_table_has_a_bench_id_column_and_a_bench_filter(
     url = pg.new_database()
     ids = {}
     for name in ("north", "south"):
-        with RecordStore(tmp_path / f"{name}.sqlite") as store:
+        with quick(RecordStore(tmp_path / f"{name}.sqlite")) as store:
             fill(store, name, runs=2, units=2)
             Pusher(store, url).drain()
             ids[name] = store.sync.bench_id()

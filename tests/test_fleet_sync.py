@@ -24,6 +24,7 @@ from fleet_support import (
     fleet_counts,
     free_port,
     local_counts,
+    quick,
 )
 
 from rig import cli
@@ -49,7 +50,7 @@ def bench(tmp_path: Path) -> Iterator[Callable[[str], RecordStore]]:
     stores: list[RecordStore] = []
 
     def make(name: str) -> RecordStore:
-        stores.append(RecordStore(tmp_path / f"{name}.sqlite"))
+        stores.append(quick(RecordStore(tmp_path / f"{name}.sqlite")))
         return stores[-1]
     yield make
     for store in stores:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 #: Log entries per batch: large enough to amortise a round trip, small enough that a batch
 #: commits in well under a second on a Pi.
 DEFAULT_BATCH = 2000
+#: An idle pusher still tells the fleet it is there this often (``rig.benches.pushed_at``).
+HEARTBEAT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -49,15 +52,16 @@ class Pusher:
     """One bench's store and one fleet database, over one connection (opened lazily)."""
 
     def __init__(self, store: RecordStore, conninfo: str, *, batch: int = DEFAULT_BATCH,
-                 connect_timeout: float = 5.0) -> None:
+                 connect_timeout: float = 5.0, heartbeat_s: float = HEARTBEAT_S) -> None:
         self.store = store
         self.conninfo = conninfo
         self.batch = batch
         self.connect_timeout = connect_timeout
+        self.heartbeat_s = heartbeat_s
         self.bench_id = store.sync.bench_id()
         self.target = ""                       # user@host:port/dbname once connected
         self._conn: psycopg.Connection | None = None
-        self._checked_remote = False           # the PostgreSQL cursor read since connecting
+        self._last_contact: float | None = None   # monotonic time of the last batch committed
 
     def describe(self) -> str:
         """The target as it may be printed (no password)."""
@@ -76,7 +80,7 @@ class Pusher:
             raise
         info = conn.info
         self.target = f"{info.user}@{info.host}:{info.port}/{info.dbname}"
-        self._conn, self._checked_remote = conn, False
+        self._conn, self._last_contact = conn, None
         return conn
 
     def close(self) -> None:
@@ -93,7 +97,7 @@ class Pusher:
         (the server went away) with nothing half-done."""
         conn = self.connect()
         local = self.store.sync.cursor(self.target)
-        if self._checked_remote and self.store.sync.head() <= local:
+        if self._idle(local):
             return None                          # idle: no PostgreSQL round trip at all
         with conn.transaction():
             remote = self._lock_bench(conn)
@@ -107,13 +111,20 @@ class Pusher:
                          (batch.last_seq if batch else min(local, remote), head,
                           self.store.sync.bench_name(), socket.gethostname(), __version__,
                           self.bench_id))
-        self._checked_remote = True
+        self._last_contact = time.monotonic()
         if batch is None:
             if remote > local:
                 self.store.sync.advance(self.target, remote)
             return None
         self.store.sync.advance(self.target, batch.last_seq)
         return PushResult(batch.count, batch.first_seq, batch.last_seq)
+
+    def _idle(self, local: int) -> bool:
+        """Nothing new since ``local``, the PostgreSQL cursor was read on this connection, and
+        the fleet heard from this bench less than ``heartbeat_s`` ago (its page shows the time
+        of the last contact: an idle bench is not a lagging one)."""
+        return (self._last_contact is not None and self.store.sync.head() <= local
+                and time.monotonic() - self._last_contact < self.heartbeat_s)
 
     def _lock_bench(self, conn: psycopg.Connection) -> int:
         """This bench's row, created if new and locked until the commit; its cursor."""
@@ -190,3 +201,24 @@ class SyncWorker:
                     self.stop.wait(wait)
         finally:
             self.pusher.close()
+
+
+class BackgroundSync:
+    """A SyncWorker on a thread of its own with its own store connection (``rig serve
+    --sync-env VAR``): the server's requests and the pushes never wait on one lock."""
+
+    def __init__(self, db_path: str, conninfo: str,
+                 report: Callable[[str], None] = log.info) -> None:
+        self.store = RecordStore(db_path, create=False)
+        self.worker = SyncWorker(Pusher(self.store, conninfo), report=report)
+        self.thread = threading.Thread(target=self.worker.run, name="rig-sync", daemon=True)
+
+    def start(self) -> BackgroundSync:
+        self.thread.start()
+        return self
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop after the batch in flight (it commits or rolls back), then close the store."""
+        self.worker.stop.set()
+        self.thread.join(timeout)
+        self.store.close()

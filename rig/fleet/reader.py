@@ -31,6 +31,10 @@ from rig.records.models import (
 )
 
 
+class NoFleet(RuntimeError):
+    """The database holds no fleet records this rig can read (none yet, or a newer schema)."""
+
+
 @dataclass(frozen=True)
 class FleetRun:
     """One run of one bench, with its unit counts, as synced."""
@@ -60,7 +64,7 @@ def connect(conninfo: str) -> psycopg.Connection:
     version = pg_schema.schema_version(conn)
     if version == 0 or version > pg_schema.SCHEMA_VERSION:
         conn.close()
-        raise RuntimeError("that database holds no fleet records rig can read "
+        raise NoFleet("that database holds no fleet records rig can read "
                            f"(schema version {version}; rig sync creates it)")
     return conn
 
