@@ -217,3 +217,25 @@ def test_the_fleet_schema_migrates_once_and_refuses_a_newer_one(fleet_url) -> No
         conn.execute("INSERT INTO rig.schema_version (version, rig_version) VALUES (99, 'x')")
         with pytest.raises(RuntimeError, match="newer rig"):
             pg_schema.migrate(conn, "test")
+
+
+def test_the_log_is_pruned_once_pushed_and_a_new_server_still_gets_everything(
+        bench, pg, fleet_url, capsys) -> None:
+    store = bench("a")
+    fill(store, "bench-a", runs=2)
+    Pusher(store, fleet_url).drain()
+    assert store.db.read("SELECT COUNT(*) FROM sync_log")[0][0] == 0     # all pushed: pruned
+    second = pg.new_database()                  # a second fleet server, after the pruning
+    assert Pusher(store, second, batch=40).drain() > 0
+    assert_in_sync(store, second)
+    fill(store, "bench-a", runs=1)
+    Pusher(store, fleet_url).drain()            # the second one has not pushed these yet:
+    assert store.db.read("SELECT COUNT(*) FROM sync_log")[0][0] > 0     # kept for it
+    assert cli.main(["sync", "--status", "--db", store.path]) == 0
+    status = capsys.readouterr().out
+    assert status.count("rig@127.0.0.1") == 2 and PASSWORD not in status
+    gone = next(t.target for t in store.sync.targets() if t.target.endswith(second[-12:]))
+    assert cli.main(["sync", "--forget", gone, "--db", store.path]) == 0
+    Pusher(store, fleet_url).drain()
+    assert store.db.read("SELECT COUNT(*) FROM sync_log")[0][0] == 0
+    assert_in_sync(store, fleet_url)

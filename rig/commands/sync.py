@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rig.fleet.pusher import Pusher
+    from rig.records import RecordStore
 
 #: The same default as rig.fleet.target.DEFAULT_ENV (the parser must not import psycopg).
 DEFAULT_URL_ENV = "RIG_FLEET_URL"
@@ -58,7 +59,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="seconds between looks for new records (default: %(default)s)")
     parser.add_argument("--max-backoff", type=float, default=60.0, metavar="S",
                         help="longest wait between retries (default: %(default)s)")
-    parser.add_argument("--json", action="store_true", help="--once: print the result as JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="--once, --status: print the result as JSON")
+    parser.add_argument("--status", action="store_true",
+                        help="list the targets this bench has pushed to (cursor, backlog, last "
+                             "error) and exit; needs no server")
+    parser.add_argument("--forget", metavar="TARGET",
+                        help="stop keeping the log for TARGET (as --status names it: a server "
+                             "gone for good holds the log until then) and exit")
     parser.set_defaults(func=run)
 
 
@@ -70,6 +78,12 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from rig.commands.history import open_store
+    if args.status or args.forget:
+        store = open_store(args.db, "sync")
+        if store is None:
+            return 2
+        with store:
+            return _status(store, args.json) if args.status else _forget(store, args.forget)
     from rig.fleet.target import TargetError, resolve
     try:
         conninfo = resolve(args.to, args.to_env, args.service)
@@ -83,6 +97,34 @@ def run(args: argparse.Namespace) -> int:
     with store:
         pusher = Pusher(store, conninfo, batch=args.batch)
         return _once(pusher, args.json) if args.once else _forever(pusher, args)
+
+
+def _status(store: RecordStore, as_json: bool) -> int:
+    """The bench's identity and each target's cursor, from the record store alone."""
+    head = store.sync.head()
+    targets = [{"target": t.target, "pushed_to": t.pushed_to, "backlog": head - t.pushed_to,
+                "pushed_at": t.pushed_at, "last_error": t.last_error}
+               for t in store.sync.targets()]
+    if as_json:
+        print(json.dumps({"bench_id": store.sync.bench_id(), "head": head,
+                          "targets": targets}, indent=2))
+        return 0
+    print(f"bench {store.sync.bench_id()}: {head} log entries recorded")
+    for t in targets:
+        error = f"; last error: {t['last_error']}" if t["last_error"] else ""
+        print(f"  {t['target']}: pushed to {t['pushed_to']} ({t['backlog']} waiting), "
+              f"last at {t['pushed_at'] or 'never'}{error}")
+    if not targets:
+        print("  never pushed anywhere")
+    return 0
+
+
+def _forget(store: RecordStore, target: str) -> int:
+    if not store.sync.forget(target):
+        print(f"rig sync: error: no target {target!r} (see rig sync --status)", file=sys.stderr)
+        return 2
+    print(f"forgot {target}: the log is no longer kept for it")
+    return 0
 
 
 def _once(pusher: Pusher, as_json: bool) -> int:

@@ -80,6 +80,7 @@ class Pusher:
             raise
         info = conn.info
         self.target = f"{info.user}@{info.host}:{info.port}/{info.dbname}"
+        self.store.sync.register(self.target)
         self._conn, self._last_contact = conn, None
         return conn
 
@@ -101,14 +102,18 @@ class Pusher:
             return None                          # idle: no PostgreSQL round trip at all
         with conn.transaction():
             remote = self._lock_bench(conn)
-            batch = self.store.sync.batch(min(local, remote), self.batch, pg_schema.COLUMNS)
+            start = min(local, remote)
+            if start < self.store.sync.pruned_to():      # needs entries no longer logged
+                start = self.store.sync.relog()
+                remote = local = start
+            batch = self.store.sync.batch(start, self.batch, pg_schema.COLUMNS)
             if batch is not None:
                 self._write(conn, batch.rows)
             head = self.store.sync.head()
             conn.execute("UPDATE rig.benches SET pushed_seq = GREATEST(pushed_seq, %s), "
                          "head_seq = %s, pushed_at = now(), bench_name = %s, hostname = %s, "
                          "rig_version = %s WHERE bench_id = %s",
-                         (batch.last_seq if batch else min(local, remote), head,
+                         (batch.last_seq if batch else start, head,
                           self.store.sync.bench_name(), socket.gethostname(), __version__,
                           self.bench_id))
         self._last_contact = time.monotonic()

@@ -12,6 +12,12 @@ a later sequence number), upserts them into PostgreSQL keyed by (bench id, local
 there, and only then moves the cursor here (``advance``). A crash between the two commits
 replays the batch: the upserts make that harmless.
 
+The log does not grow for ever: once every target known here has pushed past an entry, the
+entry goes (``advance`` prunes in its own transaction). A target that starts from before what
+is left (a new server, or one restored from an old dump) gets every synced row logged once
+more (``relog``), so it still receives the whole history; a target that is never coming back
+holds the log until it is forgotten (``forget``).
+
 Storage only: where a target is and how often to push are the pusher's business.
 """
 
@@ -65,8 +71,16 @@ class SyncLog:
         return rows[0][0] if rows else ""
 
     def head(self) -> int:
-        """The latest sequence number logged (0 when none)."""
-        return self.db.read("SELECT COALESCE(MAX(seq), 0) FROM sync_log")[0][0]
+        """The latest sequence number ever logged (0 when none), pruned or not."""
+        return self.db.read("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE "
+                            "name = 'sync_log'), 0)")[0][0]
+
+    def register(self, target: str) -> None:
+        """Keep the log for ``target`` from now on (its cursor starts at 0): entries it has not
+        pushed are not pruned for the others."""
+        with self.db.write() as conn:
+            conn.execute("INSERT OR IGNORE INTO sync_targets (target, updated_at) "
+                         "VALUES (?, ?)", (target, self.db.now()))
 
     def cursor(self, target: str) -> int:
         """What ``target`` has acknowledged: everything up to this sequence number."""
@@ -105,8 +119,39 @@ class SyncLog:
                 chunk)]
         return out
 
+    def pruned_to(self) -> int:
+        """Entries up to this sequence number are gone from the log (0: none pruned)."""
+        rows = self.db.read("SELECT (SELECT MIN(seq) FROM sync_log), "
+                            "(SELECT seq FROM sqlite_sequence WHERE name = 'sync_log')")
+        first, top = rows[0][0], rows[0][1] or 0
+        return top if first is None else first - 1
+
+    def relog(self) -> int:
+        """Log every synced row once more (a target that needs what was pruned gets it all);
+        the head before, from where such a target then starts."""
+        with self.db.write() as conn:
+            head = self._sequence(conn)
+            for table in SyncedTable:
+                conn.execute(f"INSERT INTO sync_log (tbl, row_id) SELECT '{table}', id "
+                             f"FROM {table} ORDER BY id")
+            return head
+
+    @staticmethod
+    def _sequence(conn: Any) -> int:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'sync_log'").fetchone()
+        return row[0] if row else 0
+
+    def forget(self, target: str) -> bool:
+        """Stop keeping the log for ``target`` (a server gone for good); False if unknown."""
+        with self.db.write() as conn:
+            known = conn.execute("DELETE FROM sync_targets WHERE target = ?",
+                                 (target,)).rowcount == 1
+            _prune(conn)
+            return known
+
     def advance(self, target: str, to_seq: int) -> None:
-        """``target`` committed everything up to ``to_seq``; never moves a cursor back."""
+        """``target`` committed everything up to ``to_seq`` (never moves a cursor back); the
+        entries every target has pushed are pruned."""
         with self.db.write() as conn:
             now = self.db.now()
             conn.execute("INSERT INTO sync_targets (target, pushed_to, pushed_at, updated_at) "
@@ -114,6 +159,7 @@ class SyncLog:
                          "pushed_to = max(pushed_to, excluded.pushed_to), "
                          "pushed_at = excluded.pushed_at, last_error = '', "
                          "updated_at = excluded.updated_at", (target, to_seq, now, now))
+            _prune(conn)
 
     def failed(self, target: str, error: str) -> None:
         """The last attempt to push to ``target`` failed (``error`` holds no credential)."""
@@ -123,3 +169,8 @@ class SyncLog:
                          "VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE SET "
                          "last_error = excluded.last_error, updated_at = excluded.updated_at",
                          (target, error[:500], now))
+
+
+def _prune(conn: Any) -> None:
+    """Drop the entries every target has pushed (none while no target is known)."""
+    conn.execute("DELETE FROM sync_log WHERE seq <= (SELECT MIN(pushed_to) FROM sync_targets)")
