@@ -40,10 +40,15 @@ def pg_bindir() -> Path | None:
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
         return Path(found).parent
-    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+    versions = glob.glob("/usr/lib/postgresql/*/bin")
+    for candidate in sorted(versions, key=lambda p: _version(Path(p).parent.name), reverse=True):
         if all((Path(candidate) / b).exists() for b in PG_BINARIES):
             return Path(candidate)
     return None
+
+
+def _version(name: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in name.split(".") if part.isdigit())
 
 
 def need_postgres() -> Path:

@@ -31,6 +31,7 @@ from rig import cli
 from rig.fleet import pg_schema
 from rig.fleet.pusher import Pusher, SyncWorker
 from rig.records import RecordStore
+from rig.vocabulary import SyncedTable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,6 +74,15 @@ def test_every_insert_and_update_of_a_record_is_logged_in_its_transaction(bench)
     log = store.db.read("SELECT tbl, row_id FROM sync_log ORDER BY seq")
     assert [tuple(r) for r in log][:3] == [("runs", run), ("units", unit), ("units", unit)]
     assert store.sync.bench_id() == RecordStore(store.path).sync.bench_id()   # made once
+
+
+def test_every_synced_table_has_its_two_sync_triggers_in_the_current_schema(bench) -> None:
+    """A later migration that rebuilds a synced table drops its triggers with it: this fails
+    until that migration re-creates them (db.MIGRATIONS 9 says so)."""
+    store = bench("a")
+    triggers = {r[0] for r in store.db.read("SELECT name FROM sqlite_master WHERE "
+                                            "type = 'trigger' AND name LIKE 'sync_%'")}
+    assert triggers == {f"sync_{t}_{e}" for t in SyncedTable for e in ("insert", "update")}
 
 
 def test_two_benches_sync_into_one_database_and_never_collide(bench, fleet_url) -> None:

@@ -359,7 +359,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # log the triggers below write in the transaction of every insert or update of a synced
         # record, whichever process writes it. Rows already recorded are logged once here, so a
         # first sync pushes the store's whole history. (A later migration that rebuilds one of
-        # these tables must re-create its two sync triggers, like the outbox's of version 6.)
+        # these tables must re-create its two sync triggers, like the outbox's of version 6;
+        # tests/test_fleet_sync.py checks that every synced table has them.)
         """CREATE TABLE bench_identity (
             id         INTEGER PRIMARY KEY CHECK (id = 1),
             bench_id   TEXT NOT NULL,
