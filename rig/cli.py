@@ -12,7 +12,7 @@ from rig import __version__
 #: ``register(subparsers)`` and sets ``func(args) -> int`` on the parser it adds.
 COMMANDS = ("demo", "run", "check", "doctor", "discover", "verify", "activate", "qa", "net",
             "locate", "power", "history", "logins", "report", "certificate", "audit", "serve",
-            "sim")
+            "sync", "sim")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -394,3 +394,19 @@ class AuditOutcome(enum.StrEnum):
     CONFIRMED = "confirmed"          # the auditor found the unit as its certificate says
     DISCREPANCY = "discrepancy"      # the auditor found something the certificate denies
     INCONCLUSIVE = "inconclusive"    # the unit could not be re-checked (gone, broken, …)
+
+
+class SyncedTable(enum.StrEnum):
+    """The record-store tables a bench pushes to the fleet's PostgreSQL (``rig sync``), in the
+    order a batch writes them: a row's parents come before it. Attachments travel as metadata
+    (name, type, SHA-256), never their bytes: the blobs stay on the bench."""
+
+    RUNS = "runs"
+    UNITS = "units"
+    STEPS = "steps"
+    EVIDENCE = "evidence"
+    OUTPUTS = "outputs"
+    SLOT_EVENTS = "slot_events"
+    SLOT_PINS = "slot_pins"
+    CERTIFICATES = "certificates"
+    ATTACHMENTS = "attachments"

@@ -26,7 +26,7 @@ HEAVY = ("fastapi", "uvicorn", "pydantic", "starlette", "jinja2", "pysnmp", "pya
          "rig.runner", "rig.procedures", "rig.context", "rig.hands", "rig.census", "rig.sim",
          "rig.serve", "rig.records", "rig.report", "rig.recovery", "rig.guardian", "rig.wiring",
          "rig.bench", "rig.camera", "rig.actuators", "rig.handover", "rig.activate", "rig.verify",
-         "rig.netsetup", "rig.locate")
+         "rig.netsetup", "rig.locate", "psycopg", "psycopg_binary", "rig.fleet")
 #: What running ``rig check`` or ``rig discover`` has no use for: the bench file and SADP
 #: (rig.bench, rig.camera.sadp, ... and defusedxml) they need, the drivers and HTTP they do not.
 NOT_FOR_CHECK_OR_DISCOVER = (

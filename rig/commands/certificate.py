@@ -14,13 +14,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rig.commands.history import open_store
+from rig.commands.history import is_fleet, open_store
 from rig.vocabulary import CertificateFormat, Paper, choices
 
 if TYPE_CHECKING:
     from rig.certificates.content import Issuer
     from rig.certificates.issue import IssueOutcome
     from rig.certificates.keys import BenchKeys
+    from rig.fleet.records import FleetRecords
     from rig.records import RecordStore, Run
 
 DESCRIPTION = """\
@@ -82,7 +83,9 @@ def _register_verify(actions: argparse._SubParsersAction) -> None:
     verify.add_argument("file", metavar="FILE", help="the certificate's JSON file")
     verify.add_argument("--key", metavar="PEM", help="the issuer's public key (PEM file) "
                         "instead of the bench keyring beside the record store")
-    _db(verify)
+    verify.add_argument("--db", metavar="PATH|URL",
+                        help="record store (default: $RIG_DB), or the fleet's postgresql:// URL "
+                             "(no password in it; then --key is needed)")
     verify.set_defaults(func=run_verify)
 
 
@@ -215,7 +218,11 @@ def run_verify(args: argparse.Namespace) -> int:
     from rig.certificates.keys import KeyFileError, load_public_pem
     from rig.certificates.signing import key_id
     from rig.certificates.verify import verify_bytes
-
+    if is_fleet(args.db) and not args.key:
+        print("rig certificate verify: error: with the fleet's database give --key PEM, the "
+              "issuing bench's public key (rig certificate key --export on it)",
+              file=sys.stderr)
+        return 2
     try:
         data = Path(args.file).read_bytes()
         if args.key:
@@ -247,11 +254,29 @@ def run_verify(args: argparse.Namespace) -> int:
     return 1
 
 
-def _verify_store(db: str | None) -> RecordStore | None:
+def _verify_store(db: str | None) -> RecordStore | FleetRecords | None:
     """The record store to check against: --db, else $RIG_DB; None (signature checks only)
-    when neither names one. A buyer verifies without any."""
+    when neither names one. A buyer verifies without any. A postgresql:// --db is the fleet's
+    copy of every bench's records (rig.fleet.records)."""
+    if is_fleet(db):
+        return _fleet_records(db)
     named = db or os.environ.get("RIG_DB")
     return None if not named else open_store(named, "certificate verify")
+
+
+def _fleet_records(db: str) -> FleetRecords | None:
+    """The fleet's records to verify against; None (the reason printed) when unreachable."""
+    import psycopg
+
+    from rig.fleet import reader
+    from rig.fleet.records import FleetRecords
+    from rig.fleet.target import TargetError, masked, resolve
+    try:
+        return FleetRecords(reader.connect(resolve(to=db)), masked(db))
+    except (TargetError, RuntimeError, psycopg.Error) as exc:
+        text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        print(f"rig certificate verify: error: {text}", file=sys.stderr)
+        return None
 
 
 def run_key(args: argparse.Namespace) -> int:

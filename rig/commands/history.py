@@ -22,7 +22,10 @@ functional (GRADES F/K/N). A run shown as "running
 closes it as interrupted and makes its outputs safe."""
 
 EPILOG = """\
-The record store is --db, else $RIG_DB, else ~/.local/share/rig/rig.sqlite.
+The record store is --db, else $RIG_DB, else ~/.local/share/rig/rig.sqlite. With --db
+postgresql://USER@HOST/DB (the fleet's database, where `rig sync` pushes) it lists every bench's
+runs, with each bench's id (BENCH ID); --bench then takes a name or an id prefix. The password
+comes from ~/.pgpass, $PGPASSWORD or a libpq service (--db "service=NAME"), never the URL.
 exit status: 0 listed (even none), 2 no record store or not a usable one."""
 
 #: Table columns after the run's own: (heading, verdicts counted in it).
@@ -37,8 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("history", help="list the latest recorded runs",
                             description=DESCRIPTION, epilog=EPILOG,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", metavar="PATH",
-                        help="record store (default: $RIG_DB or ~/.local/share/rig/rig.sqlite)")
+    parser.add_argument("--db", metavar="PATH|URL",
+                        help="record store (default: $RIG_DB or ~/.local/share/rig/rig.sqlite),"
+                             " or the fleet's postgresql:// URL")
     parser.add_argument("--limit", "-n", type=_count, default=20, metavar="N",
                         help="show at most N runs (default: %(default)s)")
     parser.add_argument("--bench", metavar="NAME", help="only runs of this bench")
@@ -64,7 +68,15 @@ def open_store(db: str | None, command: str) -> RecordStore | None:
         return None
 
 
+def is_fleet(db: str | None) -> bool:
+    """``--db`` names the fleet's PostgreSQL rather than a SQLite file (a URL or a libpq
+    service); the check needs no import of the fleet's modules."""
+    return bool(db) and db.lower().startswith(("postgresql://", "postgres://", "service="))
+
+
 def run(args: argparse.Namespace) -> int:
+    if is_fleet(args.db):
+        return run_fleet(args)
     store = open_store(args.db, "history")
     if store is None:
         return 2
@@ -78,6 +90,34 @@ def run(args: argparse.Namespace) -> int:
         print(f"no runs recorded{where} in {store.path}")
     else:
         print(as_table(summaries, orphaned))
+    return 0
+
+
+def run_fleet(args: argparse.Namespace) -> int:
+    """``rig history --db postgresql://…``: every bench's runs, from the fleet's database."""
+    import psycopg
+
+    from rig.fleet import reader
+    from rig.fleet.target import TargetError, masked, resolve
+    try:
+        conninfo = resolve(to=args.db)
+        with reader.connect(conninfo) as conn:
+            runs = reader.history(conn, limit=args.limit, bench=args.bench)
+    except (TargetError, RuntimeError) as exc:
+        print(f"rig history: error: {exc}", file=sys.stderr)
+        return 2
+    except psycopg.Error as exc:
+        print(f"rig history: error: cannot read {masked(args.db)}: "
+              f"{(str(exc).strip() or type(exc).__name__).splitlines()[0]}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([{"bench_id": r.bench_id} | as_json(r.summary) for r in runs],
+                         indent=2))
+    elif not runs:
+        where = f" for bench {args.bench!r}" if args.bench else ""
+        print(f"no runs recorded{where} in {masked(args.db)}")
+    else:
+        print(as_table([r.summary for r in runs], bench_ids=[r.bench_id[:8] for r in runs]))
     return 0
 
 
@@ -98,7 +138,9 @@ def as_json(summary: RunSummary, orphaned: bool = False) -> dict:
             "note": run.note}
 
 
-def as_table(summaries: list[RunSummary], orphaned: set[int] = frozenset()) -> str:
+def as_table(summaries: list[RunSummary], orphaned: set[int] = frozenset(),
+             bench_ids: list[str] | None = None) -> str:
+    """The runs as a text table; with ``bench_ids`` (a fleet's) a BENCH ID column first."""
     from rig.report import format_duration
     heads = ["RUN", "STARTED (UTC)", "DURATION", "BENCH", "METHOD", "STATUS", "UNITS"]
     heads += [name for name, _ in COUNT_COLUMNS] + ["GRADES F/K/N", "LEFT"]
@@ -113,6 +155,9 @@ def as_table(summaries: list[RunSummary], orphaned: set[int] = frozenset()) -> s
         row += [str(sum(s.counts.get(v, 0) for v in verdicts)) for _, verdicts in COUNT_COLUMNS]
         row += [grades_text(s), left_text(s)]
         rows.append(row)
+    if bench_ids is not None:
+        heads = ["BENCH ID", *heads]
+        rows = [[bench_id, *row] for bench_id, row in zip(bench_ids, rows, strict=True)]
     widths = [max(len(r[i]) for r in [heads, *rows]) for i in range(len(heads))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
                      for r in [heads, *rows])

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rig.bench import Bench
+    from rig.fleet.pusher import BackgroundSync
     from rig.serve.security import Policy
 
 DESCRIPTION = """\
@@ -38,13 +39,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("serve", help="live web dashboard and JSON API of the bench",
                             description=DESCRIPTION, epilog=EPILOG,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", metavar="PATH",
-                        help="record store (default: $RIG_DB or ~/.local/share/rig/rig.sqlite)")
+    parser.add_argument("--db", metavar="PATH|URL",
+                        help="record store (default: $RIG_DB or ~/.local/share/rig/rig.sqlite),"
+                             " or the fleet's postgresql:// URL (no password in it): the fleet "
+                             "page, every bench's slots and runs")
     parser.add_argument("--bench", metavar="BENCH.toml", default=os.environ.get("RIG_BENCH"),
                         help="bench file: show all its slots (default: $RIG_BENCH; without "
                              "one, the newest run's bench and the slots recorded on it)")
     parser.add_argument("--listen", metavar="ADDR:PORT", default=DEFAULT_LISTEN,
                         type=parse_listen, help=f"where to listen (default {DEFAULT_LISTEN})")
+    parser.add_argument("--sync-env", metavar="VAR",
+                        help="also push the records to the fleet's PostgreSQL whose URL is in "
+                             "$VAR while serving (what `rig sync` does)")
     parser.set_defaults(func=run)
 
 
@@ -57,6 +63,10 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rig.commands.history import is_fleet
+    if is_fleet(args.db):
+        from rig.commands._fleet_serve import run_fleet
+        return run_fleet(args)
     from rig.bench import load_bench
     from rig.notify import start_notifier
     from rig.records import RecordError, RecordStore
@@ -72,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         sock = bind(host, port)
         # the bench's webhooks, sent for as long as the server runs (rig.notify)
         notifier = start_notifier(store.path, bench)
+        syncer = _start_sync(store.path, args.sync_env)
     except (ValueError, RecordError, TokenFileError, OSError) as exc:    # BenchError: a
         print(f"rig serve: error: {exc}", file=sys.stderr)              # ValueError too
         return 2
@@ -90,9 +101,23 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         if notifier is not None:
             notifier.close()
+        if syncer is not None:
+            syncer.close()
         store.close()
         sock.close()
     return 0
+
+
+def _start_sync(db_path: str, env: str | None) -> BackgroundSync | None:
+    """The fleet sync on a thread when --sync-env names the URL's variable; TargetError (a
+    ValueError) when it is not set."""
+    if not env:
+        return None
+    from rig.fleet.pusher import BackgroundSync
+    from rig.fleet.target import resolve
+    return BackgroundSync(db_path, resolve(to_env=env),
+                          report=lambda line: print(f"rig serve: {line}", file=sys.stderr,
+                                                    flush=True)).start()
 
 
 def policy_for(host: str) -> Policy:

@@ -22,6 +22,7 @@ One package, one concern per module:
 - ``liveness``  is the process that wrote a running run still alive?
 - ``outbox``    notification events, written with their cause, and their webhook deliveries
 - ``pins``      identities pinned to slots for their next run (the dashboard's barcode field)
+- ``sync``      the bench identity and the log of records to push to the fleet's PostgreSQL
 
 How the runner uses it (one store per process, shared by the per-slot worker threads)::
 
@@ -84,13 +85,14 @@ from rig.records.outputs import OutputsLedger
 from rig.records.pins import SlotPin, SlotPins
 from rig.records.runlog import RunLog, file_sha256
 from rig.records.sadp_attempts import SadpAttemptCount, SadpAttempts
+from rig.records.sync import SyncBatch, SyncLog, SyncTarget
 
 __all__ = [
     "Database", "Evidence", "LoginBudget", "LoginLedger", "LoginRecord", "OutputEntry",
     "Outbox", "OutboxEvent", "OutputsLedger", "RecordError", "RecordStore",
     "RecoveredRun", "Run", "RunLog", "RunRecord", "RunSummary", "SlotEvent", "SlotHealth",
     "SadpAttemptCount", "SadpAttempts", "SlotHealthPolicy", "SlotPin", "SlotPins",
-    "SlotStatus", "Step", "Unit",
+    "SlotStatus", "Step", "SyncBatch", "SyncLog", "SyncTarget", "Unit",
     "UnknownRun", "default_db_path",
     "file_sha256", "utc_now",
 ]
@@ -128,6 +130,8 @@ class RecordStore:
         self.pins = SlotPins(self.db)
         #: Certificates of sanitization issued, and audit samples of them.
         self.certificates = CertificateLog(self.db)
+        #: The bench identity and the log of records to push to the fleet (rig sync).
+        self.sync = SyncLog(self.db)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> RecordStore:

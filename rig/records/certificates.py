@@ -58,7 +58,7 @@ class AuditResult:
     note: str
 
 
-def _certificate(r: sqlite3.Row) -> IssuedCertificate:
+def certificate_from_row(r: sqlite3.Row) -> IssuedCertificate:
     return IssuedCertificate(id=r["id"], run_id=r["run_id"], unit_id=r["unit_id"],
                              serial=r["serial"], key_id=r["key_id"], digest=r["digest"],
                              evidence_digest=r["evidence_digest"],
@@ -86,15 +86,15 @@ class CertificateLog:
         rows = self.db.read("SELECT * FROM certificates WHERE id = ?", (certificate_id,))
         if not rows:
             raise RecordError(f"no certificate {certificate_id} in {self.db.path}")
-        return _certificate(rows[0])
+        return certificate_from_row(rows[0])
 
     def for_run(self, run_id: int) -> list[IssuedCertificate]:
-        return [_certificate(r) for r in self.db.read(
+        return [certificate_from_row(r) for r in self.db.read(
             "SELECT * FROM certificates WHERE run_id = ? ORDER BY issued_at, id", (run_id,))]
 
     def issued_since(self, since: str | None = None) -> list[IssuedCertificate]:
         """Every certificate issued at or after ``since`` (ISO 8601), oldest first."""
-        return [_certificate(r) for r in self.db.read(
+        return [certificate_from_row(r) for r in self.db.read(
             "SELECT * FROM certificates WHERE ? IS NULL OR issued_at >= ? ORDER BY issued_at, id",
             (since, since))]
 

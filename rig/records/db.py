@@ -81,6 +81,15 @@ _V1_VERDICTS = ("factory-default", "not-default", "unreachable", "bench-fault", 
 #: The audit outcomes schema version 8 knows (rig.vocabulary.AuditOutcome; frozen like V1's).
 _V8_AUDIT_OUTCOMES = ("confirmed", "discrepancy", "inconclusive")
 
+#: The tables schema version 9 logs for the fleet sync (rig.vocabulary.SyncedTable; frozen).
+_V9_SYNCED = ("runs", "units", "steps", "evidence", "outputs", "slot_events", "slot_pins",
+              "certificates", "attachments")
+
+#: A random (version 4) UUID in SQLite's own SQL: the bench identity, made once per store.
+_UUID4_SQL = ("lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || "
+              "substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + abs(random()) % 4, 1) "
+              "|| substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))")
+
 #: The units table's columns before version 2 (copied across by its rebuild).
 _V1_UNIT_COLUMNS = ("id, run_id, slot, method, profile, expected_mac, expected_serial, "
                     "started_at, finished_at, state, verdict, reason, fault, mac, serial, "
@@ -345,6 +354,35 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             outcome        TEXT NOT NULL CHECK (outcome IN {_in(_V8_AUDIT_OUTCOMES)}),
             note           TEXT NOT NULL DEFAULT '')""",
         "CREATE INDEX audit_results_by_certificate ON audit_results (certificate_id, id)",
+    ),
+    (   # 9: the fleet (rig.records.sync, rig.fleet): this store's bench identity, and the sync
+        # log the triggers below write in the transaction of every insert or update of a synced
+        # record, whichever process writes it. Rows already recorded are logged once here, so a
+        # first sync pushes the store's whole history. (A later migration that rebuilds one of
+        # these tables must re-create its two sync triggers, like the outbox's of version 6;
+        # tests/test_fleet_sync.py checks that every synced table has them.)
+        """CREATE TABLE bench_identity (
+            id         INTEGER PRIMARY KEY CHECK (id = 1),
+            bench_id   TEXT NOT NULL,
+            created_at TEXT NOT NULL)""",
+        f"INSERT INTO bench_identity VALUES (1, {_UUID4_SQL}, "
+        "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))",
+        # AUTOINCREMENT: a seq is never reused, even after the log's head is pruned
+        """CREATE TABLE sync_log (
+            seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+            tbl    TEXT NOT NULL,
+            row_id NOT NULL)""",
+        """CREATE TABLE sync_targets (
+            target     TEXT PRIMARY KEY,
+            pushed_to  INTEGER NOT NULL DEFAULT 0,
+            pushed_at  TEXT,
+            last_error TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL)""",
+        *(f"INSERT INTO sync_log (tbl, row_id) SELECT '{t}', id FROM {t} ORDER BY id"
+          for t in _V9_SYNCED),
+        *(f"""CREATE TRIGGER sync_{t}_{event.lower()} AFTER {event} ON {t}
+              BEGIN INSERT INTO sync_log (tbl, row_id) VALUES ('{t}', NEW.id); END"""
+          for t in _V9_SYNCED for event in ("INSERT", "UPDATE")),
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
