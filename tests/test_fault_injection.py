@@ -177,7 +177,9 @@ def test_kill_9_at_a_step_boundary_then_recovery_leaves_nothing_on_and_loses_not
     sim, db = bench_at_rest, tmp_path / "records.sqlite"
     steps = HARD_STEPS if method == "hard" else POE_CYCLE_STEPS
     kill: Kill = kill_at(sim, db, method, steps, step, power_cut=death == "power-cut")
-    assert where(kill.rows, "1") == (step, True), f"the kill landed at {where(kill.rows, '1')}"
+    # It lands once the step has begun: inside it, or past its last commit, never further.
+    landed = where(kill.rows, "1")
+    assert landed is not None and landed[0] == step, f"the kill landed at {landed}"
     if kill.power_cut:
         # The ledger is written before an output moves: whatever is away from rest now, with
         # no rig process left, the dead run's ledger names.
