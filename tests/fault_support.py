@@ -6,10 +6,11 @@ child's record store. Each record the child commits bumps SQLite's ``PRAGMA data
 the parent's connection; at each bump the parent takes the store's write lock (``BEGIN
 IMMEDIATE``) and looks. Once the step it waits for is recorded, it keeps the lock, reads every
 row, and kills the child while holding it: a child blocked on the lock cannot commit anything
-more, so what the parent read is exactly what the child left, and the kill lands at most one
-record past the moment the step began (the child's next commit waits on the lock). Because the
-outputs ledger is written before any output moves, that moment is a step boundary as the
-recovery code sees it: "the step has begun, nothing after it is recorded".
+more, so what the parent read is exactly what the child left. The kill lands after the step
+began and before the next one begins (inside the step, or past its last commit when the child
+committed several records between two looks). The outputs ledger is written before any output
+moves, so a kill as a step begins leaves the outputs as the previous step left them: each case
+is a step boundary as the recovery code sees it.
 
 ``StoreGate`` is the watcher; ``kill_at`` runs one case and returns a ``Kill`` for the
 assertions (tests/test_fault_injection.py).
