@@ -22,6 +22,8 @@ from test_checks_config import CHECKS
 
 from rig.bench import Bench, BenchError, dump, load_bench
 from rig.camera.profiles import ProfileSet
+from rig.commands.run import _natural as run_summary_order
+from rig.serve.queries import _natural as dashboard_order
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDOVER = ('\n[handover]\nfinal_state = "provisioned"\npassword_env = "RIG_FUZZ_PW"\n'
@@ -31,6 +33,9 @@ TEXTS = tuple(p.read_text(encoding="utf-8") for p in
 TEXTS += (TEXTS[-1] + CHECKS + HANDOVER,)
 BASES = tuple(tomllib.loads(t) for t in TEXTS)
 PROFILES = ProfileSet.load()
+#: The orders rig prints slots in (the run summary, the dashboard): any name a bench accepts
+#: must sort, "²" included (str.isdigit() accepts it, int() does not).
+SLOT_ORDERS = (run_summary_order, dashboard_order)
 
 
 def _keys(node: Any) -> set[str]:
@@ -47,7 +52,8 @@ WORDS = ("gpio", "poe", "relay", "hard", "auto", "poe-cycle", "web-full", "curre
          "g5", "vlan", "serialised", "ipv6-link-local", "lgpio", "mock", "numato", "lcus",
          "kmtronic", "provisioned", "factory", "eth0", "lo", "192.168.1.2", "::1", "fe80::1",
          "44:47:cc:00:00:01", "", " ", "A1", "1", "v2c", "v3", "SHA", "AES", "private",
-         "/dev/ttyUSB0", "snapshot", "device-info", "V5.5.0", "99999999999999999999999")
+         "/dev/ttyUSB0", "snapshot", "device-info", "V5.5.0", "99999999999999999999999", "²",
+         "٣")
 SCALARS = st.one_of(
     st.sampled_from(WORDS), st.text(max_size=16), st.booleans(),
     st.sampled_from((-1, 0, 1, 2, 4, 17, 27, 255, 256, 4094, 4095, 4096, 65535, 65536,
@@ -122,6 +128,9 @@ def loads_or_refuses(path: Path, data: bytes) -> Bench | None:
     bench = value_or(BenchError, lambda: load_bench(path, PROFILES))
     if bench is None:
         return None
+    names = [s.name for s in bench.slots]
+    for order in SLOT_ORDERS:                               # slot names are printed sorted
+        sorted(names, key=order)
     text = value_or(BenchError, lambda: dump(bench))        # an inline secret is refused
     if text is not None:
         again = path.with_name("again.toml")
@@ -148,6 +157,8 @@ def test_a_mutated_bench_file_loads_or_is_refused_by_name(bench_path: Path,
 @given(st.sampled_from(TEXTS).map(str.encode).flatmap(mutated))
 @example(b"[bench]\ntime_scale = nan\n[[slots]]\n")
 @example(b"x = " + b"[" * 3000 + b"]" * 3000)
+@example('[bench]\ngpio_factory = "mock"\n[[slots]]\nname = "²"\n'
+         'power = { kind = "gpio", pin = 4 }\n'.encode())
 def test_a_corrupted_bench_file_loads_or_is_refused_by_name(bench_path: Path,
                                                            data: bytes) -> None:
     loads_or_refuses(bench_path, data)
