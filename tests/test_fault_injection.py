@@ -48,6 +48,8 @@ from rig.wiring import BenchHardware
 
 FULL = os.environ.get("RIG_FAULT_FULL", "") not in ("", "0")
 SCALE = 100.0
+#: Tries per case to land the kill in its step (see the test's docstring).
+ATTEMPTS = 4
 #: Loopback addresses and MACs no other test uses (tests may run side by side on one host).
 BASE, FIRST, MAC_BLOCK = "127.0.61.", 10, 0x61
 #: What each row may gain when a dead run is closed; every other column must stay as written.
@@ -56,6 +58,12 @@ CLOSING = {"runs": {"status", "finished_at", "note"},
            "steps": {"outcome", "finished_at"},
            "outputs": {"cleared_at", "note"},
            "evidence": set()}
+#: What a power-cut kill as the step begins must find engaged (so recovery has work to do):
+#: the port is off from "power off" until "power on" applies it, the coil on from "press"
+#: until "release". Only what holds wherever the kill lands in the step is listed.
+MUST_BE_AWAY = {("hard", "settle"): {"power"}, ("hard", "press"): {"power"},
+                ("hard", "power on"): {"button"}, ("hard", "hold"): {"button"},
+                ("poe-cycle", "settle"): {"power"}, ("poe-cycle", "power on"): set()}
 BUTTON_KINDS = {OutputKind.SOLENOID_ON}
 POWER_KINDS = {OutputKind.POWER_OFF, OutputKind.POE_PORT_OFF, OutputKind.POWER_ON,
                OutputKind.POE_PORT_ON}
@@ -174,17 +182,37 @@ def assert_units_marked(before: Rows, after: Rows) -> None:
 def test_kill_9_at_a_step_boundary_then_recovery_leaves_nothing_on_and_loses_nothing(
         bench_at_rest: SimBench, tmp_path: Path, method: str, step: str, death: str,
         how: str) -> None:
-    sim, db = bench_at_rest, tmp_path / "records.sqlite"
+    """Each attempt is a whole check. A kill that landed in a later step (the child ran on
+    while this machine did not schedule the watcher) passed its checks too, but does not cover
+    this boundary: the case tries again, up to ATTEMPTS times."""
+    sim = bench_at_rest
     steps = HARD_STEPS if method == "hard" else POE_CYCLE_STEPS
-    kill: Kill = kill_at(sim, db, method, steps, step, power_cut=death == "power-cut")
-    # It lands once the step has begun: inside it, or past its last commit, never further.
-    landed = where(kill.rows, "1")
-    assert landed is not None and landed[0] == step, f"the kill landed at {landed}"
+    landed = []
+    for attempt in range(ATTEMPTS):
+        db = tmp_path / f"records-{attempt}.sqlite"
+        kill = kill_at(sim, db, method, steps, step, power_cut=death == "power-cut")
+        spot = where(kill.rows, "1")
+        assert spot is not None and steps.index(spot[0]) >= steps.index(step), spot  # never early
+        landed.append(spot)
+        aimed = spot[0] == step
+        check_kill_and_recovery(sim, db, kill, how, (method, step) if aimed else None)
+        if aimed:
+            return
+        wait_for(lambda: away_from_rest(sim) == {}, 5.0, step=0.01)
+        assert sim.wait_running(15.0)
+    pytest.fail(f"the kill never landed in step {step!r}: {landed}")
+
+
+def check_kill_and_recovery(sim: SimBench, db: Path, kill: Kill, how: str,
+                            boundary: tuple[str, str] | None) -> None:
+    """What must hold after one kill and its recovery. ``boundary`` (method, step): where the
+    kill landed, when it landed where it was aimed (its outputs are then known)."""
     if kill.power_cut:
         # The ledger is written before an output moves: whatever is away from rest now, with
         # no rig process left, the dead run's ledger names.
-        assert set(away_from_rest(sim)) <= open_ledger(kill.rows), (away_from_rest(sim),
-                                                                    kill.rows["outputs"])
+        away = set(away_from_rest(sim))
+        assert away <= open_ledger(kill.rows), (away, kill.rows["outputs"])
+        assert {("1", part) for part in MUST_BE_AWAY.get(boundary, ())} <= away
     else:
         wait_for(lambda: all(gone(g) for g in kill.guardians), 5.0, step=0.01)
         assert away_from_rest(sim) == {}, "the guardian left an output engaged"
