@@ -13,8 +13,9 @@ knows it is under test). Two ways to die:
   (rig.recovery, the first thing ``rig run`` and ``rig safe`` do) must find the outputs in the
   ledger and make them safe before it closes the run.
 
-CI runs the hard reset's eight steps on a 1-slot bench, both ways, in about 30 s. The long sweep
-adds poe-cycle, a second slot and recovery by a real ``rig run`` (about 4 minutes):
+CI runs the hard reset's eight steps on a 1-slot bench, both ways (power-cut recovered as
+``rig run`` begins, guardian recovered by ``rig safe``), in about 25 s. The long sweep adds
+poe-cycle, a second slot, and every recovery for each way (78 cases, about 3 minutes):
 
     RIG_FAULT_FULL=1 python -m pytest tests/test_fault_injection.py
 """
@@ -22,6 +23,7 @@ adds poe-cycle, a second slot and recovery by a real ``rig run`` (about 4 minute
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,7 +49,7 @@ from rig.vocabulary import OutputKind, RunStatus, Verdict
 from rig.wiring import BenchHardware
 
 FULL = os.environ.get("RIG_FAULT_FULL", "") not in ("", "0")
-SCALE = 100.0
+SCALE = 200.0
 #: Tries per case to land the kill in its step (see the test's docstring).
 ATTEMPTS = 4
 #: Loopback addresses and MACs no other test uses (tests may run side by side on one host).
@@ -87,7 +89,7 @@ def cases() -> list[tuple[str, str, str, str]]:
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory):
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimBench]:
     """One bench for every case (a case ends with it at rest and its units running)."""
     spec = [SimSlot("poe", "current", button="relay")] * (2 if FULL else 1)
     with SimBench.start(spec, directory=tmp_path_factory.mktemp("fault-bench"),
@@ -97,7 +99,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def bench_at_rest(sim: SimBench):
+def bench_at_rest(sim: SimBench) -> Iterator[SimBench]:
     """Every case starts with the bench at rest and every unit running (after a failed case
     too: its outputs are rested here, so one failure does not cascade), and must end so."""
     if away_from_rest(sim):
@@ -118,7 +120,6 @@ def recover_with(how: str, sim: SimBench, db: Path) -> dict[tuple[str, str], str
         proc = rig_run(sim.bench_path, db, "hard")
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, out
-        assert "interrupted" in out, out
         return away_from_rest(sim)
     bench = load_bench(sim.bench_path)
     hardware = BenchHardware(bench)
@@ -194,7 +195,8 @@ def test_kill_9_at_a_step_boundary_then_recovery_leaves_nothing_on_and_loses_not
         spot = where(kill.rows, "1")
         assert spot is not None and steps.index(spot[0]) >= steps.index(step), spot  # never early
         landed.append(spot)
-        aimed = spot[0] == step
+        # A kill after the run's last commit (its status written) missed every boundary.
+        aimed = spot[0] == step and kill.rows["runs"][0]["status"] == RunStatus.RUNNING
         check_kill_and_recovery(sim, db, kill, how, (method, step) if aimed else None)
         if aimed:
             return
@@ -219,6 +221,8 @@ def check_kill_and_recovery(sim: SimBench, db: Path, kill: Kill, how: str,
     assert recover_with(how, sim, db) == {}
     after = read_rows(db, 1)
     assert_nothing_lost(kill.rows, after)
-    assert after["runs"][0]["status"] == RunStatus.INTERRUPTED
+    ended = kill.rows["runs"][0]["status"]            # a run that had ended keeps its status
+    assert after["runs"][0]["status"] == (RunStatus.INTERRUPTED if ended == RunStatus.RUNNING
+                                          else ended)
     assert [o for o in after["outputs"] if o["cleared_at"] is None] == []
     assert_units_marked(kill.rows, after)

@@ -165,9 +165,10 @@ CLIENT_CALLS: dict[str, Callable[[IsapiClient, Credentials], Any]] = {
        st.lists(st.tuples(st.sampled_from(("WWW-Authenticate", "Content-Type", "X-Any")),
                           HEADER_VALUES), max_size=3),
        BODIES | JSON_BODIES, st.sampled_from(sorted(CLIENT_CALLS)))
-def test_the_client_returns_its_record_or_an_isapi_error(http_server, status, headers, body,
-                                                         call) -> None:
-    http_server.reply = (status, headers, body)
+def test_the_client_returns_its_record_or_an_isapi_error(
+        http_server: ThreadingHTTPServer, status: int, headers: list[tuple[str, str]],
+        body: bytes, call: str) -> None:
+    http_server.reply = (status, headers, body)           # type: ignore[attr-defined]
     host, port = http_server.server_address[:2]
     with IsapiClient(host, port, timeout=2.0) as client:
         value_or(IsapiError, lambda: CLIENT_CALLS[call](client, Credentials("admin", "pw")))
@@ -255,7 +256,7 @@ def rtsp_replies(draw: st.DrawFn) -> bytes:
 @given(rtsp_replies() | st.sampled_from(RTSP_REPLIES).flatmap(mutated) | st.binary(max_size=100))
 @example(b"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Length: \xc2\xb2\r\n\r\n")
 @example(b"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Length: \xd9\xa3\r\n\r\nabc")
-def test_an_rtsp_reply_is_read_or_an_rtsp_error(rtsp_server, reply: bytes) -> None:
+def test_an_rtsp_reply_is_read_or_an_rtsp_error(rtsp_server: RtspCanned, reply: bytes) -> None:
     rtsp_server.reply = reply
     route = Route("127.0.0.1", rtsp_server.sock.getsockname()[1])
     with RtspSession(route, timeout=1.0) as session:
