@@ -183,7 +183,10 @@ class RtspSession:
         length_text = reply.header("content-length")
         if length_text is None:
             return b""
-        if not length_text.strip().isdigit():
+        # ASCII digits only: str.isdigit() also accepts "²" (int() then raises ValueError)
+        # and "٣" (which int() reads as 3); neither is an RTSP Content-Length.
+        length_text = length_text.strip()
+        if not (length_text.isascii() and length_text.isdigit()):
             raise self._malformed(method, f"Content-Length {length_text[:20]!r} is not a number")
         length = int(length_text)
         if length > MAX_BODY:

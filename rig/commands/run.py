@@ -193,4 +193,5 @@ def print_result(result: RunResult, as_json: bool) -> None:
 
 
 def _natural(name: str) -> tuple[int, str]:
-    return (int(name), "") if name.isdigit() else (10**9, name)
+    # ASCII digits only: a slot named "²" passes str.isdigit() but not int().
+    return (int(name), "") if name.isascii() and name.isdigit() else (10**9, name)

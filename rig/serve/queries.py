@@ -76,7 +76,8 @@ def known_slots(store: RecordStore, bench: str) -> list[str]:
 
 
 def _natural(name: str) -> tuple[int, str]:
-    return (int(name), "") if name.isdigit() else (1 << 30, name)
+    # ASCII digits only: a slot named "²" passes str.isdigit() but not int().
+    return (int(name), "") if name.isascii() and name.isdigit() else (1 << 30, name)
 
 
 def slot_cards(store: RecordStore, bench: str, slots: list[str]) -> list[dict[str, Any]]:
