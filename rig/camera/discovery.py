@@ -8,7 +8,16 @@ Why it looks the way it does (docs/hikvision-protocols.md §1.1):
 * ``IP_MULTICAST_ALL`` is switched off so a group socket only hears the group it joined on its own
   interface, not every group any socket on the host joined.
 * UDP loses packets, so the probe is sent up to three times inside the window; replies are then
-  de-duplicated by MAC.
+  de-duplicated by MAC. When the caller names the units it expects (``expect=``), the later
+  probes are re-probes addressed by ``<MAC>`` to the expected units not heard yet, in batches the
+  receive buffer can hold, so a large bench does not answer in full again (units that ignore the
+  ``<MAC>`` are noticed, and then get the plain inquiry again).
+* A large bench answers one probe in one burst (5 000 units: ~6 MB of replies within
+  milliseconds). The receive buffers are sized for the expected number of units (up to
+  net.core.rmem_max; beyond it with SO_RCVBUFFORCE when the process has CAP_NET_ADMIN), every
+  queued datagram is read before any is parsed (parsing is the slow part, and the kernel drops
+  what does not fit while we parse), and the kernel's drop counter of each socket (SO_MEMINFO)
+  is reported with how to raise the limit: a loss is then a number, never a silent gap.
 * Everything received is untrusted: replies to other clients (foreign Uuid), truncated or hostile
   XML and oversized datagrams are skipped and recorded, never raised.
 * A VLAN bench gives every ``eth0.<vid>`` the same address (192.168.1.2/24), so an interface
@@ -39,6 +48,7 @@ import socket
 import struct
 import sys
 import time
+from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -70,12 +80,29 @@ IFF_UP = 0x1
 MAX_PROBES = 3
 #: When, as fractions of the window, the probes go out.
 PROBE_SCHEDULE = (0.0, 0.2, 0.45)
-#: Receive buffer: big enough for a bench of cameras answering three probes both ways at once.
+#: Smallest receive queue asked for (bytes the kernel may hold): a bench of cameras answering
+#: three probes both ways at once.
 RECV_BUFFER = 1 << 20
+#: Bytes of receive queue one ProbeMatch takes: the kernel charges a datagram's truesize, 2 304
+#: bytes for a 1.3 KB reply on loopback (SO_MEMINFO), with room for larger replies and drivers.
+REPLY_QUEUE_COST = 4096
+#: Linux socket options missing from older ``socket`` modules: SO_RCVBUFFORCE (CAP_NET_ADMIN
+#: goes past net.core.rmem_max) and SO_MEMINFO (the socket's counters; index 8 is its drops).
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+SO_MEMINFO = 55
+SK_MEMINFO_VARS = 9
+SK_MEMINFO_DROPS = 8
+RMEM_MAX = "/proc/sys/net/core/rmem_max"
+#: Datagrams parsed between two drains of the sockets: ~7 ms of parsing, never more unread.
+PARSE_CHUNK = 64
+#: A re-probe waits until nothing has arrived for this long (the burst is over) ...
+QUIET_S = 0.05
+#: ... and a batch of addressed re-probes waits this long for its answers before the next.
+REPROBE_WAIT_S = 0.1
+#: Fewest addressed re-probes in one batch, however small the buffer.
+MIN_REPROBE_BATCH = 8
 #: Read whole datagrams (the largest UDP payload) so an oversized one is seen at its real size.
 READ_SIZE = 65536
-#: After the deadline, read at most this many datagrams already queued before giving up.
-DRAIN_LIMIT = 256
 MULTICAST_TTL = 2
 
 
@@ -136,6 +163,27 @@ class DiscoveryResult:
     #: MAC → the interfaces (``Interface.tag``) its replies arrived on, first heard first. More
     #: than one means the unit is reachable from several of them: not one VLAN per slot.
     heard_on: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Datagrams the kernel dropped on our sockets during the window (their receive queues were
+    #: full), None where the kernel cannot say. Non-zero means units may be missing.
+    drops: int | None = 0
+    #: Probe datagrams sent after the first round: addressed re-probes for expected units not
+    #: heard, or plain inquiries again. Included in ``probes_sent``.
+    reprobes: int = 0
+    #: Receive queue granted by the kernel (bytes, the smallest of our sockets) and asked for.
+    receive_buffer: int = 0
+    receive_buffer_wanted: int = 0
+
+    @property
+    def drop_hint(self) -> str | None:
+        """What the drops mean and how to prevent them, or None when nothing was dropped."""
+        if not self.drops:
+            return None
+        return (f"{self.drops} SADP datagram(s) dropped by the kernel: the receive buffer "
+                f"({self.receive_buffer} bytes granted, {self.receive_buffer_wanted} wanted) "
+                f"overflowed in the burst of replies, so units may be missing. Raise the limit "
+                f"with `sysctl -w net.core.rmem_max={self.receive_buffer_wanted}` (and "
+                f"net.core.rmem_max=... in /etc/sysctl.d/ to keep it), or give rig "
+                f"CAP_NET_ADMIN, which lets it go past the limit")
 
     @property
     def interface_of(self) -> dict[str, str]:
@@ -158,6 +206,11 @@ class DiscoveryResult:
             "probes_sent": self.probes_sent,
             "send_errors": list(self.send_errors),
             "heard_on": {mac: list(tags) for mac, tags in self.heard_on.items()},
+            "drops": self.drops,
+            "drop_hint": self.drop_hint,
+            "reprobes": self.reprobes,
+            "receive_buffer": self.receive_buffer,
+            "receive_buffer_wanted": self.receive_buffer_wanted,
         }
 
 
@@ -177,8 +230,9 @@ def discover(timeout: float = 3.0, *, interface: str | None = None, bind: str | 
 def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: str | None = None,
                   probe_uuid: str | None = None, group: str = GROUP,
                   port: int = PORT, expect: Collection[str] = (),
-                  interfaces: Sequence[str] | None = None) -> DiscoveryResult:
-    """Discovery with its diagnostics: skipped datagrams, interfaces used, send errors.
+                  interfaces: Sequence[str] | None = None, expect_count: int | None = None,
+                  receive_buffer: int | None = None) -> DiscoveryResult:
+    """Discovery with its diagnostics: skipped datagrams, interfaces used, send errors, drops.
 
     Where to probe is at most one of ``bind``, ``interface`` and ``interfaces`` (see
     ``location``). ``interfaces`` probes each named interface in the same window; ``heard_on``
@@ -190,30 +244,44 @@ def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: s
     when given by name, and are skipped in the every-interface scan. ``group`` and ``port``
     exist for simulators and tests that must stay off the real SADP port.
     ``expect`` (MACs) ends the window early once every one of them has replied: a caller that
-    knows its units need not wait out the window for strangers (the window stays the bound).
-    Never takes longer than ``timeout`` plus a few milliseconds of socket set-up and tear-down.
+    knows its units need not wait out the window for strangers (the window stays the bound);
+    the ones not heard are re-probed by MAC. ``expect_count`` ends it once that many units
+    have replied (``rig discover --expect N``). Both size the receive buffers for the burst;
+    ``receive_buffer`` (bytes of queue) overrides that size, for tests of a buffer too small.
+    Never takes longer than ``timeout`` plus socket set-up and tear-down and the parsing of
+    replies already received when the window closed (~0.1 ms each).
     """
     started = time.monotonic()
     where = location(bind=bind, interface=interface, interfaces=interfaces)
     _check_timeout(timeout)
+    if expect_count is not None and expect_count < 1:
+        raise DiscoveryError(f"expect_count must be at least 1, not {expect_count}")
     chosen = where.chosen()
     probe_uuid, probe = build_probe(probe_uuid)
+    collector = _Collector(probe_uuid, expect, expect_count)
+    wanted = receive_buffer or max(RECV_BUFFER, collector.units_expected() * REPLY_QUEUE_COST)
     sockets: list[socket.socket] = []
     try:
         senders, tags = _open_all(chosen, where.explicit, group, port, sockets)
-        collector = _Collector(probe_uuid, expect)
-        send_errors: list[str] = []
-        probes_sent = _collect(sockets, senders, probe, (group, port), started,
-                               started + timeout, collector, send_errors, tags)
+        granted = min(size_receive_buffer(sock, wanted) for sock in sockets)
+        window = _Window(sockets, senders, tags, collector, (group, port),
+                         max(MIN_REPROBE_BATCH, granted // REPLY_QUEUE_COST))
+        window.run(probe, started, started + timeout)
+        drops = _total_drops(sockets)
     finally:
         for sock in sockets:
             sock.close()
+    if drops:
+        log.warning("SADP discovery: %d datagram(s) dropped by the kernel (receive buffer %d "
+                    "bytes, %d wanted); raise net.core.rmem_max", drops, granted, wanted)
     return DiscoveryResult(
         devices=collector.sorted_devices(), skipped=tuple(collector.skipped),
         interfaces=tuple(iface for iface, _ in senders), probe_uuid=probe_uuid,
-        timeout=float(timeout), elapsed=time.monotonic() - started, probes_sent=probes_sent,
-        send_errors=tuple(send_errors),
-        heard_on={mac: tuple(names) for mac, names in collector.heard_on.items()})
+        timeout=float(timeout), elapsed=time.monotonic() - started,
+        probes_sent=window.probes_sent, send_errors=tuple(window.send_errors),
+        heard_on={mac: tuple(names) for mac, names in collector.heard_on.items()},
+        drops=drops, reprobes=window.reprobes, receive_buffer=granted,
+        receive_buffer_wanted=wanted)
 
 
 def _check_timeout(timeout: float) -> None:
@@ -323,34 +391,6 @@ def _open_all(chosen: Sequence[Interface], explicit: bool, group: str, port: int
     return senders, tags
 
 
-def _collect(sockets: Sequence[socket.socket],
-             senders: Sequence[tuple[Interface, socket.socket]], probe: bytes,
-             target: tuple[str, int], started: float, deadline: float,
-             collector: _Collector, send_errors: list[str],
-             tags: Mapping[socket.socket, str]) -> int:
-    """Send the probes on schedule and read replies until the deadline. Returns probes sent."""
-    window = deadline - started
-    schedule = [started + window * frac for frac in PROBE_SCHEDULE[:MAX_PROBES]]
-    sent = 0
-    while True:
-        now = time.monotonic()
-        sent += send_due(schedule, now, senders, probe, target, send_errors)
-        if now >= deadline or collector.complete():
-            break
-        wake = min([deadline, *schedule[:1]])
-        readable, _, _ = select.select(sockets, [], [], max(0.0, wake - now))
-        for sock in readable:
-            _read_one(sock, collector, tags.get(sock))
-    # Replies already queued when the window closed still count; read them without waiting.
-    for _ in range(DRAIN_LIMIT):
-        readable, _, _ = select.select(sockets, [], [], 0)
-        if not readable:
-            break
-        for sock in readable:
-            _read_one(sock, collector, tags.get(sock))
-    return sent
-
-
 def send_due(schedule: list[float], now: float,
              senders: Sequence[tuple[Interface, socket.socket]], datagram: bytes,
              target: tuple[str, int], errors: list[str], what: str = "probe") -> int:
@@ -371,31 +411,173 @@ def send_due(schedule: list[float], now: float,
     return sent
 
 
-def _read_one(sock: socket.socket, collector: _Collector, tag: str | None) -> None:
-    try:
-        data, (host, sport) = sock.recvfrom(READ_SIZE)
-    except BlockingIOError:
-        return
-    except OSError as exc:
-        # e.g. ECONNREFUSED surfacing from an ICMP error after a unicast send.
-        log.debug("SADP discovery: receive error ignored (%s)", exc)
-        return
-    collector.add(data, host, sport, tag)
+#: One received datagram waiting to be parsed: payload, source host, source port, interface tag.
+_Datagram = tuple[bytes, str, int, str | None]
+
+
+class _Window:
+    """One discovery window: probes out on schedule, every queued datagram read before any is
+    parsed, and re-probes for the expected units not heard yet.
+
+    Why drain first: a burst of thousands of replies arrives in milliseconds and parsing one
+    takes ~0.1 ms, so a reader that parses as it reads leaves the kernel queue filling while it
+    parses. Here the sockets are emptied into ``pending`` (a cheap copy), then at most
+    PARSE_CHUNK are parsed before the sockets are emptied again.
+    """
+
+    def __init__(self, sockets: Sequence[socket.socket],
+                 senders: Sequence[tuple[Interface, socket.socket]],
+                 tags: Mapping[socket.socket, str], collector: _Collector,
+                 target: tuple[str, int], batch: int) -> None:
+        self.sockets, self.senders, self.tags = sockets, senders, tags
+        self.collector, self.target, self.batch = collector, target, batch
+        self.pending: deque[_Datagram] = deque()
+        self.send_errors: list[str] = []
+        self.probes_sent = 0
+        self.reprobes = 0
+        self.last_heard = 0.0
+        #: Addressed re-probes (by MAC) until units are seen answering probes not meant for them.
+        self.targeted = True
+        self._reprobe_at = 0.0
+        self._cursor = 0
+        self._batch_sent: tuple[frozenset[str], int] | None = None
+        self._plain_left = MAX_PROBES - 1
+
+    def run(self, probe: bytes, started: float, deadline: float) -> None:
+        """Probe, collect until ``deadline`` or until the collector is complete, then parse
+        what was already received."""
+        window = deadline - started
+        schedule = [started + window * frac for frac in PROBE_SCHEDULE[:MAX_PROBES]]
+        if self.collector.expect:
+            del schedule[1:]   # the later rounds are re-probes by MAC (see _reprobe)
+        self.last_heard = started
+        self._reprobe_at = started + QUIET_S
+        while True:
+            now = time.monotonic()
+            self.probes_sent += send_due(schedule, now, self.senders, probe, self.target,
+                                         self.send_errors)
+            if now >= deadline or self.collector.complete():
+                break
+            if self.pending:
+                self._drain(self.sockets)
+                self._parse(PARSE_CHUNK)
+                continue
+            self._reprobe(now)
+            wake = min([deadline, *schedule[:1], self._next_reprobe()])
+            readable, _, _ = select.select(self.sockets, [], [], max(0.0, wake - now))
+            self._drain(readable)
+        # Replies already queued when the window closed still count.
+        self._drain(self.sockets)
+        self._parse(len(self.pending))
+
+    def _drain(self, sockets: Sequence[socket.socket]) -> None:
+        """Move every datagram queued on ``sockets`` into ``pending``, without parsing."""
+        got = False
+        for sock in sockets:
+            tag = self.tags.get(sock)
+            while True:
+                try:
+                    data, (host, sport) = sock.recvfrom(READ_SIZE)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    # e.g. ECONNREFUSED from an ICMP error after a unicast send; reported once.
+                    log.debug("SADP discovery: receive error ignored (%s)", exc)
+                    continue
+                self.pending.append((data, host, sport, tag))
+                got = True
+        if got:
+            self.last_heard = time.monotonic()
+
+    def _parse(self, count: int) -> None:
+        for _ in range(min(count, len(self.pending))):
+            self.collector.add(*self.pending.popleft())
+
+    def _next_reprobe(self) -> float:
+        """When a re-probe may be due (infinity when none can be: nothing expected is missing
+        or nothing is expected at all)."""
+        if not self.collector.expect or self.collector.complete():
+            return math.inf
+        if self._batch_sent is not None and self._batch_sent[0] <= self.collector.by_mac.keys():
+            return self.last_heard   # the whole batch answered: the next one at once
+        return max(self._reprobe_at, self.last_heard + QUIET_S)
+
+    def _reprobe(self, now: float) -> None:
+        """Once the burst is over (QUIET_S without a datagram) and the last batch had its
+        chance, probe again for the expected units not heard: a batch of probes addressed by
+        MAC, no larger than the receive buffer holds, or a plain inquiry where units were seen
+        to answer probes addressed to others."""
+        if now < self._next_reprobe():
+            return
+        missing = self.collector.missing()
+        if not missing:
+            return
+        self._check_targeting()
+        if not self.targeted:
+            if self._plain_left > 0:
+                self._plain_left -= 1
+                self._send([build_probe(self.collector.probe_uuid)[1]])
+            self._reprobe_at = now + REPROBE_WAIT_S * 5
+            return
+        start = self._cursor % len(missing)
+        chosen = (missing[start:] + missing[:start])[:self.batch]
+        self._cursor = start + len(chosen)
+        self._send([build_probe(self.collector.probe_uuid, mac=mac)[1] for mac in chosen])
+        self._batch_sent = (frozenset(chosen), self.collector.answers)
+        self._reprobe_at = now + REPROBE_WAIT_S
+
+    def _check_targeting(self) -> None:
+        """Units that answer a probe addressed to another MAC (firmware that ignores <MAC>,
+        docs/hikvision-protocols.md §1.2) would turn each addressed re-probe into a full
+        burst: after a batch drew more answers than its targets could give (two reply styles
+        each), re-probe with the plain inquiry instead."""
+        if self._batch_sent is None or not self.targeted:
+            return
+        chosen, answers_before = self._batch_sent
+        if self.collector.answers - answers_before > 2 * len(chosen) + MIN_REPROBE_BATCH:
+            log.warning("SADP discovery: units answered probes addressed to other MACs; "
+                        "re-probing with the plain inquiry")
+            self.targeted = False
+
+    def _send(self, datagrams: Sequence[bytes]) -> None:
+        for datagram in datagrams:
+            sent = send_due([0.0], 0.0, self.senders, datagram, self.target, self.send_errors,
+                            what="re-probe")
+            self.probes_sent += sent
+            self.reprobes += sent
 
 
 class _Collector:
     """Accepts datagrams, keeps the replies to our probe, remembers what it skipped and why."""
 
-    def __init__(self, probe_uuid: str, expect: Collection[str] = ()) -> None:
+    def __init__(self, probe_uuid: str, expect: Collection[str] = (),
+                 expect_count: int | None = None) -> None:
         self.probe_uuid = probe_uuid.upper()
         self.by_mac: dict[str, SadpDevice] = {}
         self.skipped: list[Skipped] = []
         self.heard_on: dict[str, list[str]] = {}
         self.expect = frozenset(normalize_mac(m) for m in expect)
+        self._expect_order = sorted(self.expect)
+        self.expect_count = expect_count
+        #: Replies to our probe accepted so far (repeats included): how re-probes are judged.
+        self.answers = 0
+
+    def units_expected(self) -> int:
+        """How many units the caller said will answer (0: it did not say)."""
+        return max(len(self.expect), self.expect_count or 0)
 
     def complete(self) -> bool:
-        """Every expected unit has replied (never true when nothing is expected)."""
-        return bool(self.expect) and self.expect <= self.by_mac.keys()
+        """Every expected unit has replied and at least ``expect_count`` units have (never true
+        when nothing is expected)."""
+        if not self.expect and self.expect_count is None:
+            return False
+        if self.expect_count is not None and len(self.by_mac) < self.expect_count:
+            return False
+        return not self.expect or self.expect <= self.by_mac.keys()
+
+    def missing(self) -> list[str]:
+        """The expected MACs not heard yet, in a stable order."""
+        return [mac for mac in self._expect_order if mac not in self.by_mac]
 
     def add(self, data: bytes, host: str, sport: int, tag: str | None = None) -> None:
         source = f"{host}:{sport}"
@@ -414,6 +596,7 @@ class _Collector:
         if device.uuid != self.probe_uuid:
             self._skip(source, f"reply to another probe (Uuid {device.uuid})")
             return
+        self.answers += 1
         known = self.by_mac.get(device.mac)
         if known is None or len(device.raw) > len(known.raw):
             self.by_mac[device.mac] = device
@@ -446,6 +629,60 @@ def _is_probe(data: bytes) -> bool:
 
 
 # --- sockets ---------------------------------------------------------------------------------
+
+
+def size_receive_buffer(sock: socket.socket, queue_bytes: int) -> int:
+    """Ask for a receive queue of ``queue_bytes`` and return what the kernel granted.
+
+    The kernel doubles the value given (the other half pays for its bookkeeping) and, for
+    SO_RCVBUF, caps it at net.core.rmem_max. With CAP_NET_ADMIN, SO_RCVBUFFORCE ignores that
+    cap, so a privileged rig gets the queue a large bench's burst needs whatever the sysctl.
+    The granted size is read back: it is what decides how many replies fit.
+    """
+    value = max(1, queue_bytes // 2)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, value)
+    except OSError:   # EPERM without CAP_NET_ADMIN: as much as the limit allows
+        limit = rmem_max()
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                            min(value, limit) if limit else value)
+        except OSError as exc:
+            log.debug("SADP discovery: SO_RCVBUF refused (%s)", exc)
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+
+def rmem_max() -> int | None:
+    """net.core.rmem_max, the most SO_RCVBUF may ask for unprivileged (None if unreadable)."""
+    try:
+        with open(RMEM_MAX, encoding="ascii") as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def socket_drops(sock: socket.socket) -> int | None:
+    """Datagrams the kernel dropped for this socket since it was opened (SO_MEMINFO's drop
+    counter: a full receive queue, mostly), None where the option is missing.
+
+    SO_MEMINFO, not SO_RXQ_OVFL: the latter only rides on a datagram that was queued after
+    the drop, so drops at the tail of a burst would never be reported.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 4 * SK_MEMINFO_VARS)
+    except OSError:
+        return None
+    if len(raw) < 4 * (SK_MEMINFO_DROPS + 1):
+        return None
+    return int(struct.unpack_from("I", raw, 4 * SK_MEMINFO_DROPS)[0])
+
+
+def _total_drops(sockets: Sequence[socket.socket]) -> int | None:
+    counts = [socket_drops(sock) for sock in sockets]
+    known = [c for c in counts if c is not None]
+    return sum(known) if known else None
 
 
 def open_group_socket(interface_address: str, group: str = GROUP, port: int = PORT, *,
@@ -552,8 +789,9 @@ def _bind_sender(send_sock: socket.socket, address: str) -> None:
 
 def _prepare_sender(send_sock: socket.socket, iface: Interface, group: str,
                     pinned: bool) -> None:
-    """Non-blocking, a big receive buffer, and multicast out of this interface only (by index
-    when pinned, else by address)."""
+    """Non-blocking, a big receive buffer (run_discovery sizes it again for the units it
+    expects), and multicast out of this interface only (by index when pinned, else by
+    address)."""
     address = iface.address
     try:
         send_sock.setblocking(False)
