@@ -178,12 +178,18 @@ class DiscoveryResult:
         """What the drops mean and how to prevent them, or None when nothing was dropped."""
         if not self.drops:
             return None
-        return (f"{self.drops} SADP datagram(s) dropped by the kernel: the receive buffer "
-                f"({self.receive_buffer} bytes granted, {self.receive_buffer_wanted} wanted) "
-                f"overflowed in the burst of replies, so units may be missing. Raise the limit "
-                f"with `sysctl -w net.core.rmem_max={self.receive_buffer_wanted}` (and "
-                f"net.core.rmem_max=... in /etc/sysctl.d/ to keep it), or give rig "
-                f"CAP_NET_ADMIN, which lets it go past the limit")
+        said = (f"{self.drops} SADP datagram(s) dropped by the kernel: the receive buffer "
+                f"({self.receive_buffer} bytes) overflowed in the burst of replies, so units "
+                f"may be missing. ")
+        if self.receive_buffer < self.receive_buffer_wanted:
+            return said + (f"rig asked for {self.receive_buffer_wanted} bytes and the kernel "
+                           f"capped it at net.core.rmem_max: raise the limit with `sysctl -w "
+                           f"net.core.rmem_max={self.receive_buffer_wanted}` (keep it in "
+                           f"/etc/sysctl.d/), or give rig CAP_NET_ADMIN to go past it")
+        return said + (f"Say how many units to expect (--expect N) so that rig sizes the "
+                       f"buffer for them ({REPLY_QUEUE_COST} bytes each); past "
+                       f"net.core.rmem_max that needs `sysctl -w net.core.rmem_max=BYTES` or "
+                       f"CAP_NET_ADMIN")
 
     @property
     def interface_of(self) -> dict[str, str]:
@@ -439,9 +445,12 @@ class _Window:
         #: Addressed re-probes (by MAC) until units are seen answering probes not meant for them.
         self.targeted = True
         self._reprobe_at = 0.0
-        self._cursor = 0
+        #: When each re-probe pass may start: one per later probe of the schedule, the first
+        #: as soon as the first burst is over, the next at the schedule's last instant.
+        self._passes: list[float] = []
+        #: The current pass's MACs still to be re-probed, in order.
+        self._queue: deque[str] = deque()
         self._batch_sent: tuple[frozenset[str], int] | None = None
-        self._plain_left = MAX_PROBES - 1
 
     def run(self, probe: bytes, started: float, deadline: float) -> None:
         """Probe, collect until ``deadline`` or until the collector is complete, then parse
@@ -452,6 +461,8 @@ class _Window:
             del schedule[1:]   # the later rounds are re-probes by MAC (see _reprobe)
         self.last_heard = started
         self._reprobe_at = started + QUIET_S
+        self._passes = [started, *(started + window * frac
+                                   for frac in PROBE_SCHEDULE[2:MAX_PROBES])]
         while True:
             now = time.monotonic()
             self.probes_sent += send_due(schedule, now, self.senders, probe, self.target,
@@ -494,10 +505,14 @@ class _Window:
             self.collector.add(*self.pending.popleft())
 
     def _next_reprobe(self) -> float:
-        """When a re-probe may be due (infinity when none can be: nothing expected is missing
-        or nothing is expected at all)."""
+        """When a re-probe may be due (infinity when none can be: nothing is expected, all of
+        it was heard, or every pass is spent)."""
         if not self.collector.expect or self.collector.complete():
             return math.inf
+        if not self._queue:
+            if not self._passes:
+                return math.inf
+            return max(self._passes[0], self._reprobe_at, self.last_heard + QUIET_S)
         if self._batch_sent is not None and self._batch_sent[0] <= self.collector.by_mac.keys():
             return self.last_heard   # the whole batch answered: the next one at once
         return max(self._reprobe_at, self.last_heard + QUIET_S)
@@ -506,22 +521,25 @@ class _Window:
         """Once the burst is over (QUIET_S without a datagram) and the last batch had its
         chance, probe again for the expected units not heard: a batch of probes addressed by
         MAC, no larger than the receive buffer holds, or a plain inquiry where units were seen
-        to answer probes addressed to others."""
+        to answer probes addressed to others. Each unit is re-probed at most once per pass,
+        and there are as many passes as later probes in PROBE_SCHEDULE, so a bench whose units
+        are away is not flooded."""
         if now < self._next_reprobe():
             return
-        missing = self.collector.missing()
-        if not missing:
-            return
         self._check_targeting()
-        if not self.targeted:
-            if self._plain_left > 0:
-                self._plain_left -= 1
+        if not self._queue:
+            self._passes.pop(0)
+            self._queue.extend(self.collector.missing())
+            if not self.targeted and self._queue:
+                self._queue.clear()
                 self._send([build_probe(self.collector.probe_uuid)[1]])
-            self._reprobe_at = now + REPROBE_WAIT_S * 5
-            return
-        start = self._cursor % len(missing)
-        chosen = (missing[start:] + missing[:start])[:self.batch]
-        self._cursor = start + len(chosen)
+                self._reprobe_at = now + REPROBE_WAIT_S
+                return
+        chosen: list[str] = []
+        while self._queue and len(chosen) < self.batch:
+            mac = self._queue.popleft()
+            if mac not in self.collector.by_mac:
+                chosen.append(mac)
         self._send([build_probe(self.collector.probe_uuid, mac=mac)[1] for mac in chosen])
         self._batch_sent = (frozenset(chosen), self.collector.answers)
         self._reprobe_at = now + REPROBE_WAIT_S
