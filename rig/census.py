@@ -87,6 +87,10 @@ class Census:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
+        #: Replies the kernel dropped over all rounds (full receive queues), and what to do
+        #: about it (the last round's hint): a unit missed that way is not a unit gone.
+        self.drops = 0
+        self.drop_hint: str | None = None
 
     # --- life -------------------------------------------------------------------------------------
 
@@ -121,28 +125,36 @@ class Census:
                 first = False
                 result = self._probe(timeout=self.window, bind=self.bind,
                                      interface=self.interface, **extra)
-                macs = frozenset(d.mac for d in result.devices)
-                heard: Mapping[str, tuple[str, ...]] = getattr(result, "heard_on", None) or {}
-                by_interface: dict[str, set[str]] = {}
-                for mac, tags in heard.items():
-                    for tag in tags:
-                        by_interface.setdefault(tag, set()).add(mac)
-                ended = self._clock()
-                with self._cond:
-                    for device in result.devices:
-                        tags = tuple(heard.get(device.mac, ()))
-                        self._table[device.mac] = Sighting(device, started,
-                                                           tags[0] if tags else None, tags)
-                    self._rounds.append(_Round(started, ended, macs, {
-                        tag: frozenset(found) for tag, found in by_interface.items()}))
-                    del self._rounds[:-64]
-                    self._cond.notify_all()
+                self._record(result, started)
             except (DiscoveryError, OSError) as exc:
                 message = f"SADP census failed: {exc}"
                 if not self.errors or self.errors[-1] != message:
                     log.error("%s", message)
                     self.errors.append(message)
             self._stop.wait(max(self.interval - (self._clock() - started), 0.0))
+
+    def _record(self, result: DiscoveryResult, started: float) -> None:
+        """File one round's replies in the table and the round list; count its drops."""
+        macs = frozenset(d.mac for d in result.devices)
+        heard: Mapping[str, tuple[str, ...]] = getattr(result, "heard_on", None) or {}
+        by_interface: dict[str, set[str]] = {}
+        for mac, tags in heard.items():
+            for tag in tags:
+                by_interface.setdefault(tag, set()).add(mac)
+        ended = self._clock()
+        drops = getattr(result, "drops", 0) or 0
+        with self._cond:
+            if drops:
+                self.drops += drops
+                self.drop_hint = result.drop_hint
+            for device in result.devices:
+                tags = tuple(heard.get(device.mac, ()))
+                self._table[device.mac] = Sighting(device, started,
+                                                   tags[0] if tags else None, tags)
+            self._rounds.append(_Round(started, ended, macs, {
+                tag: frozenset(found) for tag, found in by_interface.items()}))
+            del self._rounds[:-64]
+            self._cond.notify_all()
 
     # --- questions --------------------------------------------------------------------------------
 
