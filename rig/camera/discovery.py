@@ -527,32 +527,38 @@ class _Window:
         if now < self._next_reprobe():
             return
         self._check_targeting()
+        if not self.targeted:
+            self._queue.clear()
+            if self._passes:
+                self._passes.pop(0)
+                self._send([build_probe(self.collector.probe_uuid)[1]])
+            self._reprobe_at = now + REPROBE_WAIT_S
+            return
         if not self._queue:
             self._passes.pop(0)
             self._queue.extend(self.collector.missing())
-            if not self.targeted and self._queue:
-                self._queue.clear()
-                self._send([build_probe(self.collector.probe_uuid)[1]])
-                self._reprobe_at = now + REPROBE_WAIT_S
-                return
         chosen: list[str] = []
         while self._queue and len(chosen) < self.batch:
             mac = self._queue.popleft()
             if mac not in self.collector.by_mac:
                 chosen.append(mac)
         self._send([build_probe(self.collector.probe_uuid, mac=mac)[1] for mac in chosen])
-        self._batch_sent = (frozenset(chosen), self.collector.answers)
+        self.collector.reprobed.update(chosen)
+        self.collector.mark = len(self.collector.heard_order)
+        self._batch_sent = (frozenset(chosen), self.collector.repeats)
         self._reprobe_at = now + REPROBE_WAIT_S
 
     def _check_targeting(self) -> None:
         """Units that answer a probe addressed to another MAC (firmware that ignores <MAC>,
         docs/hikvision-protocols.md §1.2) would turn each addressed re-probe into a full
-        burst: after a batch drew more answers than its targets could give (two reply styles
-        each), re-probe with the plain inquiry instead."""
+        burst: after a batch drew repeats from units heard before (a batch only asks units
+        not heard yet, and the first burst is over), re-probe with the plain inquiry instead.
+        Repeats, not all answers: with a full buffer most of such a burst is dropped, but what
+        does arrive is nearly all repeats."""
         if self._batch_sent is None or not self.targeted:
             return
-        chosen, answers_before = self._batch_sent
-        if self.collector.answers - answers_before > 2 * len(chosen) + MIN_REPROBE_BATCH:
+        _, repeats_before = self._batch_sent
+        if self.collector.repeats - repeats_before > MIN_REPROBE_BATCH:
             log.warning("SADP discovery: units answered probes addressed to other MACs; "
                         "re-probing with the plain inquiry")
             self.targeted = False
@@ -577,8 +583,13 @@ class _Collector:
         self.expect = frozenset(normalize_mac(m) for m in expect)
         self._expect_order = sorted(self.expect)
         self.expect_count = expect_count
-        #: Replies to our probe accepted so far (repeats included): how re-probes are judged.
-        self.answers = 0
+        #: Replies to our probe from units heard before ``mark`` (a count of units heard) and
+        #: not re-probed since: how addressed re-probes are judged. A unit answering both ways
+        #: repeats itself at once, so only units heard before a batch was sent count.
+        self.repeats = 0
+        self.mark = 0
+        self.reprobed: set[str] = set()
+        self.heard_order: dict[str, int] = {}
 
     def units_expected(self) -> int:
         """How many units the caller said will answer (0: it did not say)."""
@@ -614,8 +625,12 @@ class _Collector:
         if device.uuid != self.probe_uuid:
             self._skip(source, f"reply to another probe (Uuid {device.uuid})")
             return
-        self.answers += 1
         known = self.by_mac.get(device.mac)
+        if (known is not None and device.mac not in self.reprobed
+                and self.heard_order[device.mac] < self.mark):
+            self.repeats += 1
+        if known is None:
+            self.heard_order[device.mac] = len(self.heard_order)
         if known is None or len(device.raw) > len(known.raw):
             self.by_mac[device.mac] = device
         heard = self.heard_on.setdefault(device.mac, [])
