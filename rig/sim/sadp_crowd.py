@@ -217,3 +217,33 @@ class SadpCrowd:
         for item in (sock, *(wake or ())):
             if item is not None:
                 item.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rig.sim.sadp_crowd``: a crowd in a process of its own (the units are other
+    machines on a real bench, so a benchmark should not let them share the controller's GIL).
+    Prints ``ready`` once answering, and stops when its standard input closes: the parent's
+    death ends it, whatever the signal."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--network", default="10.64.0.0/16")
+    parser.add_argument("--profiles", default="current")
+    parser.add_argument("--mac-block", type=int, default=0x30)
+    parser.add_argument("--interface-address", required=True)
+    args = parser.parse_args(argv)
+    units = crowd_units(args.count, network=args.network, profiles=args.profiles.split(","),
+                        mac_block=args.mac_block)
+    crowd = SadpCrowd(units, args.interface_address).start()
+    try:
+        print("ready", flush=True)
+        sys.stdin.read()
+    finally:
+        crowd.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
