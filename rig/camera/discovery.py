@@ -95,8 +95,9 @@ SK_MEMINFO_DROPS = 8
 RMEM_MAX = "/proc/sys/net/core/rmem_max"
 #: Datagrams parsed between two drains of the sockets: ~7 ms of parsing, never more unread.
 PARSE_CHUNK = 64
-#: A re-probe waits until nothing has arrived for this long (the burst is over) ...
-QUIET_S = 0.05
+#: A re-probe waits until nothing has arrived for this long (the burst is over; if nothing
+#: has arrived at all, until the schedule's second probe: units may be slow to answer) ...
+QUIET_S = 0.1
 #: ... and a batch of addressed re-probes waits this long for its answers before the next.
 REPROBE_WAIT_S = 0.1
 #: Fewest addressed re-probes in one batch, however small the buffer.
@@ -448,6 +449,7 @@ class _Window:
         #: When each re-probe pass may start: one per later probe of the schedule, the first
         #: as soon as the first burst is over, the next at the schedule's last instant.
         self._passes: list[float] = []
+        self._silent_until = 0.0
         #: The current pass's MACs still to be re-probed, in order.
         self._queue: deque[str] = deque()
         self._batch_sent: tuple[frozenset[str], int] | None = None
@@ -463,6 +465,7 @@ class _Window:
         self._reprobe_at = started + QUIET_S
         self._passes = [started, *(started + window * frac
                                    for frac in PROBE_SCHEDULE[2:MAX_PROBES])]
+        self._silent_until = started + window * PROBE_SCHEDULE[1]
         while True:
             now = time.monotonic()
             self.probes_sent += send_due(schedule, now, self.senders, probe, self.target,
@@ -512,7 +515,8 @@ class _Window:
         if not self._queue:
             if not self._passes:
                 return math.inf
-            return max(self._passes[0], self._reprobe_at, self.last_heard + QUIET_S)
+            due = max(self._passes[0], self._reprobe_at, self.last_heard + QUIET_S)
+            return due if self.collector.by_mac else max(due, self._silent_until)
         if self._batch_sent is not None and self._batch_sent[0] <= self.collector.by_mac.keys():
             return self.last_heard   # the whole batch answered: the next one at once
         return max(self._reprobe_at, self.last_heard + QUIET_S)
