@@ -79,7 +79,7 @@ def test_without_the_units_macs_a_loss_is_reported_not_hidden(lab: CensusLab) ->
     result = census(lab, 1.0, expect_count=UNITS, receive_buffer=TOO_SMALL)
     assert result.drops and result.drops > 0
     assert len(result.devices) < UNITS               # nothing to re-probe by: the loss shows
-    assert result.reprobes == 0
+    assert result.reprobes <= discovery.MAX_PROBES - 1   # only the plain inquiry, again
 
 
 @root_only

@@ -167,8 +167,8 @@ class DiscoveryResult:
     #: Datagrams the kernel dropped on our sockets during the window (their receive queues were
     #: full), None where the kernel cannot say. Non-zero means units may be missing.
     drops: int | None = 0
-    #: Probe datagrams sent after the first round: addressed re-probes for expected units not
-    #: heard, or plain inquiries again. Included in ``probes_sent``.
+    #: Probe datagrams sent after the first: addressed re-probes for expected units not heard,
+    #: or the plain inquiry again. Included in ``probes_sent``.
     reprobes: int = 0
     #: Receive queue granted by the kernel (bytes, the smallest of our sockets) and asked for.
     receive_buffer: int = 0
@@ -468,8 +468,13 @@ class _Window:
         self._silent_until = started + window * PROBE_SCHEDULE[1]
         while True:
             now = time.monotonic()
-            self.probes_sent += send_due(schedule, now, self.senders, probe, self.target,
-                                         self.send_errors)
+            if not self.probes_sent or self._quiet(now):
+                # A later probe waits for the burst to end: sent into it, it only makes the
+                # whole bench answer again while its first answers are still being read.
+                sent = send_due(schedule, now, self.senders, probe, self.target,
+                                self.send_errors)
+                self.reprobes += sent if self.probes_sent else 0
+                self.probes_sent += sent
             if now >= deadline or self.collector.complete():
                 break
             if self.pending:
@@ -477,12 +482,17 @@ class _Window:
                 self._parse(PARSE_CHUNK)
                 continue
             self._reprobe(now)
-            wake = min([deadline, *schedule[:1], self._next_reprobe()])
+            next_probe = max(schedule[0], self.last_heard + QUIET_S) if schedule else math.inf
+            wake = min(deadline, next_probe, self._next_reprobe())
             readable, _, _ = select.select(self.sockets, [], [], max(0.0, wake - now))
             self._drain(readable)
         # Replies already queued when the window closed still count.
         self._drain(self.sockets)
         self._parse(len(self.pending))
+
+    def _quiet(self, now: float) -> bool:
+        """Nothing waits to be parsed and nothing arrived for QUIET_S: a burst is over."""
+        return not self.pending and now - self.last_heard >= QUIET_S
 
     def _drain(self, sockets: Sequence[socket.socket]) -> None:
         """Move every datagram queued on ``sockets`` into ``pending``, without parsing."""
@@ -594,6 +604,8 @@ class _Collector:
         self.mark = 0
         self.reprobed: set[str] = set()
         self.heard_order: dict[str, int] = {}
+        #: (datagram, source host, interface tag) → MAC of every reply taken.
+        self._taken: dict[tuple[bytes, str, str | None], str] = {}
 
     def units_expected(self) -> int:
         """How many units the caller said will answer (0: it did not say)."""
@@ -613,6 +625,13 @@ class _Collector:
         return [mac for mac in self._expect_order if mac not in self.by_mac]
 
     def add(self, data: bytes, host: str, sport: int, tag: str | None = None) -> None:
+        """Take one datagram. A reply already taken, byte for byte from the same host on the
+        same interface (the second reply style, a second probe's burst), is not parsed again:
+        at thousands of units parsing is the cost that matters."""
+        mac = self._taken.get((data, host, tag))
+        if mac is not None:
+            self._count_repeat(mac)
+            return
         source = f"{host}:{sport}"
         if len(data) > MAX_DATAGRAM:
             self._skip(source, f"{len(data)}-byte datagram is larger than {MAX_DATAGRAM} bytes")
@@ -629,17 +648,21 @@ class _Collector:
         if device.uuid != self.probe_uuid:
             self._skip(source, f"reply to another probe (Uuid {device.uuid})")
             return
+        self._taken[(data, host, tag)] = device.mac
         known = self.by_mac.get(device.mac)
-        if (known is not None and device.mac not in self.reprobed
-                and self.heard_order[device.mac] < self.mark):
-            self.repeats += 1
-        if known is None:
+        if known is not None:
+            self._count_repeat(device.mac)
+        else:
             self.heard_order[device.mac] = len(self.heard_order)
         if known is None or len(device.raw) > len(known.raw):
             self.by_mac[device.mac] = device
         heard = self.heard_on.setdefault(device.mac, [])
         if tag is not None and tag not in heard:
             heard.append(tag)
+
+    def _count_repeat(self, mac: str) -> None:
+        if mac not in self.reprobed and self.heard_order[mac] < self.mark:
+            self.repeats += 1
 
     def _skip(self, source: str, reason: str) -> None:
         log.debug("SADP discovery: skipped datagram from %s: %s", source, reason)
