@@ -65,7 +65,10 @@ class Census:
     (a VLAN bench's ``eth0.<vid>``) and records which units answered on which. The thread
     belongs to the network namespace of whoever calls ``start()``. ``expect`` (the bench
     file's MACs) lets the first round end as soon as every one of them has answered: the batch
-    waits on that round before any output moves, and strangers cannot be expected anyway.
+    waits on that round before any output moves, and strangers cannot be expected anyway; it
+    also sizes that round's receive buffer for the bench and re-probes, by MAC, the units it
+    has not heard. ``drops`` counts the replies the kernel dropped over all rounds (with
+    ``drop_hint``): a unit missed that way is a full queue, not a unit gone.
     """
 
     def __init__(self, *, bind: str | None = None, interface: str | None = None,

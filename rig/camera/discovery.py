@@ -95,6 +95,10 @@ SK_MEMINFO_DROPS = 8
 RMEM_MAX = "/proc/sys/net/core/rmem_max"
 #: Datagrams parsed between two drains of the sockets: ~7 ms of parsing, never more unread.
 PARSE_CHUNK = 64
+#: Most datagrams read from one socket in one drain (more than any queue rig asks for holds),
+#: and after the window has closed (what the queue of a large bench can still hold).
+DRAIN_MAX = 65536
+FINAL_DRAIN_MAX = 8192
 #: A re-probe waits until nothing has arrived for this long (the burst is over; if nothing
 #: has arrived at all, until the schedule's second probe: units may be slow to answer) ...
 QUIET_S = 0.1
@@ -487,19 +491,19 @@ class _Window:
             readable, _, _ = select.select(self.sockets, [], [], max(0.0, wake - now))
             self._drain(readable)
         # Replies already queued when the window closed still count.
-        self._drain(self.sockets)
+        self._drain(self.sockets, FINAL_DRAIN_MAX)
         self._parse(len(self.pending))
 
     def _quiet(self, now: float) -> bool:
-        """Nothing waits to be parsed and nothing arrived for QUIET_S: a burst is over."""
+        """Nothing waits to be parsed and no reply arrived for QUIET_S: a burst is over."""
         return not self.pending and now - self.last_heard >= QUIET_S
 
-    def _drain(self, sockets: Sequence[socket.socket]) -> None:
-        """Move every datagram queued on ``sockets`` into ``pending``, without parsing."""
-        got = False
+    def _drain(self, sockets: Sequence[socket.socket], limit: int = DRAIN_MAX) -> None:
+        """Move the datagrams queued on ``sockets`` into ``pending``, without parsing: all of
+        them, up to ``limit`` a socket (a sender faster than we read cannot keep us here)."""
         for sock in sockets:
             tag = self.tags.get(sock)
-            while True:
+            for _ in range(limit):
                 try:
                     data, (host, sport) = sock.recvfrom(READ_SIZE)
                 except BlockingIOError:
@@ -509,13 +513,15 @@ class _Window:
                     log.debug("SADP discovery: receive error ignored (%s)", exc)
                     continue
                 self.pending.append((data, host, sport, tag))
-                got = True
-        if got:
-            self.last_heard = time.monotonic()
 
     def _parse(self, count: int) -> None:
+        """Parse up to ``count`` pending datagrams. Only a reply to our probe moves
+        ``last_heard``: other clients' traffic on the group must not hold our probes back."""
+        replied = False
         for _ in range(min(count, len(self.pending))):
-            self.collector.add(*self.pending.popleft())
+            replied = self.collector.add(*self.pending.popleft()) or replied
+        if replied:
+            self.last_heard = time.monotonic()
 
     def _next_reprobe(self) -> float:
         """When a re-probe may be due (infinity when none can be: nothing is expected, all of
@@ -624,30 +630,30 @@ class _Collector:
         """The expected MACs not heard yet, in a stable order."""
         return [mac for mac in self._expect_order if mac not in self.by_mac]
 
-    def add(self, data: bytes, host: str, sport: int, tag: str | None = None) -> None:
-        """Take one datagram. A reply already taken, byte for byte from the same host on the
-        same interface (the second reply style, a second probe's burst), is not parsed again:
-        at thousands of units parsing is the cost that matters."""
+    def add(self, data: bytes, host: str, sport: int, tag: str | None = None) -> bool:
+        """Take one datagram; True if it is a reply to our probe. A reply already taken, byte
+        for byte from the same host on the same interface (the second reply style, a second
+        probe's burst), is not parsed again: at thousands of units parsing is the cost."""
         mac = self._taken.get((data, host, tag))
         if mac is not None:
             self._count_repeat(mac)
-            return
+            return True
         source = f"{host}:{sport}"
         if len(data) > MAX_DATAGRAM:
             self._skip(source, f"{len(data)}-byte datagram is larger than {MAX_DATAGRAM} bytes")
-            return
+            return False
         try:
             device = parse_probe_match(data, source=host)
         except SadpError as exc:
             if _is_probe(data):
                 # Our own looped-back probe, or another SADP client's: not a reply at all.
                 log.debug("SADP discovery: probe from %s ignored", source)
-                return
+                return False
             self._skip(source, str(exc))
-            return
+            return False
         if device.uuid != self.probe_uuid:
             self._skip(source, f"reply to another probe (Uuid {device.uuid})")
-            return
+            return False
         self._taken[(data, host, tag)] = device.mac
         known = self.by_mac.get(device.mac)
         if known is not None:
@@ -659,6 +665,7 @@ class _Collector:
         heard = self.heard_on.setdefault(device.mac, [])
         if tag is not None and tag not in heard:
             heard.append(tag)
+        return True
 
     def _count_repeat(self, mac: str) -> None:
         if mac not in self.reprobed and self.heard_order[mac] < self.mark:
