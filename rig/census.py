@@ -20,7 +20,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from rig.camera.discovery import DiscoveryError, DiscoveryResult, run_discovery
+from rig.camera.discovery import (
+    RECV_BUFFER,
+    REPLY_QUEUE_COST,
+    DiscoveryError,
+    DiscoveryResult,
+    run_discovery,
+)
 from rig.camera.sadp import SadpDevice
 
 log = logging.getLogger(__name__)
@@ -67,8 +73,9 @@ class Census:
     file's MACs) lets the first round end as soon as every one of them has answered: the batch
     waits on that round before any output moves, and strangers cannot be expected anyway; it
     also sizes that round's receive buffer for the bench and re-probes, by MAC, the units it
-    has not heard. ``drops`` counts the replies the kernel dropped over all rounds (with
-    ``drop_hint``): a unit missed that way is a full queue, not a unit gone.
+    has not heard; later rounds keep a buffer sized for the bench. ``drops`` counts the
+    replies the kernel dropped over all rounds (with ``drop_hint``): a unit missed that way is
+    a full queue, not a unit gone.
     """
 
     def __init__(self, *, bind: str | None = None, interface: str | None = None,
@@ -123,6 +130,11 @@ class Census:
                 extra: dict[str, object] = {}
                 if first and self._expect:
                     extra["expect"] = self._expect
+                elif self._expect:
+                    # Every round hears the whole bench in one burst: keep the buffer sized
+                    # for it (the first round's comes from ``expect``).
+                    extra["receive_buffer"] = max(RECV_BUFFER,
+                                                  len(self._expect) * REPLY_QUEUE_COST)
                 if self.interfaces is not None:
                     extra["interfaces"] = self.interfaces
                 first = False

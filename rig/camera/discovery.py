@@ -99,10 +99,12 @@ PARSE_CHUNK = 64
 #: and after the window has closed (what the queue of a large bench can still hold).
 DRAIN_MAX = 65536
 FINAL_DRAIN_MAX = 8192
-#: A re-probe waits until nothing has arrived for this long (the burst is over; if nothing
-#: has arrived at all, until the schedule's second probe: units may be slow to answer) ...
+#: A later probe waits until no reply has arrived for this long (the burst is over; if none
+#: has arrived at all, a re-probe waits for the schedule's second instant: units may be slow
+#: to answer), or a tenth of the window if shorter (the runner's census windows are 50 ms) ...
 QUIET_S = 0.1
-#: ... and a batch of addressed re-probes waits this long for its answers before the next.
+#: ... and a batch of addressed re-probes waits this long (or a fifth of the window) for its
+#: answers before the next.
 REPROBE_WAIT_S = 0.1
 #: Fewest addressed re-probes in one batch, however small the buffer.
 MIN_REPROBE_BATCH = 8
@@ -447,6 +449,7 @@ class _Window:
         self.probes_sent = 0
         self.reprobes = 0
         self.last_heard = 0.0
+        self.quiet_s, self.wait_s = QUIET_S, REPROBE_WAIT_S     # scaled to the window in run()
         #: Addressed re-probes (by MAC) until units are seen answering probes not meant for them.
         self.targeted = True
         self._reprobe_at = 0.0
@@ -466,7 +469,9 @@ class _Window:
         if self.collector.expect:
             del schedule[1:]   # the later rounds are re-probes by MAC (see _reprobe)
         self.last_heard = started
-        self._reprobe_at = started + QUIET_S
+        self.quiet_s = min(QUIET_S, window / 10)
+        self.wait_s = min(REPROBE_WAIT_S, window / 5)
+        self._reprobe_at = started + self.quiet_s
         self._passes = [started, *(started + window * frac
                                    for frac in PROBE_SCHEDULE[2:MAX_PROBES])]
         self._silent_until = started + window * PROBE_SCHEDULE[1]
@@ -486,7 +491,7 @@ class _Window:
                 self._parse(PARSE_CHUNK)
                 continue
             self._reprobe(now)
-            next_probe = max(schedule[0], self.last_heard + QUIET_S) if schedule else math.inf
+            next_probe = max(schedule[0], self.last_heard + self.quiet_s) if schedule else math.inf
             wake = min(deadline, next_probe, self._next_reprobe())
             readable, _, _ = select.select(self.sockets, [], [], max(0.0, wake - now))
             self._drain(readable)
@@ -496,7 +501,7 @@ class _Window:
 
     def _quiet(self, now: float) -> bool:
         """Nothing waits to be parsed and no reply arrived for QUIET_S: a burst is over."""
-        return not self.pending and now - self.last_heard >= QUIET_S
+        return not self.pending and now - self.last_heard >= self.quiet_s
 
     def _drain(self, sockets: Sequence[socket.socket], limit: int = DRAIN_MAX) -> None:
         """Move the datagrams queued on ``sockets`` into ``pending``, without parsing: all of
@@ -531,11 +536,11 @@ class _Window:
         if not self._queue:
             if not self._passes:
                 return math.inf
-            due = max(self._passes[0], self._reprobe_at, self.last_heard + QUIET_S)
+            due = max(self._passes[0], self._reprobe_at, self.last_heard + self.quiet_s)
             return due if self.collector.by_mac else max(due, self._silent_until)
         if self._batch_sent is not None and self._batch_sent[0] <= self.collector.by_mac.keys():
             return self.last_heard   # the whole batch answered: the next one at once
-        return max(self._reprobe_at, self.last_heard + QUIET_S)
+        return max(self._reprobe_at, self.last_heard + self.quiet_s)
 
     def _reprobe(self, now: float) -> None:
         """Once the burst is over (QUIET_S without a datagram) and the last batch had its
@@ -552,7 +557,7 @@ class _Window:
             if self._passes:
                 self._passes.pop(0)
                 self._send([build_probe(self.collector.probe_uuid)[1]])
-            self._reprobe_at = now + REPROBE_WAIT_S
+            self._reprobe_at = now + self.wait_s
             return
         if not self._queue:
             self._passes.pop(0)
@@ -566,7 +571,7 @@ class _Window:
         self.collector.reprobed.update(chosen)
         self.collector.mark = len(self.collector.heard_order)
         self._batch_sent = (frozenset(chosen), self.collector.repeats)
-        self._reprobe_at = now + REPROBE_WAIT_S
+        self._reprobe_at = now + self.wait_s
 
     def _check_targeting(self) -> None:
         """Units that answer a probe addressed to another MAC (firmware that ignores <MAC>,
