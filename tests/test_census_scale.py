@@ -24,7 +24,6 @@ from rig.camera import discovery
 from rig.camera.discovery import DiscoveryResult, run_discovery, size_receive_buffer
 from rig.sim.census_lab import CensusLab
 from rig.sim.netns import in_netns
-from rig.sim.sadp_crowd import CrowdUnit, SadpCrowd
 
 #: The namespace tests: root and iproute2 (as in tests/test_netsetup_netns.py).
 root_only = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
@@ -37,7 +36,9 @@ TOO_SMALL = 64 * 1024
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[CensusLab]:
-    with CensusLab(UNITS, profiles=("current", "legacy", "g5")) as census_lab:
+    # The crowd in a process of its own, as a bench's units are other machines: its burst
+    # then comes at its own pace, not at the pace the controller's GIL allows.
+    with CensusLab(UNITS, profiles=("current", "legacy", "g5"), process=True) as census_lab:
         yield census_lab
 
 
@@ -108,30 +109,15 @@ def test_rig_discover_expect_more_than_answer_exits_1_after_the_window(
     assert f"{UNITS} unit(s) found" in out
 
 
-class _IgnoresMac(SadpCrowd):
-    """Firmware that answers an inquiry whatever its <MAC> says (not known either way)."""
-
-    def _addressed(self, probe: object) -> list[CrowdUnit]:
-        return self.units
-
-
 @root_only
-def test_units_that_ignore_the_mac_are_not_flooded_with_addressed_reprobes(
-        lab: CensusLab) -> None:
-    assert lab.crowd is not None
-    lab.crowd.stop()
-    with in_netns(lab.crowd_ns):
-        ignoring = _IgnoresMac(lab.units, lab.units[0].address).start()
-    try:
-        result = census(lab, 2.0, expect=lab.macs, receive_buffer=TOO_SMALL)
-    finally:
-        ignoring.stop()
-        with in_netns(lab.crowd_ns):
-            lab.crowd = SadpCrowd(lab.units, lab.units[0].address).start()
+def test_units_that_ignore_the_mac_are_not_flooded_with_addressed_reprobes() -> None:
+    with CensusLab(UNITS, profiles=("current", "legacy", "g5"), process=True,
+                   ignores_mac=True) as ignoring:
+        result = census(ignoring, 2.0, expect=ignoring.macs, receive_buffer=TOO_SMALL)
     batch = max(discovery.MIN_REPROBE_BATCH, TOO_SMALL // discovery.REPLY_QUEUE_COST)
     # One addressed batch shows the units answer for others; then a plain inquiry per pass.
-    assert result.reprobes <= batch + discovery.MAX_PROBES
     assert result.drops and result.drops > 0
+    assert batch <= result.reprobes <= batch + discovery.MAX_PROBES
 
 
 class _FakeSocket:

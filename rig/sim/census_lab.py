@@ -43,10 +43,12 @@ class CensusLab:
     (or the context manager) removes both."""
 
     def __init__(self, count: int, *, profiles: Sequence[str] = ("current",),
-                 mac_block: int = 0x30, process: bool = False) -> None:
+                 mac_block: int = 0x30, process: bool = False,
+                 ignores_mac: bool = False) -> None:
         self.units: list[CrowdUnit] = crowd_units(count, network=str(CROWD_NET),
                                                   profiles=profiles, mac_block=mac_block)
         self.profiles, self.mac_block, self.process = tuple(profiles), mac_block, process
+        self.ignores_mac = ignores_mac
         self.lab: NetnsLab | None = None
         self.crowd: SadpCrowd | None = None
         self.child: subprocess.Popen[str] | None = None
@@ -85,7 +87,8 @@ class CensusLab:
             self._start_child()
         else:
             with in_netns(crowd):
-                self.crowd = SadpCrowd(self.units, self.units[0].address).start()
+                self.crowd = SadpCrowd(self.units, self.units[0].address,
+                                       ignores_mac=self.ignores_mac).start()
 
     def _start_child(self) -> None:
         """The crowd as ``python -m rig.sim.sadp_crowd`` in its namespace; returns once it
@@ -96,7 +99,8 @@ class CensusLab:
         argv = [sys.executable, "-m", "rig.sim.sadp_crowd", "--count", str(len(self.units)),
                 "--network", str(CROWD_NET), "--profiles", ",".join(self.profiles),
                 "--mac-block", str(self.mac_block),
-                "--interface-address", self.units[0].address]
+                "--interface-address", self.units[0].address,
+                *(["--ignores-mac"] if self.ignores_mac else [])]
         child = self.child = subprocess.Popen(exec_argv(self.crowd_ns, argv), text=True,
                                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                               env=env)

@@ -111,8 +111,11 @@ class SadpCrowd:
     """
 
     def __init__(self, units: Sequence[CrowdUnit], interface_address: str, *,
-                 group: str = GROUP, port: int = PORT) -> None:
+                 group: str = GROUP, port: int = PORT, ignores_mac: bool = False) -> None:
         self.units = list(units)
+        #: Answer every inquiry whatever its <MAC> says: firmware may (it is not known either
+        #: way, docs/hikvision-protocols.md §1.2), and discovery must not flood such a bench.
+        self.ignores_mac = ignores_mac
         self.by_mac = {unit.mac: unit for unit in self.units}
         self.interface_address, self.group, self.port = interface_address, group, port
         self.probes = 0
@@ -190,7 +193,7 @@ class SadpCrowd:
 
     def _addressed(self, probe: Probe) -> Sequence[CrowdUnit]:
         """The units a probe is for: all of them, or the one its ``<MAC>`` names."""
-        if not probe.mac:
+        if not probe.mac or self.ignores_mac:
             return self.units
         try:
             mac = normalize_mac(probe.mac)
@@ -233,10 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profiles", default="current")
     parser.add_argument("--mac-block", type=int, default=0x30)
     parser.add_argument("--interface-address", required=True)
+    parser.add_argument("--ignores-mac", action="store_true",
+                        help="answer inquiries addressed to other units' MACs too")
     args = parser.parse_args(argv)
     units = crowd_units(args.count, network=args.network, profiles=args.profiles.split(","),
                         mac_block=args.mac_block)
-    crowd = SadpCrowd(units, args.interface_address).start()
+    crowd = SadpCrowd(units, args.interface_address, ignores_mac=args.ignores_mac).start()
     try:
         print("ready", flush=True)
         sys.stdin.read()
