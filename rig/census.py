@@ -20,7 +20,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from rig.camera.discovery import DiscoveryError, DiscoveryResult, run_discovery
+from rig.camera.discovery import (
+    RECV_BUFFER,
+    REPLY_QUEUE_COST,
+    DiscoveryError,
+    DiscoveryResult,
+    run_discovery,
+)
 from rig.camera.sadp import SadpDevice
 
 log = logging.getLogger(__name__)
@@ -65,7 +71,11 @@ class Census:
     (a VLAN bench's ``eth0.<vid>``) and records which units answered on which. The thread
     belongs to the network namespace of whoever calls ``start()``. ``expect`` (the bench
     file's MACs) lets the first round end as soon as every one of them has answered: the batch
-    waits on that round before any output moves, and strangers cannot be expected anyway.
+    waits on that round before any output moves, and strangers cannot be expected anyway; it
+    also sizes that round's receive buffer for the bench and re-probes, by MAC, the units it
+    has not heard; later rounds keep a buffer sized for the bench. ``drops`` counts the
+    replies the kernel dropped over all rounds (with ``drop_hint``): a unit missed that way is
+    a full queue, not a unit gone.
     """
 
     def __init__(self, *, bind: str | None = None, interface: str | None = None,
@@ -87,6 +97,10 @@ class Census:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
+        #: Replies the kernel dropped over all rounds (full receive queues), and what to do
+        #: about it (the last round's hint): a unit missed that way is not a unit gone.
+        self.drops = 0
+        self.drop_hint: str | None = None
 
     # --- life -------------------------------------------------------------------------------------
 
@@ -116,33 +130,46 @@ class Census:
                 extra: dict[str, object] = {}
                 if first and self._expect:
                     extra["expect"] = self._expect
+                elif self._expect:
+                    # Every round hears the whole bench in one burst: keep the buffer sized
+                    # for it (the first round's comes from ``expect``).
+                    extra["receive_buffer"] = max(RECV_BUFFER,
+                                                  len(self._expect) * REPLY_QUEUE_COST)
                 if self.interfaces is not None:
                     extra["interfaces"] = self.interfaces
                 first = False
                 result = self._probe(timeout=self.window, bind=self.bind,
                                      interface=self.interface, **extra)
-                macs = frozenset(d.mac for d in result.devices)
-                heard: Mapping[str, tuple[str, ...]] = getattr(result, "heard_on", None) or {}
-                by_interface: dict[str, set[str]] = {}
-                for mac, tags in heard.items():
-                    for tag in tags:
-                        by_interface.setdefault(tag, set()).add(mac)
-                ended = self._clock()
-                with self._cond:
-                    for device in result.devices:
-                        tags = tuple(heard.get(device.mac, ()))
-                        self._table[device.mac] = Sighting(device, started,
-                                                           tags[0] if tags else None, tags)
-                    self._rounds.append(_Round(started, ended, macs, {
-                        tag: frozenset(found) for tag, found in by_interface.items()}))
-                    del self._rounds[:-64]
-                    self._cond.notify_all()
+                self._record(result, started)
             except (DiscoveryError, OSError) as exc:
                 message = f"SADP census failed: {exc}"
                 if not self.errors or self.errors[-1] != message:
                     log.error("%s", message)
                     self.errors.append(message)
             self._stop.wait(max(self.interval - (self._clock() - started), 0.0))
+
+    def _record(self, result: DiscoveryResult, started: float) -> None:
+        """File one round's replies in the table and the round list; count its drops."""
+        macs = frozenset(d.mac for d in result.devices)
+        heard: Mapping[str, tuple[str, ...]] = getattr(result, "heard_on", None) or {}
+        by_interface: dict[str, set[str]] = {}
+        for mac, tags in heard.items():
+            for tag in tags:
+                by_interface.setdefault(tag, set()).add(mac)
+        ended = self._clock()
+        drops = getattr(result, "drops", 0) or 0
+        with self._cond:
+            if drops:
+                self.drops += drops
+                self.drop_hint = result.drop_hint
+            for device in result.devices:
+                tags = tuple(heard.get(device.mac, ()))
+                self._table[device.mac] = Sighting(device, started,
+                                                   tags[0] if tags else None, tags)
+            self._rounds.append(_Round(started, ended, macs, {
+                tag: frozenset(found) for tag, found in by_interface.items()}))
+            del self._rounds[:-64]
+            self._cond.notify_all()
 
     # --- questions --------------------------------------------------------------------------------
 

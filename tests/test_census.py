@@ -6,6 +6,7 @@ import threading
 import time
 from types import SimpleNamespace
 
+from rig.camera.discovery import RECV_BUFFER
 from rig.camera.sadp import SadpDevice
 from rig.census import Census
 
@@ -88,3 +89,6 @@ def test_only_the_first_round_may_end_early_on_the_expected_units():
         assert census.rounds_after(0.0, 3, 2.0) is not None
     assert seen[0]["expect"] == (A, B)
     assert all("expect" not in kwargs for kwargs in seen[1:])
+    # ... but every round's receive buffer stays sized for the bench's burst.
+    assert "receive_buffer" not in seen[0]
+    assert all(kwargs["receive_buffer"] >= RECV_BUFFER for kwargs in seen[1:])

@@ -8,7 +8,16 @@ Why it looks the way it does (docs/hikvision-protocols.md §1.1):
 * ``IP_MULTICAST_ALL`` is switched off so a group socket only hears the group it joined on its own
   interface, not every group any socket on the host joined.
 * UDP loses packets, so the probe is sent up to three times inside the window; replies are then
-  de-duplicated by MAC.
+  de-duplicated by MAC. When the caller names the units it expects (``expect=``), the later
+  probes are re-probes addressed by ``<MAC>`` to the expected units not heard yet, in batches the
+  receive buffer can hold, so a large bench does not answer in full again (units that ignore the
+  ``<MAC>`` are noticed, and then get the plain inquiry again).
+* A large bench answers one probe in one burst (5 000 units: ~6 MB of replies within
+  milliseconds). The receive buffers are sized for the expected number of units (up to
+  net.core.rmem_max; beyond it with SO_RCVBUFFORCE when the process has CAP_NET_ADMIN), every
+  queued datagram is read before any is parsed (parsing is the slow part, and the kernel drops
+  what does not fit while we parse), and the kernel's drop counter of each socket (SO_MEMINFO)
+  is reported with how to raise the limit: a loss is then a number, never a silent gap.
 * Everything received is untrusted: replies to other clients (foreign Uuid), truncated or hostile
   XML and oversized datagrams are skipped and recorded, never raised.
 * A VLAN bench gives every ``eth0.<vid>`` the same address (192.168.1.2/24), so an interface
@@ -39,6 +48,7 @@ import socket
 import struct
 import sys
 import time
+from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -70,12 +80,36 @@ IFF_UP = 0x1
 MAX_PROBES = 3
 #: When, as fractions of the window, the probes go out.
 PROBE_SCHEDULE = (0.0, 0.2, 0.45)
-#: Receive buffer: big enough for a bench of cameras answering three probes both ways at once.
+#: Smallest receive queue asked for (bytes the kernel may hold): a bench of cameras answering
+#: three probes both ways at once.
 RECV_BUFFER = 1 << 20
+#: Bytes of receive queue one ProbeMatch takes: the kernel charges a datagram's truesize, 2 304
+#: bytes for a 1.3 KB reply on loopback (SO_MEMINFO), with room for larger replies and drivers.
+REPLY_QUEUE_COST = 4096
+#: Linux socket options missing from older ``socket`` modules: SO_RCVBUFFORCE (CAP_NET_ADMIN
+#: goes past net.core.rmem_max) and SO_MEMINFO (the socket's counters; index 8 is its drops).
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+SO_MEMINFO = 55
+SK_MEMINFO_VARS = 9
+SK_MEMINFO_DROPS = 8
+RMEM_MAX = "/proc/sys/net/core/rmem_max"
+#: Datagrams parsed between two drains of the sockets: ~7 ms of parsing, never more unread.
+PARSE_CHUNK = 64
+#: Most datagrams read from one socket in one drain (more than any queue rig asks for holds),
+#: and after the window has closed (what the queue of a large bench can still hold).
+DRAIN_MAX = 65536
+FINAL_DRAIN_MAX = 8192
+#: A later probe waits until no reply has arrived for this long (the burst is over; if none
+#: has arrived at all, a re-probe waits for the schedule's second instant: units may be slow
+#: to answer), or a tenth of the window if shorter (the runner's census windows are 50 ms) ...
+QUIET_S = 0.1
+#: ... and a batch of addressed re-probes waits this long (or a fifth of the window) for its
+#: answers before the next.
+REPROBE_WAIT_S = 0.1
+#: Fewest addressed re-probes in one batch, however small the buffer.
+MIN_REPROBE_BATCH = 8
 #: Read whole datagrams (the largest UDP payload) so an oversized one is seen at its real size.
 READ_SIZE = 65536
-#: After the deadline, read at most this many datagrams already queued before giving up.
-DRAIN_LIMIT = 256
 MULTICAST_TTL = 2
 
 
@@ -136,6 +170,33 @@ class DiscoveryResult:
     #: MAC → the interfaces (``Interface.tag``) its replies arrived on, first heard first. More
     #: than one means the unit is reachable from several of them: not one VLAN per slot.
     heard_on: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Datagrams the kernel dropped on our sockets during the window (their receive queues were
+    #: full), None where the kernel cannot say. Non-zero means units may be missing.
+    drops: int | None = 0
+    #: Probe datagrams sent after the first: addressed re-probes for expected units not heard,
+    #: or the plain inquiry again. Included in ``probes_sent``.
+    reprobes: int = 0
+    #: Receive queue granted by the kernel (bytes, the smallest of our sockets) and asked for.
+    receive_buffer: int = 0
+    receive_buffer_wanted: int = 0
+
+    @property
+    def drop_hint(self) -> str | None:
+        """What the drops mean and how to prevent them, or None when nothing was dropped."""
+        if not self.drops:
+            return None
+        said = (f"{self.drops} SADP datagram(s) dropped by the kernel: the receive buffer "
+                f"({self.receive_buffer} bytes) overflowed in the burst of replies, so units "
+                f"may be missing. ")
+        if self.receive_buffer < self.receive_buffer_wanted:
+            return said + (f"rig asked for {self.receive_buffer_wanted} bytes and the kernel "
+                           f"capped it at net.core.rmem_max: raise the limit with `sysctl -w "
+                           f"net.core.rmem_max={self.receive_buffer_wanted}` (keep it in "
+                           f"/etc/sysctl.d/), or give rig CAP_NET_ADMIN to go past it")
+        return said + (f"Say how many units to expect (--expect N) so that rig sizes the "
+                       f"buffer for them ({REPLY_QUEUE_COST} bytes each); past "
+                       f"net.core.rmem_max that needs `sysctl -w net.core.rmem_max=BYTES` or "
+                       f"CAP_NET_ADMIN")
 
     @property
     def interface_of(self) -> dict[str, str]:
@@ -158,6 +219,11 @@ class DiscoveryResult:
             "probes_sent": self.probes_sent,
             "send_errors": list(self.send_errors),
             "heard_on": {mac: list(tags) for mac, tags in self.heard_on.items()},
+            "drops": self.drops,
+            "drop_hint": self.drop_hint,
+            "reprobes": self.reprobes,
+            "receive_buffer": self.receive_buffer,
+            "receive_buffer_wanted": self.receive_buffer_wanted,
         }
 
 
@@ -177,8 +243,9 @@ def discover(timeout: float = 3.0, *, interface: str | None = None, bind: str | 
 def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: str | None = None,
                   probe_uuid: str | None = None, group: str = GROUP,
                   port: int = PORT, expect: Collection[str] = (),
-                  interfaces: Sequence[str] | None = None) -> DiscoveryResult:
-    """Discovery with its diagnostics: skipped datagrams, interfaces used, send errors.
+                  interfaces: Sequence[str] | None = None, expect_count: int | None = None,
+                  receive_buffer: int | None = None) -> DiscoveryResult:
+    """Discovery with its diagnostics: skipped datagrams, interfaces used, send errors, drops.
 
     Where to probe is at most one of ``bind``, ``interface`` and ``interfaces`` (see
     ``location``). ``interfaces`` probes each named interface in the same window; ``heard_on``
@@ -190,30 +257,44 @@ def run_discovery(timeout: float = 3.0, *, interface: str | None = None, bind: s
     when given by name, and are skipped in the every-interface scan. ``group`` and ``port``
     exist for simulators and tests that must stay off the real SADP port.
     ``expect`` (MACs) ends the window early once every one of them has replied: a caller that
-    knows its units need not wait out the window for strangers (the window stays the bound).
-    Never takes longer than ``timeout`` plus a few milliseconds of socket set-up and tear-down.
+    knows its units need not wait out the window for strangers (the window stays the bound);
+    the ones not heard are re-probed by MAC. ``expect_count`` ends it once that many units
+    have replied (``rig discover --expect N``). Both size the receive buffers for the burst;
+    ``receive_buffer`` (bytes of queue) overrides that size, for tests of a buffer too small.
+    Never takes longer than ``timeout`` plus socket set-up and tear-down and the parsing of
+    replies already received when the window closed (~0.1 ms each).
     """
     started = time.monotonic()
     where = location(bind=bind, interface=interface, interfaces=interfaces)
     _check_timeout(timeout)
+    if expect_count is not None and expect_count < 1:
+        raise DiscoveryError(f"expect_count must be at least 1, not {expect_count}")
     chosen = where.chosen()
     probe_uuid, probe = build_probe(probe_uuid)
+    collector = _Collector(probe_uuid, expect, expect_count)
+    wanted = receive_buffer or max(RECV_BUFFER, collector.units_expected() * REPLY_QUEUE_COST)
     sockets: list[socket.socket] = []
     try:
         senders, tags = _open_all(chosen, where.explicit, group, port, sockets)
-        collector = _Collector(probe_uuid, expect)
-        send_errors: list[str] = []
-        probes_sent = _collect(sockets, senders, probe, (group, port), started,
-                               started + timeout, collector, send_errors, tags)
+        granted = min(size_receive_buffer(sock, wanted) for sock in sockets)
+        window = _Window(sockets, senders, tags, collector, (group, port),
+                         max(MIN_REPROBE_BATCH, granted // REPLY_QUEUE_COST))
+        window.run(probe, started, started + timeout)
+        drops = _total_drops(sockets)
     finally:
         for sock in sockets:
             sock.close()
+    if drops:
+        log.warning("SADP discovery: %d datagram(s) dropped by the kernel (receive buffer %d "
+                    "bytes, %d wanted); raise net.core.rmem_max", drops, granted, wanted)
     return DiscoveryResult(
         devices=collector.sorted_devices(), skipped=tuple(collector.skipped),
         interfaces=tuple(iface for iface, _ in senders), probe_uuid=probe_uuid,
-        timeout=float(timeout), elapsed=time.monotonic() - started, probes_sent=probes_sent,
-        send_errors=tuple(send_errors),
-        heard_on={mac: tuple(names) for mac, names in collector.heard_on.items()})
+        timeout=float(timeout), elapsed=time.monotonic() - started,
+        probes_sent=window.probes_sent, send_errors=tuple(window.send_errors),
+        heard_on={mac: tuple(names) for mac, names in collector.heard_on.items()},
+        drops=drops, reprobes=window.reprobes, receive_buffer=granted,
+        receive_buffer_wanted=wanted)
 
 
 def _check_timeout(timeout: float) -> None:
@@ -323,34 +404,6 @@ def _open_all(chosen: Sequence[Interface], explicit: bool, group: str, port: int
     return senders, tags
 
 
-def _collect(sockets: Sequence[socket.socket],
-             senders: Sequence[tuple[Interface, socket.socket]], probe: bytes,
-             target: tuple[str, int], started: float, deadline: float,
-             collector: _Collector, send_errors: list[str],
-             tags: Mapping[socket.socket, str]) -> int:
-    """Send the probes on schedule and read replies until the deadline. Returns probes sent."""
-    window = deadline - started
-    schedule = [started + window * frac for frac in PROBE_SCHEDULE[:MAX_PROBES]]
-    sent = 0
-    while True:
-        now = time.monotonic()
-        sent += send_due(schedule, now, senders, probe, target, send_errors)
-        if now >= deadline or collector.complete():
-            break
-        wake = min([deadline, *schedule[:1]])
-        readable, _, _ = select.select(sockets, [], [], max(0.0, wake - now))
-        for sock in readable:
-            _read_one(sock, collector, tags.get(sock))
-    # Replies already queued when the window closed still count; read them without waiting.
-    for _ in range(DRAIN_LIMIT):
-        readable, _, _ = select.select(sockets, [], [], 0)
-        if not readable:
-            break
-        for sock in readable:
-            _read_one(sock, collector, tags.get(sock))
-    return sent
-
-
 def send_due(schedule: list[float], now: float,
              senders: Sequence[tuple[Interface, socket.socket]], datagram: bytes,
              target: tuple[str, int], errors: list[str], what: str = "probe") -> int:
@@ -371,55 +424,257 @@ def send_due(schedule: list[float], now: float,
     return sent
 
 
-def _read_one(sock: socket.socket, collector: _Collector, tag: str | None) -> None:
-    try:
-        data, (host, sport) = sock.recvfrom(READ_SIZE)
-    except BlockingIOError:
-        return
-    except OSError as exc:
-        # e.g. ECONNREFUSED surfacing from an ICMP error after a unicast send.
-        log.debug("SADP discovery: receive error ignored (%s)", exc)
-        return
-    collector.add(data, host, sport, tag)
+#: One received datagram waiting to be parsed: payload, source host, source port, interface tag.
+_Datagram = tuple[bytes, str, int, str | None]
+
+
+class _Window:
+    """One discovery window: probes out on schedule, every queued datagram read before any is
+    parsed, and re-probes for the expected units not heard yet.
+
+    Why drain first: a burst of thousands of replies arrives in milliseconds and parsing one
+    takes ~0.1 ms, so a reader that parses as it reads leaves the kernel queue filling while it
+    parses. Here the sockets are emptied into ``pending`` (a cheap copy), then at most
+    PARSE_CHUNK are parsed before the sockets are emptied again.
+    """
+
+    def __init__(self, sockets: Sequence[socket.socket],
+                 senders: Sequence[tuple[Interface, socket.socket]],
+                 tags: Mapping[socket.socket, str], collector: _Collector,
+                 target: tuple[str, int], batch: int) -> None:
+        self.sockets, self.senders, self.tags = sockets, senders, tags
+        self.collector, self.target, self.batch = collector, target, batch
+        self.pending: deque[_Datagram] = deque()
+        self.send_errors: list[str] = []
+        self.probes_sent = 0
+        self.reprobes = 0
+        self.last_heard = 0.0
+        self.quiet_s, self.wait_s = QUIET_S, REPROBE_WAIT_S     # scaled to the window in run()
+        #: Addressed re-probes (by MAC) until units are seen answering probes not meant for them.
+        self.targeted = True
+        self._reprobe_at = 0.0
+        #: When each re-probe pass may start: one per later probe of the schedule, the first
+        #: as soon as the first burst is over, the next at the schedule's last instant.
+        self._passes: list[float] = []
+        self._silent_until = 0.0
+        #: The current pass's MACs still to be re-probed, in order.
+        self._queue: deque[str] = deque()
+        self._batch_sent: tuple[frozenset[str], int] | None = None
+
+    def run(self, probe: bytes, started: float, deadline: float) -> None:
+        """Probe, collect until ``deadline`` or until the collector is complete, then parse
+        what was already received."""
+        window = deadline - started
+        schedule = [started + window * frac for frac in PROBE_SCHEDULE[:MAX_PROBES]]
+        if self.collector.expect:
+            del schedule[1:]   # the later rounds are re-probes by MAC (see _reprobe)
+        self.last_heard = started
+        self.quiet_s = min(QUIET_S, window / 10)
+        self.wait_s = min(REPROBE_WAIT_S, window / 5)
+        self._reprobe_at = started + self.quiet_s
+        self._passes = [started, *(started + window * frac
+                                   for frac in PROBE_SCHEDULE[2:MAX_PROBES])]
+        self._silent_until = started + window * PROBE_SCHEDULE[1]
+        while True:
+            now = time.monotonic()
+            if not self.probes_sent or self._quiet(now):
+                # A later probe waits for the burst to end: sent into it, it only makes the
+                # whole bench answer again while its first answers are still being read.
+                sent = send_due(schedule, now, self.senders, probe, self.target,
+                                self.send_errors)
+                self.reprobes += sent if self.probes_sent else 0
+                self.probes_sent += sent
+            if now >= deadline or self.collector.complete():
+                break
+            if self.pending:
+                self._drain(self.sockets)
+                self._parse(PARSE_CHUNK)
+                continue
+            self._reprobe(now)
+            next_probe = max(schedule[0], self.last_heard + self.quiet_s) if schedule else math.inf
+            wake = min(deadline, next_probe, self._next_reprobe())
+            readable, _, _ = select.select(self.sockets, [], [], max(0.0, wake - now))
+            self._drain(readable)
+        # Replies already queued when the window closed still count.
+        self._drain(self.sockets, FINAL_DRAIN_MAX)
+        self._parse(len(self.pending))
+
+    def _quiet(self, now: float) -> bool:
+        """Nothing waits to be parsed and no reply arrived for QUIET_S: a burst is over."""
+        return not self.pending and now - self.last_heard >= self.quiet_s
+
+    def _drain(self, sockets: Sequence[socket.socket], limit: int = DRAIN_MAX) -> None:
+        """Move the datagrams queued on ``sockets`` into ``pending``, without parsing: all of
+        them, up to ``limit`` a socket (a sender faster than we read cannot keep us here)."""
+        for sock in sockets:
+            tag = self.tags.get(sock)
+            for _ in range(limit):
+                try:
+                    data, (host, sport) = sock.recvfrom(READ_SIZE)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    # e.g. ECONNREFUSED from an ICMP error after a unicast send; reported once.
+                    log.debug("SADP discovery: receive error ignored (%s)", exc)
+                    continue
+                self.pending.append((data, host, sport, tag))
+
+    def _parse(self, count: int) -> None:
+        """Parse up to ``count`` pending datagrams. Only a reply to our probe moves
+        ``last_heard``: other clients' traffic on the group must not hold our probes back."""
+        replied = False
+        for _ in range(min(count, len(self.pending))):
+            replied = self.collector.add(*self.pending.popleft()) or replied
+        if replied:
+            self.last_heard = time.monotonic()
+
+    def _next_reprobe(self) -> float:
+        """When a re-probe may be due (infinity when none can be: nothing is expected, all of
+        it was heard, or every pass is spent)."""
+        if not self.collector.expect or self.collector.complete():
+            return math.inf
+        if not self._queue:
+            if not self._passes:
+                return math.inf
+            due = max(self._passes[0], self._reprobe_at, self.last_heard + self.quiet_s)
+            return due if self.collector.by_mac else max(due, self._silent_until)
+        if self._batch_sent is not None and self._batch_sent[0] <= self.collector.by_mac.keys():
+            return self.last_heard   # the whole batch answered: the next one at once
+        return max(self._reprobe_at, self.last_heard + self.quiet_s)
+
+    def _reprobe(self, now: float) -> None:
+        """Once the burst is over (QUIET_S without a datagram) and the last batch had its
+        chance, probe again for the expected units not heard: a batch of probes addressed by
+        MAC, no larger than the receive buffer holds, or a plain inquiry where units were seen
+        to answer probes addressed to others. Each unit is re-probed at most once per pass,
+        and there are as many passes as later probes in PROBE_SCHEDULE, so a bench whose units
+        are away is not flooded."""
+        if now < self._next_reprobe():
+            return
+        self._check_targeting()
+        if not self.targeted:
+            self._queue.clear()
+            if self._passes:
+                self._passes.pop(0)
+                self._send([build_probe(self.collector.probe_uuid)[1]])
+            self._reprobe_at = now + self.wait_s
+            return
+        if not self._queue:
+            self._passes.pop(0)
+            self._queue.extend(self.collector.missing())
+        chosen: list[str] = []
+        while self._queue and len(chosen) < self.batch:
+            mac = self._queue.popleft()
+            if mac not in self.collector.by_mac:
+                chosen.append(mac)
+        self._send([build_probe(self.collector.probe_uuid, mac=mac)[1] for mac in chosen])
+        self.collector.reprobed.update(chosen)
+        self.collector.mark = len(self.collector.heard_order)
+        self._batch_sent = (frozenset(chosen), self.collector.repeats)
+        self._reprobe_at = now + self.wait_s
+
+    def _check_targeting(self) -> None:
+        """Units that answer a probe addressed to another MAC (firmware that ignores <MAC>,
+        docs/hikvision-protocols.md §1.2) would turn each addressed re-probe into a full
+        burst: after a batch drew repeats from units heard before (a batch only asks units
+        not heard yet, and the first burst is over), re-probe with the plain inquiry instead.
+        Repeats, not all answers: with a full buffer most of such a burst is dropped, but what
+        does arrive is nearly all repeats."""
+        if self._batch_sent is None or not self.targeted:
+            return
+        _, repeats_before = self._batch_sent
+        if self.collector.repeats - repeats_before > MIN_REPROBE_BATCH:
+            log.warning("SADP discovery: units answered probes addressed to other MACs; "
+                        "re-probing with the plain inquiry")
+            self.targeted = False
+
+    def _send(self, datagrams: Sequence[bytes]) -> None:
+        for datagram in datagrams:
+            sent = send_due([0.0], 0.0, self.senders, datagram, self.target, self.send_errors,
+                            what="re-probe")
+            self.probes_sent += sent
+            self.reprobes += sent
 
 
 class _Collector:
     """Accepts datagrams, keeps the replies to our probe, remembers what it skipped and why."""
 
-    def __init__(self, probe_uuid: str, expect: Collection[str] = ()) -> None:
+    def __init__(self, probe_uuid: str, expect: Collection[str] = (),
+                 expect_count: int | None = None) -> None:
         self.probe_uuid = probe_uuid.upper()
         self.by_mac: dict[str, SadpDevice] = {}
         self.skipped: list[Skipped] = []
         self.heard_on: dict[str, list[str]] = {}
         self.expect = frozenset(normalize_mac(m) for m in expect)
+        self._expect_order = sorted(self.expect)
+        self.expect_count = expect_count
+        #: Replies to our probe from units heard before ``mark`` (a count of units heard) and
+        #: not re-probed since: how addressed re-probes are judged. A unit answering both ways
+        #: repeats itself at once, so only units heard before a batch was sent count.
+        self.repeats = 0
+        self.mark = 0
+        self.reprobed: set[str] = set()
+        self.heard_order: dict[str, int] = {}
+        #: (datagram, source host, interface tag) → MAC of every reply taken.
+        self._taken: dict[tuple[bytes, str, str | None], str] = {}
+
+    def units_expected(self) -> int:
+        """How many units the caller said will answer (0: it did not say)."""
+        return max(len(self.expect), self.expect_count or 0)
 
     def complete(self) -> bool:
-        """Every expected unit has replied (never true when nothing is expected)."""
-        return bool(self.expect) and self.expect <= self.by_mac.keys()
+        """Every expected unit has replied and at least ``expect_count`` units have (never true
+        when nothing is expected)."""
+        if not self.expect and self.expect_count is None:
+            return False
+        if self.expect_count is not None and len(self.by_mac) < self.expect_count:
+            return False
+        return not self.expect or self.expect <= self.by_mac.keys()
 
-    def add(self, data: bytes, host: str, sport: int, tag: str | None = None) -> None:
+    def missing(self) -> list[str]:
+        """The expected MACs not heard yet, in a stable order."""
+        return [mac for mac in self._expect_order if mac not in self.by_mac]
+
+    def add(self, data: bytes, host: str, sport: int, tag: str | None = None) -> bool:
+        """Take one datagram; True if it is a reply to our probe. A reply already taken, byte
+        for byte from the same host on the same interface (the second reply style, a second
+        probe's burst), is not parsed again: at thousands of units parsing is the cost."""
+        mac = self._taken.get((data, host, tag))
+        if mac is not None:
+            self._count_repeat(mac)
+            return True
         source = f"{host}:{sport}"
         if len(data) > MAX_DATAGRAM:
             self._skip(source, f"{len(data)}-byte datagram is larger than {MAX_DATAGRAM} bytes")
-            return
+            return False
         try:
             device = parse_probe_match(data, source=host)
         except SadpError as exc:
             if _is_probe(data):
                 # Our own looped-back probe, or another SADP client's: not a reply at all.
                 log.debug("SADP discovery: probe from %s ignored", source)
-                return
+                return False
             self._skip(source, str(exc))
-            return
+            return False
         if device.uuid != self.probe_uuid:
             self._skip(source, f"reply to another probe (Uuid {device.uuid})")
-            return
+            return False
+        self._taken[(data, host, tag)] = device.mac
         known = self.by_mac.get(device.mac)
+        if known is not None:
+            self._count_repeat(device.mac)
+        else:
+            self.heard_order[device.mac] = len(self.heard_order)
         if known is None or len(device.raw) > len(known.raw):
             self.by_mac[device.mac] = device
         heard = self.heard_on.setdefault(device.mac, [])
         if tag is not None and tag not in heard:
             heard.append(tag)
+        return True
+
+    def _count_repeat(self, mac: str) -> None:
+        if mac not in self.reprobed and self.heard_order[mac] < self.mark:
+            self.repeats += 1
 
     def _skip(self, source: str, reason: str) -> None:
         log.debug("SADP discovery: skipped datagram from %s: %s", source, reason)
@@ -446,6 +701,60 @@ def _is_probe(data: bytes) -> bool:
 
 
 # --- sockets ---------------------------------------------------------------------------------
+
+
+def size_receive_buffer(sock: socket.socket, queue_bytes: int) -> int:
+    """Ask for a receive queue of ``queue_bytes`` and return what the kernel granted.
+
+    The kernel doubles the value given (the other half pays for its bookkeeping) and, for
+    SO_RCVBUF, caps it at net.core.rmem_max. With CAP_NET_ADMIN, SO_RCVBUFFORCE ignores that
+    cap, so a privileged rig gets the queue a large bench's burst needs whatever the sysctl.
+    The granted size is read back: it is what decides how many replies fit.
+    """
+    value = max(1, queue_bytes // 2)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, value)
+    except OSError:   # EPERM without CAP_NET_ADMIN: as much as the limit allows
+        limit = rmem_max()
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                            min(value, limit) if limit else value)
+        except OSError as exc:
+            log.debug("SADP discovery: SO_RCVBUF refused (%s)", exc)
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+
+def rmem_max() -> int | None:
+    """net.core.rmem_max, the most SO_RCVBUF may ask for unprivileged (None if unreadable)."""
+    try:
+        with open(RMEM_MAX, encoding="ascii") as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def socket_drops(sock: socket.socket) -> int | None:
+    """Datagrams the kernel dropped for this socket since it was opened (SO_MEMINFO's drop
+    counter: a full receive queue, mostly), None where the option is missing.
+
+    SO_MEMINFO, not SO_RXQ_OVFL: the latter only rides on a datagram that was queued after
+    the drop, so drops at the tail of a burst would never be reported.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 4 * SK_MEMINFO_VARS)
+    except OSError:
+        return None
+    if len(raw) < 4 * (SK_MEMINFO_DROPS + 1):
+        return None
+    return int(struct.unpack_from("I", raw, 4 * SK_MEMINFO_DROPS)[0])
+
+
+def _total_drops(sockets: Sequence[socket.socket]) -> int | None:
+    counts = [socket_drops(sock) for sock in sockets]
+    known = [c for c in counts if c is not None]
+    return sum(known) if known else None
 
 
 def open_group_socket(interface_address: str, group: str = GROUP, port: int = PORT, *,
@@ -552,8 +861,9 @@ def _bind_sender(send_sock: socket.socket, address: str) -> None:
 
 def _prepare_sender(send_sock: socket.socket, iface: Interface, group: str,
                     pinned: bool) -> None:
-    """Non-blocking, a big receive buffer, and multicast out of this interface only (by index
-    when pinned, else by address)."""
+    """Non-blocking, a big receive buffer (run_discovery sizes it again for the units it
+    expects), and multicast out of this interface only (by index when pinned, else by
+    address)."""
     address = iface.address
     try:
         send_sock.setblocking(False)

@@ -50,14 +50,18 @@ def normalize_uuid(text: str) -> str:
         raise SadpError(f"not a Uuid: {text!r}") from exc
 
 
-def build_probe(probe_uuid: str | None = None, types: str = "inquiry") -> tuple[str, bytes]:
+def build_probe(probe_uuid: str | None = None, types: str = "inquiry",
+                mac: str | None = None) -> tuple[str, bytes]:
     """An inquiry Probe exactly as the vendor-compatible tools send it (one line, no NUL).
 
-    Returns the Uuid (uppercase) and the datagram.
+    ``mac`` adds the optional ``<MAC>`` element (docs/hikvision-protocols.md §1.2): a re-probe
+    aimed at one unit the caller expects, so that the rest of a large bench need not answer
+    again. Returns the Uuid (uppercase) and the datagram.
     """
     probe_uuid = normalize_uuid(probe_uuid) if probe_uuid else str(uuidlib.uuid4()).upper()
+    target = f"<MAC>{normalize_mac(mac).replace(':', '-')}</MAC>" if mac is not None else ""
     body = (f'<?xml version="1.0" encoding="utf-8"?><Probe><Uuid>{probe_uuid}</Uuid>'
-            f"<Types>{types}</Types></Probe>")
+            f"<Types>{types}</Types>{target}</Probe>")
     return probe_uuid, body.encode("utf-8")
 
 

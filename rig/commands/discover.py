@@ -19,8 +19,13 @@ activated and whether it is in its login lock. Cameras answer whatever their IP 
 also finds units on 192.168.1.64 that the bench cannot reach over HTTP yet."""
 
 EPILOG = """\
-exit status: 0 when at least one unit answered, 1 when none did, 2 for a usage or
-configuration error (unknown interface, address not on this host, bad timeout)."""
+A large bench answers in one burst: --expect N sizes the receive buffer for N units and returns
+as soon as N have answered. Replies the kernel dropped are counted and reported, with how to
+raise the limit (net.core.rmem_max).
+
+exit status: 0 when at least one unit answered (with --expect N: at least N), 1 when none did
+(fewer than N), 2 for a usage or configuration error (unknown interface, address not on this
+host, bad timeout)."""
 
 COLUMNS = ("MAC", "SERIAL", "MODEL", "IPV4", "HTTP", "FIRMWARE", "ACTIVATED", "LOCK")
 
@@ -41,9 +46,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "for the simulated bench)")
     parser.add_argument("--timeout", "-t", type=float, default=3.0, metavar="S",
                         help="seconds to listen for replies (default: %(default)s)")
+    parser.add_argument("--expect", type=_positive_int, metavar="N",
+                        help="the bench has N units: size the receive buffer for their burst "
+                             "and return as soon as N have answered (the timeout stays the "
+                             "bound)")
     parser.add_argument("--json", action="store_true",
-                        help="print one JSON document (devices, skipped replies, interfaces)")
+                        help="print one JSON document (devices, skipped replies, interfaces, "
+                             "kernel drops, re-probes)")
     parser.set_defaults(func=run)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         names = args.interface or []
         result = run_discovery(args.timeout, bind=args.bind,
                                interface=names[0] if len(names) == 1 else None,
-                               interfaces=names if len(names) > 1 else None)
+                               interfaces=names if len(names) > 1 else None,
+                               expect_count=args.expect)
     except DiscoveryError as exc:
         print(f"rig discover: error: {exc}", file=sys.stderr)
         return 2
@@ -63,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(result))
         for message in result.send_errors:
             print(f"rig discover: warning: {message}", file=sys.stderr)
-    return 0 if result.devices else 1
+        if result.drop_hint:
+            print(f"rig discover: warning: {result.drop_hint}", file=sys.stderr)
+    return 0 if len(result.devices) >= (args.expect or 1) else 1
 
 
 def format_table(result: DiscoveryResult) -> str:
@@ -79,6 +102,8 @@ def format_table(result: DiscoveryResult) -> str:
                                                                      strict=True)).rstrip()
                   for row in rows]
     lines.append(f"{len(result.devices)} unit(s) found in {result.elapsed:.1f} s")
+    if result.drops:
+        lines.append(f"{result.drops} datagram(s) dropped by the kernel (see the warning)")
     if result.skipped:
         lines.append(f"{len(result.skipped)} datagram(s) skipped (see --json for why)")
     return "\n".join(lines)
