@@ -42,6 +42,7 @@ from rig.sim.camera import VirtualCamera
 from rig.sim.fleet import sim_mac, sim_serial
 from rig.sim.sadp_hub import HUB_RECV_BUFFER
 from rig.sim.sadp_responder import INQUIRY_TYPES, READ_SIZE
+from rig.sim.serving import wake_and_join
 
 log = logging.getLogger(__name__)
 
@@ -206,16 +207,9 @@ class SadpCrowd:
 
     def stop(self) -> None:
         """Stop answering and close the socket. Idempotent."""
-        self._stopping.set()
         wake, self._wake = self._wake, None
-        if wake is not None:
-            try:
-                wake[1].send(b"x")
-            except OSError:
-                pass
         thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout=5)
+        wake_and_join(self._stopping, wake, thread, timeout=5)
         sock, self._sock = self._sock, None
         for item in (sock, *(wake or ())):
             if item is not None:

@@ -15,6 +15,7 @@ from rig.camera.discovery import open_group_socket
 from rig.camera.sadp import GROUP, PORT
 from rig.sim.camera import VirtualCamera
 from rig.sim.sadp_responder import READ_SIZE, SadpResponder
+from rig.sim.serving import wake_and_join
 
 log = logging.getLogger(__name__)
 
@@ -113,18 +114,10 @@ class SadpHub:
 
     def stop(self) -> None:
         """Stop answering and close every socket. Idempotent."""
-        self._stopping.set()
         wake, self._wake = self._wake, None
-        if wake is not None:
-            try:
-                wake[1].send(b"x")
-            except OSError:
-                pass
         thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout=2)
-            if thread.is_alive():
-                log.warning("simulated bench SADP: thread did not stop in time")
+        if not wake_and_join(self._stopping, wake, thread, timeout=2):
+            log.warning("simulated bench SADP: thread did not stop in time")
         sockets, self._sockets = self._sockets, []
         for sock in (*sockets, *(wake or ())):
             sock.close()

@@ -1,7 +1,9 @@
-"""One way for a simulated unit's servers (ISAPI, RTSP) to run on a thread and stop."""
+"""One way for the simulator's servers (ISAPI, RTSP, the SADP hub and crowd) to run on a
+thread and stop."""
 
 from __future__ import annotations
 
+import socket
 import socketserver
 import threading
 
@@ -27,3 +29,21 @@ class ServesInThread(socketserver.BaseServer):
             self.shutdown()
             self._thread.join(timeout=2)
         self.server_close()
+
+
+def wake_and_join(stopping: threading.Event,
+                  wake: tuple[socket.socket, socket.socket] | None,
+                  thread: threading.Thread | None, timeout: float) -> bool:
+    """Stop a select() loop that watches ``wake[0]``: set ``stopping``, send one byte on
+    ``wake[1]``, join ``thread``. Returns False when the thread is still alive after
+    ``timeout``. The caller closes its sockets (and the wake pair) afterwards."""
+    stopping.set()
+    if wake is not None:
+        try:
+            wake[1].send(b"x")
+        except OSError:
+            pass
+    if thread is None:
+        return True
+    thread.join(timeout=timeout)
+    return not thread.is_alive()
